@@ -1,0 +1,3 @@
+"""Tidings: self-hosted, end-to-end encrypted business messaging."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Accounts: people and businesses, each identified by an E.164 phone number."""

@@ -1,0 +1,66 @@
+"""All SQL of the accounts domain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.accounts.models import Account, VerificationCode
+
+
+class AccountRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_phone(self, phone: str, *, for_update: bool = False) -> Account | None:
+        query = select(Account).where(Account.phone == phone)
+        if for_update:
+            query = query.with_for_update()
+        result: Account | None = await self.session.scalar(query)
+        return result
+
+    async def by_id(self, account_id: int, *, for_update: bool = False) -> Account | None:
+        query = select(Account).where(Account.id == account_id)
+        if for_update:
+            query = query.with_for_update()
+        result: Account | None = await self.session.scalar(query)
+        return result
+
+    async def add(self, account: Account) -> Account:
+        self.session.add(account)
+        await self.session.flush()
+        return account
+
+    async def add_code(self, code: VerificationCode) -> None:
+        self.session.add(code)
+        await self.session.flush()
+
+    async def live_codes(self, phone: str, now: datetime) -> list[VerificationCode]:
+        query = (
+            select(VerificationCode)
+            .where(
+                VerificationCode.phone == phone,
+                VerificationCode.used_at.is_(None),
+                VerificationCode.expires_at > now,
+            )
+            .with_for_update()
+        )
+        return list(await self.session.scalars(query))
+
+    async def expired_code_exists(self, phone: str, code_hash: str, now: datetime) -> bool:
+        query = select(VerificationCode.id).where(
+            VerificationCode.phone == phone,
+            VerificationCode.code_hash == code_hash,
+            VerificationCode.expires_at <= now,
+        )
+        return (await self.session.scalar(query.limit(1))) is not None
+
+    async def retire_codes(self, phone: str, now: datetime) -> None:
+        """Once a number registers, no older code for it may be used again."""
+        await self.session.execute(
+            update(VerificationCode)
+            .where(VerificationCode.phone == phone, VerificationCode.used_at.is_(None))
+            .values(used_at=now)
+        )

@@ -1,0 +1,65 @@
+"""In-process bus. Payloads round-trip through JSON so nothing relies on shared objects."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+# A slow subscriber must not hold the publisher up; once its queue is full it misses doorbells,
+# which is safe because readers re-read the database after every wake-up.
+QUEUE_LIMIT = 1000
+
+
+class MemorySubscription:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=QUEUE_LIMIT)
+
+    def offer(self, data: str) -> None:
+        if not self.queue.full():
+            self.queue.put_nowait(data)
+
+    async def get(self, timeout: float | None = None) -> dict[str, Any] | None:
+        try:
+            data = await asyncio.wait_for(self.queue.get(), timeout)
+        except TimeoutError:
+            return None
+        message: dict[str, Any] = json.loads(data)
+        return message
+
+    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        while True:
+            message = await self.get()
+            if message is not None:
+                yield message
+
+
+class MemoryBus:
+    def __init__(self) -> None:
+        self._subscribers: dict[str, set[MemorySubscription]] = defaultdict(set)
+
+    async def publish(self, topic: str, message: dict[str, Any]) -> None:
+        data = json.dumps(message)
+        for subscription in list(self._subscribers.get(topic, ())):
+            subscription.offer(data)
+
+    @asynccontextmanager
+    async def subscribe(self, *topics: str) -> AsyncIterator[MemorySubscription]:
+        subscription = MemorySubscription()
+        for topic in topics:
+            self._subscribers[topic].add(subscription)
+        try:
+            yield subscription
+        finally:
+            for topic in topics:
+                subscribers = self._subscribers.get(topic)
+                if subscribers is not None:
+                    subscribers.discard(subscription)
+                    if not subscribers:
+                        del self._subscribers[topic]
+
+    async def close(self) -> None:
+        self._subscribers.clear()

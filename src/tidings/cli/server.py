@@ -1,0 +1,156 @@
+"""Server-side commands: `serve` and `admin`."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from tidings.cli.errors import fail
+from tidings.config import Settings, load_settings
+from tidings.db.migrate import upgrade
+from tidings.errors import AppError
+from tidings.runtime import build_runtime
+
+out = Console()
+
+DataOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data", help="Data folder (SQLite database, secrets). Default ~/.tidings/server."
+    ),
+]
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL, e.g. postgresql+asyncpg://user@127.0.0.1/tidings."),
+]
+
+DEMO_PHONES = ("+15550100001", "+15550100002")
+
+
+def settings_for(data: Path | None, db: str | None = None, **server: Any) -> Settings:
+    overrides: dict[str, Any] = {}
+    if db:
+        overrides["database"] = {"url": db}
+    if server:
+        overrides["server"] = server
+    return load_settings(data, **overrides)
+
+
+def prepare(settings: Settings) -> None:
+    """Create the data folder and bring the schema up to date."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+
+
+def lock_sqlite(settings: Settings) -> Any:
+    """One node per SQLite file: a second `serve` on the same data folder refuses to start."""
+    handle = (settings.data_dir / "serve.lock").open("w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise fail(
+            f"another Tidings server is already using {settings.data_dir}; SQLite serves one node."
+            " Use PostgreSQL (--db) to run several."
+        ) from None
+    return handle
+
+
+def install(app: typer.Typer) -> None:
+    admin = typer.Typer(
+        help="Operator commands that act directly on a data folder.", no_args_is_help=True
+    )
+    app.add_typer(admin, name="admin")
+
+    @app.command()
+    def serve(
+        data: DataOption = None,
+        host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+        db: DbOption = None,
+        demo: Annotated[
+            bool, typer.Option("--demo", help="Print invite codes for demo numbers.")
+        ] = False,
+        log_level: Annotated[str, typer.Option(help="Server log level.")] = "info",
+    ) -> None:
+        """Run the Tidings server (HTTP API and websocket gateway)."""
+        settings = settings_for(data, db, host=host, port=port)
+        prepare(settings)
+        lock = lock_sqlite(settings) if settings.is_sqlite else None
+        logging.basicConfig(
+            level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        from tidings.app import create_app
+
+        runtime = build_runtime(settings)
+        if demo:
+            asyncio.run(_print_demo(settings, host, port))
+        url = f"http://{host}:{port}"
+        out.print(f"Tidings is listening on [bold]{url}[/bold]  (data: {settings.data_dir})")
+        uvicorn.run(
+            create_app(runtime),
+            host=host,
+            port=port,
+            log_level=log_level,
+            ws_ping_interval=settings.server.websocket_heartbeat_seconds,
+            ws_ping_timeout=settings.server.websocket_heartbeat_seconds,
+        )
+        if lock is not None:
+            lock.close()
+
+    @admin.command("invite")
+    def invite(
+        phone: Annotated[
+            str, typer.Argument(help="Phone number to invite, in international format.")
+        ],
+        data: DataOption = None,
+        db: DbOption = None,
+        json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    ) -> None:
+        """Issue a one-time registration code for PHONE and print it."""
+        settings = settings_for(data, db)
+        prepare(settings)
+        try:
+            issued = asyncio.run(_invite(settings, phone))
+        except AppError as exc:
+            raise fail(exc.message) from None
+        if json_output:
+            print(
+                json.dumps(
+                    {"phone": issued.phone, "code": issued.code, "expires_at": issued.expires_at}
+                )
+            )
+        else:
+            print(issued.code)
+
+
+async def _invite(settings: Settings, phone: str) -> Any:
+    runtime = build_runtime(settings)
+    try:
+        async with runtime.database.unit_of_work() as uow:
+            return await runtime.accounts.invite(uow, phone)
+    finally:
+        await runtime.close()
+
+
+async def _print_demo(settings: Settings, host: str, port: int) -> None:
+    lines = []
+    for phone in DEMO_PHONES:
+        issued = await _invite(settings, phone)
+        lines.append((phone, issued.code))
+    server = f"http://{host}:{port}"
+    out.print("[bold]Demo invitations[/bold] (one-time codes, valid for 7 days):")
+    for index, (phone, code) in enumerate(lines, start=1):
+        profile = f"~/.tidings/demo{index}"
+        out.print(
+            f"  tidings register --server {server} --phone {phone} --code {code}"
+            f" --profile {profile}",
+            highlight=False,
+        )

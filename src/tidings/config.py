@@ -1,0 +1,118 @@
+"""Settings: one root with nested sections, loaded once at start-up and passed down.
+
+Sources, strongest first: explicit overrides (CLI flags), environment variables
+(`TIDINGS_SECTION__KEY`, e.g. `TIDINGS_DATABASE__URL`), then `tidings.toml` in the data folder.
+Nothing reads settings from a global: `runtime.build_runtime(settings)` hands each part its own.
+"""
+
+from __future__ import annotations
+
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServerSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str | None = None  # what clients should be told to use, if behind a proxy
+    websocket_heartbeat_seconds: float = 20.0
+    max_request_bytes: int = 2 * 1024 * 1024
+
+
+class DatabaseSettings(BaseModel):
+    # Empty means SQLite in the data folder (tidings.db).
+    url: str = ""
+    echo: bool = False
+    pool_size: int = 10
+
+
+class BusSettings(BaseModel):
+    kind: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+
+class VerificationSettings(BaseModel):
+    # "operator": codes come from `tidings admin invite`. "http": codes are also posted to an
+    # SMS gateway at `http_url` when a client asks for one.
+    provider: Literal["operator", "http"] = "operator"
+    http_url: str | None = None
+    http_token: str | None = None
+    code_ttl_seconds: int = 600
+    invite_ttl_seconds: int = 7 * 24 * 3600
+    max_failed_attempts: int = 5  # per phone number per window, then locked out
+    failed_attempt_window_seconds: int = 3600
+    max_code_requests: int = 3  # codes sent to one number per window (SMS cost, abuse)
+    code_request_window_seconds: int = 3600
+
+
+class LimitsSettings(BaseModel):
+    max_companions: int = 4
+    key_claims_per_minute: int = 120  # per requesting device
+    link_ttl_seconds: int = 600
+    mailbox_page: int = 100
+    one_time_key_low_water: int = 25
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TIDINGS_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: Path = Field(default_factory=lambda: Path.home() / ".tidings" / "server")
+    # Pepper for hashing short codes at rest; generated into the data folder on first start.
+    secret_key: str = ""
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    bus: BusSettings = Field(default_factory=BusSettings)
+    verification: VerificationSettings = Field(default_factory=VerificationSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite+aiosqlite:///{self.data_dir / 'tidings.db'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
+    """Build Settings once: file, then environment, then explicit overrides."""
+    env_only = Settings()
+    folder = (data_dir or env_only.data_dir).expanduser()
+    file_values: dict[str, Any] = {}
+    config_file = folder / "tidings.toml"
+    if config_file.exists():
+        file_values = tomllib.loads(config_file.read_text())
+    env_values = env_only.model_dump(exclude_unset=True)
+    values = _deep_merge(_deep_merge(file_values, env_values), overrides)
+    values["data_dir"] = folder
+    settings = Settings.model_validate(values)
+    if not settings.secret_key:
+        settings = settings.model_copy(update={"secret_key": _secret_from(folder)})
+    return settings
+
+
+def _secret_from(folder: Path) -> str:
+    """The data folder keeps the server's pepper so hashed codes survive restarts."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "secret.key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()

@@ -1,0 +1,248 @@
+"""Sesame-style bookkeeping of Olm sessions per peer device, and replay de-duplication.
+
+State lives in plain objects (`PeerSessions`, `SeenMessages`) that the SDK serialises, seals
+and persists. Persist after every successful `encrypt` or `decrypt` and before sending or
+acknowledging, or a crash replays ratchet state. A failed decrypt changes nothing, so there
+is never anything to roll back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import vodozemac
+
+from tidings.crypto.device import DeviceCrypto
+from tidings.crypto.encoding import b64, unb64
+from tidings.crypto.errors import CryptoError, DecryptionFailed, DuplicateMessage
+from tidings.kit import jsonutil
+
+MAX_SESSIONS_PER_PEER = 5
+RESET_INTERVAL_MS = 3_600_000
+PRE_KEY = 0
+NORMAL = 1
+
+
+@dataclass
+class SessionRecord:
+    session_id: str
+    pickle: str  # vodozemac pickle under the SessionManager's pickle key
+
+
+@dataclass
+class PeerSessions:
+    """All sessions with ONE peer device, most recently used first.
+
+    A peer device that shows up with a new identity key is a new device and needs a new
+    `PeerSessions`; the manager refuses to mix identities in one record.
+    """
+
+    identity_key: str | None = None
+    sessions: list[SessionRecord] = field(default_factory=list)
+    last_reset_ms: int | None = None
+
+    @property
+    def active_session_id(self) -> str | None:
+        return self.sessions[0].session_id if self.sessions else None
+
+    @property
+    def session_ids(self) -> list[str]:
+        return [s.session_id for s in self.sessions]
+
+    def _promote(self, record: SessionRecord) -> None:
+        rest = [s for s in self.sessions if s.session_id != record.session_id]
+        self.sessions = [record, *rest][:MAX_SESSIONS_PER_PEER]
+
+    def to_json(self) -> str:
+        return jsonutil.dumps(
+            {
+                "v": 1,
+                "identity_key": self.identity_key,
+                "sessions": [{"id": s.session_id, "pickle": s.pickle} for s in self.sessions],
+                "last_reset_ms": self.last_reset_ms,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> PeerSessions:
+        try:
+            raw: Any = jsonutil.loads(text)
+            if not isinstance(raw, dict) or raw.get("v") != 1:
+                raise CryptoError("unknown peer session record version")
+            identity_key = raw["identity_key"]
+            last_reset = raw["last_reset_ms"]
+            records = [SessionRecord(str(s["id"]), str(s["pickle"])) for s in raw["sessions"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CryptoError("malformed peer session record") from exc
+        if identity_key is not None and not isinstance(identity_key, str):
+            raise CryptoError("malformed peer identity key")
+        if last_reset is not None and not isinstance(last_reset, int):
+            raise CryptoError("malformed reset timestamp")
+        return cls(
+            identity_key=identity_key,
+            sessions=records[:MAX_SESSIONS_PER_PEER],
+            last_reset_ms=last_reset,
+        )
+
+
+class SessionManager:
+    """Encrypts and decrypts for one own device, over `PeerSessions` records passed in."""
+
+    def __init__(self, device: DeviceCrypto, pickle_key: bytes) -> None:
+        if not isinstance(pickle_key, bytes) or len(pickle_key) != 32:
+            raise CryptoError("pickle key must be 32 bytes")
+        self._device = device
+        self._key = pickle_key
+
+    def _load(self, record: SessionRecord) -> vodozemac.Session:
+        try:
+            return vodozemac.Session.from_pickle(record.pickle, self._key)
+        except ValueError as exc:
+            raise CryptoError("cannot unpickle a session (wrong pickle key?)") from exc
+
+    def _record(self, session: vodozemac.Session) -> SessionRecord:
+        return SessionRecord(session.session_id, session.pickle(self._key))
+
+    @staticmethod
+    def _check_identity(peer: PeerSessions, identity_key: str) -> None:
+        if peer.identity_key is not None and peer.identity_key != identity_key:
+            raise CryptoError("peer identity key changed; this is a new device")
+
+    def has_session(self, peer: PeerSessions) -> bool:
+        return bool(peer.sessions)
+
+    def start_session(self, peer: PeerSessions, peer_identity_key: str, one_time_key: str) -> None:
+        """Open an outbound session and make it active. Verify the key's signature first."""
+        self._check_identity(peer, peer_identity_key)
+        session = self._device.create_outbound_session(peer_identity_key, one_time_key)
+        peer.identity_key = peer_identity_key
+        peer._promote(self._record(session))
+
+    def encrypt(self, peer: PeerSessions, plaintext: bytes) -> tuple[int, str]:
+        """Encrypt with the active session; type 0 until the peer has answered on it."""
+        if not peer.sessions:
+            raise CryptoError("no session with this peer device")
+        session = self._load(peer.sessions[0])
+        msg_type, ciphertext = session.encrypt(plaintext).to_parts()
+        peer.sessions[0] = self._record(session)
+        return msg_type, b64(ciphertext)
+
+    def decrypt(
+        self, peer: PeerSessions, peer_identity_key: str, msg_type: int, body_b64: str
+    ) -> bytes:
+        """Decrypt and make the session that worked the active one.
+
+        A pre-key message that no held session matches creates an inbound session, which
+        consumes a one-time key of the device account: persist the account afterwards too.
+        """
+        self._check_identity(peer, peer_identity_key)
+        if msg_type not in (PRE_KEY, NORMAL):
+            raise DecryptionFailed(f"unknown Olm message type {msg_type}")
+        try:
+            message = vodozemac.AnyOlmMessage.from_parts(msg_type, unb64(body_b64))
+        except (CryptoError, ValueError) as exc:
+            raise DecryptionFailed("malformed Olm message") from exc
+        if msg_type == PRE_KEY:
+            plaintext, session = self._decrypt_pre_key(peer, peer_identity_key, message)
+        else:
+            plaintext, session = self._decrypt_normal(peer, message)
+        peer.identity_key = peer_identity_key
+        peer._promote(self._record(session))
+        return plaintext
+
+    def _decrypt_pre_key(
+        self, peer: PeerSessions, identity_key: str, message: vodozemac.AnyOlmMessage
+    ) -> tuple[bytes, vodozemac.Session]:
+        pre_key = message.to_pre_key()
+        if pre_key is None:
+            raise DecryptionFailed("not a pre-key message")
+        # A held session that matches is the one this message belongs to. If it cannot decrypt,
+        # the message was already read: creating a fresh inbound session would let a replayed
+        # fallback-key message decrypt a second time.
+        for record in peer.sessions:
+            session = self._load(record)
+            if session.session_matches(pre_key):
+                try:
+                    return session.decrypt(message), session
+                except vodozemac.OlmDecryptionException as exc:
+                    raise DuplicateMessage("pre-key message was already decrypted") from exc
+        try:
+            session, plaintext = self._device.create_inbound_session(identity_key, pre_key)
+        except (CryptoError, ValueError) as exc:
+            # Typically a one-time key we no longer hold: the sender's session is dead.
+            raise DecryptionFailed(f"cannot create inbound session: {exc}", wedged=True) from exc
+        return plaintext, session
+
+    def _decrypt_normal(
+        self, peer: PeerSessions, message: vodozemac.AnyOlmMessage
+    ) -> tuple[bytes, vodozemac.Session]:
+        for record in peer.sessions:
+            session = self._load(record)
+            try:
+                return session.decrypt(message), session
+            except vodozemac.OlmDecryptionException:
+                continue
+        raise DecryptionFailed("no session could decrypt the message", wedged=True)
+
+    @staticmethod
+    def may_reset(
+        peer: PeerSessions, now_ms: int, min_interval_ms: int = RESET_INTERVAL_MS
+    ) -> bool:
+        """Whether a wedged-session reset towards this peer device is allowed now."""
+        if peer.last_reset_ms is None:
+            return True
+        # abs(): a clock that jumped backwards must not block resets for the length of the jump.
+        return abs(now_ms - peer.last_reset_ms) >= min_interval_ms
+
+    @staticmethod
+    def mark_reset(peer: PeerSessions, now_ms: int) -> None:
+        peer.last_reset_ms = now_ms
+
+
+class SeenMessages:
+    """A bounded set of message ids, oldest forgotten first.
+
+    Olm itself rejects duplicates within a session, but a pre-key message on the fallback key
+    decrypts again in a fresh session, so the application must de-duplicate by id.
+    """
+
+    def __init__(self, limit: int = 10_000) -> None:
+        if limit < 1:
+            raise CryptoError("limit must be positive")
+        self.limit = limit
+        self._ids: dict[str, None] = {}
+
+    def __contains__(self, msg_id: object) -> bool:
+        return msg_id in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def check_and_add(self, msg_id: str) -> bool:
+        """True the first time an id is seen, False for a duplicate."""
+        if msg_id in self._ids:
+            return False
+        self._ids[msg_id] = None
+        while len(self._ids) > self.limit:
+            del self._ids[next(iter(self._ids))]
+        return True
+
+    def to_json(self) -> str:
+        return jsonutil.dumps({"v": 1, "limit": self.limit, "ids": list(self._ids)})
+
+    @classmethod
+    def from_json(cls, text: str) -> SeenMessages:
+        try:
+            raw: Any = jsonutil.loads(text)
+            if not isinstance(raw, dict) or raw.get("v") != 1:
+                raise CryptoError("unknown seen-messages record version")
+            seen = cls(int(raw["limit"]))
+            ids = raw["ids"]
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                raise CryptoError("malformed message ids")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CryptoError("malformed seen-messages record") from exc
+        for msg_id in ids:
+            seen.check_and_add(msg_id)
+        return seen

@@ -1,0 +1,14 @@
+"""Every table, for Alembic and for tests: import each domain's models here."""
+
+from __future__ import annotations
+
+import tidings.accounts.models
+import tidings.devices.models
+import tidings.mailbox.models
+from tidings.db import ratelimit
+from tidings.db.base import Base
+
+__all__ = ["metadata"]
+
+_MODELS = (tidings.accounts.models, tidings.devices.models, tidings.mailbox.models, ratelimit)
+metadata = Base.metadata

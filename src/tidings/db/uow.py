@@ -1,0 +1,74 @@
+"""One unit of work per request or task: only it commits.
+
+Services receive the unit of work, do their reads and writes through repositories, and register
+what must happen after the commit (bus wake-ups, live events). Nothing is published for a
+transaction that rolls back, and nothing is published before its rows are visible.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+log = logging.getLogger(__name__)
+
+AfterCommit = Callable[[], Awaitable[None]]
+
+
+class UnitOfWork:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self._after_commit: list[AfterCommit] = []
+
+    def after_commit(self, action: AfterCommit) -> None:
+        self._after_commit.append(action)
+
+    async def _run_after_commit(self) -> None:
+        for action in self._after_commit:
+            try:
+                await action()
+            except Exception:  # a lost wake-up is recovered from the database
+                log.exception("after-commit action failed")
+
+
+class Database:
+    def __init__(self, engine: AsyncEngine, read_engine: AsyncEngine | None = None) -> None:
+        self.engine = engine
+        self.read_engine = read_engine or engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
+        self._read_sessions = async_sessionmaker(
+            self.read_engine, expire_on_commit=False, autoflush=False
+        )
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
+        async with self._sessions() as session:
+            uow = UnitOfWork(session)
+            try:
+                yield uow
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+        await uow._run_after_commit()
+
+    @asynccontextmanager
+    async def read_only(self) -> AsyncIterator[UnitOfWork]:
+        """A unit of work for reads only: never commits, so nothing runs after it."""
+        async with self._read_sessions() as session:
+            try:
+                yield UnitOfWork(session)
+            finally:
+                await session.rollback()
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()

@@ -1,0 +1,1 @@
+"""Devices, their public keys, signed device lists and companion linking."""

@@ -1,0 +1,132 @@
+"""All SQL of the devices domain."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.devices.models import Device, FallbackKeyRow, Link, OneTimeKeyRow
+
+
+class DeviceRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_token_hash(self, token_hash: str) -> Device | None:
+        result: Device | None = await self.session.scalar(
+            select(Device).where(Device.token_hash == token_hash)
+        )
+        return result
+
+    async def by_pk(self, device_pk: int) -> Device | None:
+        result: Device | None = await self.session.get(Device, device_pk)
+        return result
+
+    async def of_account(
+        self, account_id: int, statuses: Sequence[str] = ("active",)
+    ) -> list[Device]:
+        query = (
+            select(Device)
+            .where(Device.account_id == account_id, Device.status.in_(statuses))
+            .order_by(Device.device_id)
+        )
+        return list(await self.session.scalars(query))
+
+    async def add(self, device: Device) -> Device:
+        self.session.add(device)
+        await self.session.flush()
+        return device
+
+    async def retire_all(self, account_id: int, now: datetime) -> list[int]:
+        devices = await self.of_account(account_id, ("active", "pending"))
+        for device in devices:
+            device.status = "removed"
+            device.removed_at = now
+        await self.delete_keys([d.id for d in devices])
+        return [d.id for d in devices]
+
+    async def delete_keys(self, device_pks: Sequence[int]) -> None:
+        if not device_pks:
+            return
+        await self.session.execute(
+            delete(OneTimeKeyRow).where(OneTimeKeyRow.device_pk.in_(device_pks))
+        )
+        await self.session.execute(
+            delete(FallbackKeyRow).where(FallbackKeyRow.device_pk.in_(device_pks))
+        )
+
+    # -- keys -------------------------------------------------------------------------------
+
+    async def one_time_keys_by_id(
+        self, device_pk: int, key_ids: Sequence[str]
+    ) -> dict[str, OneTimeKeyRow]:
+        if not key_ids:
+            return {}
+        rows = await self.session.scalars(
+            select(OneTimeKeyRow).where(
+                OneTimeKeyRow.device_pk == device_pk, OneTimeKeyRow.key_id.in_(key_ids)
+            )
+        )
+        return {row.key_id: row for row in rows}
+
+    async def add_one_time_keys(self, rows: Sequence[OneTimeKeyRow]) -> None:
+        self.session.add_all(rows)
+        await self.session.flush()
+
+    async def count_one_time_keys(self, device_pk: int) -> int:
+        count = await self.session.scalar(
+            select(func.count())
+            .select_from(OneTimeKeyRow)
+            .where(OneTimeKeyRow.device_pk == device_pk)
+        )
+        return int(count or 0)
+
+    async def take_one_time_key(self, device_pk: int) -> OneTimeKeyRow | None:
+        """Remove and return one key. SKIP LOCKED lets concurrent claimers take different keys
+        on PostgreSQL; SQLite's single writer serialises them anyway."""
+        row: OneTimeKeyRow | None = await self.session.scalar(
+            select(OneTimeKeyRow)
+            .where(OneTimeKeyRow.device_pk == device_pk)
+            .order_by(OneTimeKeyRow.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        if row is not None:
+            await self.session.execute(delete(OneTimeKeyRow).where(OneTimeKeyRow.id == row.id))
+        return row
+
+    async def fallback_key(
+        self, device_pk: int, *, for_update: bool = False
+    ) -> FallbackKeyRow | None:
+        query = select(FallbackKeyRow).where(FallbackKeyRow.device_pk == device_pk)
+        if for_update:
+            query = query.with_for_update()
+        result: FallbackKeyRow | None = await self.session.scalar(query)
+        return result
+
+    async def put_fallback_key(self, row: FallbackKeyRow) -> None:
+        existing = await self.fallback_key(row.device_pk, for_update=True)
+        if existing is None:
+            self.session.add(row)
+        elif existing.key_id != row.key_id or existing.public_key != row.public_key:
+            existing.key_id = row.key_id
+            existing.public_key = row.public_key
+            existing.signature = row.signature
+            existing.used_at = None
+        await self.session.flush()
+
+    # -- links ------------------------------------------------------------------------------
+
+    async def add_link(self, link: Link) -> None:
+        self.session.add(link)
+        await self.session.flush()
+
+    async def link(self, link_id: str, *, for_update: bool = False) -> Link | None:
+        query = select(Link).where(Link.id == link_id)
+        if for_update:
+            query = query.with_for_update()
+        result: Link | None = await self.session.scalar(query)
+        return result

@@ -1,0 +1,1 @@
+"""The websocket gateway: pushes mailbox envelopes to connected devices as they arrive."""

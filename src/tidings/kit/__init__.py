@@ -1,0 +1,1 @@
+"""Helpers with no domain knowledge: clocks, ids, tokens, JSON."""

@@ -1,0 +1,1 @@
+"""One mailbox per device: opaque envelopes in commit order, deleted only when acknowledged."""

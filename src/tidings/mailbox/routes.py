@@ -1,0 +1,43 @@
+"""HTTP routes of the mailbox: send, receipts, fetch, acknowledge."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from tidings.devices.routes import Device
+from tidings.mailbox.service import MailboxService
+from tidings.protocol import api
+
+router = APIRouter(prefix="/v1")
+
+
+def mailbox_of(request: Request) -> MailboxService:
+    service: MailboxService = request.app.state.mailbox
+    return service
+
+
+@router.post("/messages")
+async def send(body: api.SendRequest, device: Device, request: Request) -> api.SendResponse:
+    return await mailbox_of(request).send(device, body)
+
+
+@router.post("/receipts")
+async def receipts(body: api.ReceiptRequest, device: Device, request: Request) -> dict[str, int]:
+    return {"filed": await mailbox_of(request).receipt(device, body)}
+
+
+@router.get("/mailbox")
+async def fetch(
+    device: Device,
+    request: Request,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> api.MailboxPage:
+    return await mailbox_of(request).fetch(device, after, limit)
+
+
+@router.post("/mailbox/ack")
+async def ack(body: api.AckRequest, device: Device, request: Request) -> api.AckResponse:
+    return api.AckResponse(deleted=await mailbox_of(request).ack(device, body.seqs))

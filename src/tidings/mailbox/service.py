@@ -1,0 +1,260 @@
+"""Mailbox use cases: accept client fan-out, file receipts, hand out and delete envelopes."""
+
+from __future__ import annotations
+
+import binascii
+from collections import defaultdict
+from collections.abc import Sequence
+
+from tidings.accounts.models import Account
+from tidings.accounts.service import AccountService, check_phone
+from tidings.bus.base import Bus
+from tidings.config import LimitsSettings
+from tidings.db.uow import Database, UnitOfWork
+from tidings.devices.models import Device
+from tidings.devices.service import DeviceContext, DeviceService
+from tidings.errors import Conflict, ValidationFailed
+from tidings.kit.clock import Clock, to_millis
+from tidings.kit.ids import b64decode, b64encode, new_uuid
+from tidings.mailbox.models import EnvelopeRow
+from tidings.mailbox.repository import MailboxRepository
+from tidings.protocol import api
+from tidings.protocol.codes import ErrorCode
+
+
+def mailbox_topic(device_pk: int) -> str:
+    return f"mailbox.{device_pk}"
+
+
+def device_topic(device_pk: int) -> str:
+    return f"device.{device_pk}"
+
+
+class MailboxService:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        clock: Clock,
+        bus: Bus,
+        accounts: AccountService,
+        devices: DeviceService,
+        limits: LimitsSettings,
+    ) -> None:
+        self._database = database
+        self._clock = clock
+        self._bus = bus
+        self._accounts = accounts
+        self._devices = devices
+        self._limits = limits
+
+    # -- sending ----------------------------------------------------------------------------
+
+    async def send(self, ctx: DeviceContext, request: api.SendRequest) -> api.SendResponse:
+        to_phone = check_phone(request.to)
+        bodies = [decode_body(e.body) for e in request.envelopes]
+        by_phone: dict[str, list[int]] = defaultdict(list)
+        for envelope in request.envelopes:
+            by_phone[check_phone(envelope.phone)].append(envelope.device_id)
+        foreign = set(by_phone) - {to_phone, ctx.phone}
+        if foreign:
+            raise ValidationFailed(
+                "envelopes may only address the recipient's devices and your own other devices",
+                details={"unexpected_accounts": sorted(foreign)},
+            )
+        async with self._database.unit_of_work() as uow:
+            recipient = await self._accounts.find(uow, to_phone)
+            targets = await self._resolve_targets(uow, ctx, recipient, by_phone)
+            now = self._clock.now()
+            repository = MailboxRepository(uow.session)
+            already = await repository.existing_message_ids(
+                [d.id for d in targets.values()], ctx.phone, "message", request.message_id
+            )
+            filed: list[int] = []
+            for envelope, body in zip(request.envelopes, bodies, strict=True):
+                device = targets[(check_phone(envelope.phone), envelope.device_id)]
+                if device.id in already:  # a retry of a send that already went through
+                    continue
+                seq = await repository.allocate(device.id)
+                repository.add(
+                    EnvelopeRow(
+                        device_pk=device.id,
+                        seq=seq,
+                        kind="message",
+                        message_id=request.message_id,
+                        sender_phone=ctx.phone,
+                        sender_device=ctx.device_id,
+                        olm_type=envelope.type,
+                        body=body,
+                        server_ts=now,
+                    )
+                )
+                filed.append(device.id)
+            self._ring(uow, filed)
+            return api.SendResponse(
+                message_id=request.message_id, server_ts=to_millis(now), delivered_to=len(filed)
+            )
+
+    async def _resolve_targets(
+        self,
+        uow: UnitOfWork,
+        ctx: DeviceContext,
+        recipient: Account,
+        by_phone: dict[str, list[int]],
+    ) -> dict[tuple[str, int], Device]:
+        """Compare the sender's device set with ours; answer like Signal's MismatchedDevices."""
+        accounts = {recipient.phone: recipient.id, ctx.phone: ctx.account_id}
+        mismatches: dict[str, dict[str, list[int]]] = {}
+        targets: dict[tuple[str, int], Device] = {}
+        for phone, account_id in accounts.items():
+            given = by_phone.get(phone, [])
+            if len(set(given)) != len(given):
+                raise ValidationFailed(f"a device of {phone} is addressed twice")
+            every = await self._devices.all_devices(uow, account_id)
+            active = {
+                d.device_id: d for d in every if d.status == "active" and d.id != ctx.device_pk
+            }
+            removed = {d.device_id for d in every if d.status == "removed"}
+            missing = sorted(set(active) - set(given))
+            extra = sorted(set(given) - set(active))
+            if missing or extra:
+                mismatches[phone] = {
+                    "missing": missing,
+                    "extra": [i for i in extra if i not in removed],
+                    "stale": [i for i in extra if i in removed],
+                }
+            for device_id in given:
+                if device_id in active:
+                    targets[(phone, device_id)] = active[device_id]
+        if mismatches:
+            raise Conflict(
+                "the device set does not match: refresh the device lists and encrypt again",
+                code=ErrorCode.MISMATCHED_DEVICES,
+                details={"accounts": mismatches},
+            )
+        if (
+            not any(phone == recipient.phone for phone, _ in targets)
+            and recipient.phone != ctx.phone
+        ):
+            raise Conflict(
+                f"{recipient.phone} has no active device", code=ErrorCode.UNKNOWN_ACCOUNT
+            )
+        return targets
+
+    async def receipt(self, ctx: DeviceContext, request: api.ReceiptRequest) -> int:
+        """File a receipt for every device of the original sender (and, for reads, for the
+        reader's own other devices, so they can mark the chat read too)."""
+        body = (
+            api.ReceiptBody(
+                type=request.type,
+                message_ids=request.message_ids,
+                by=ctx.phone,
+                by_device=ctx.device_id,
+            )
+            .model_dump_json()
+            .encode()
+        )
+        async with self._database.unit_of_work() as uow:
+            sender = await self._accounts.find(uow, request.to)
+            devices = await self._devices.active_devices(uow, sender.id)
+            if request.type == "read" and sender.id != ctx.account_id:
+                devices += await self._devices.active_devices(uow, ctx.account_id)
+            devices = [d for d in devices if d.id != ctx.device_pk]
+            await self._file_notices(uow, devices, "receipt", ctx.phone, ctx.device_id, body)
+            return len(devices)
+
+    async def notify_device_list(self, phone: str, version: int) -> None:
+        """Tell an account's own devices that its device list changed."""
+        body = api.DeviceListNotice(phone=phone, version=version).model_dump_json().encode()
+        async with self._database.unit_of_work() as uow:
+            account = await self._accounts.find(uow, phone)
+            devices = await self._devices.active_devices(uow, account.id)
+            await self._file_notices(uow, devices, "device_list", phone, 0, body)
+
+    async def _file_notices(
+        self,
+        uow: UnitOfWork,
+        devices: Sequence[Device],
+        kind: str,
+        sender: str,
+        sender_device: int,
+        body: bytes,
+    ) -> None:
+        repository = MailboxRepository(uow.session)
+        now = self._clock.now()
+        for device in devices:
+            seq = await repository.allocate(device.id)
+            repository.add(
+                EnvelopeRow(
+                    device_pk=device.id,
+                    seq=seq,
+                    kind=kind,
+                    message_id=new_uuid(),
+                    sender_phone=sender,
+                    sender_device=sender_device,
+                    olm_type=0,
+                    body=body,
+                    server_ts=now,
+                )
+            )
+        self._ring(uow, [d.id for d in devices])
+
+    def _ring(self, uow: UnitOfWork, device_pks: Sequence[int]) -> None:
+        """One doorbell per mailbox, after commit."""
+        targets = sorted(set(device_pks))
+
+        async def ring() -> None:
+            for device_pk in targets:
+                await self._bus.publish(mailbox_topic(device_pk), {"device": device_pk})
+
+        if targets:
+            uow.after_commit(ring)
+
+    # -- receiving --------------------------------------------------------------------------
+
+    async def fetch(
+        self, ctx: DeviceContext, after: int, limit: int | None = None
+    ) -> api.MailboxPage:
+        size = min(limit or self._limits.mailbox_page, self._limits.mailbox_page)
+        async with self._database.read_only() as uow:
+            rows = await MailboxRepository(uow.session).page(ctx.device_pk, after, size + 1)
+            count = await self._devices.one_time_key_count(uow, ctx.device_pk)
+        return api.MailboxPage(
+            envelopes=[to_wire(row) for row in rows[:size]],
+            more=len(rows) > size,
+            one_time_key_count=count,
+        )
+
+    async def ack(self, ctx: DeviceContext, seqs: Sequence[int]) -> int:
+        async with self._database.unit_of_work() as uow:
+            return await MailboxRepository(uow.session).delete(ctx.device_pk, sorted(set(seqs)))
+
+    async def purge_devices(self, uow: UnitOfWork, device_pks: list[int]) -> None:
+        """Removal hook: a removed device's mailbox goes, and its live connections are told."""
+        await MailboxRepository(uow.session).purge(device_pks)
+
+        async def disconnect() -> None:
+            for device_pk in device_pks:
+                await self._bus.publish(device_topic(device_pk), {"event": "removed"})
+
+        uow.after_commit(disconnect)
+
+
+def decode_body(body: str) -> bytes:
+    try:
+        return b64decode(body)
+    except (binascii.Error, ValueError) as exc:
+        raise ValidationFailed("envelope body is not valid base64") from exc
+
+
+def to_wire(row: EnvelopeRow) -> api.Envelope:
+    return api.Envelope(
+        seq=row.seq,
+        kind=row.kind,  # type: ignore[arg-type]
+        message_id=row.message_id,
+        sender=row.sender_phone,
+        sender_device=row.sender_device,
+        type=row.olm_type,
+        body=b64encode(row.body),
+        server_ts=to_millis(row.server_ts),
+    )

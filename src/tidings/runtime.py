@@ -1,0 +1,108 @@
+"""Composition root: builds every part from Settings and hands each its dependencies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tidings.accounts.service import AccountService
+from tidings.accounts.verification import HttpSmsProvider, OperatorProvider, VerificationProvider
+from tidings.bus.base import Bus
+from tidings.bus.memory import MemoryBus
+from tidings.config import Settings
+from tidings.db.engine import make_engine
+from tidings.db.ratelimit import DatabaseRateLimiter
+from tidings.db.uow import Database
+from tidings.devices.linking import LinkService, link_topic
+from tidings.devices.service import DeviceService
+from tidings.kit.clock import Clock, SystemClock
+from tidings.mailbox.service import MailboxService
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Clock
+    database: Database
+    bus: Bus
+    accounts: AccountService
+    devices: DeviceService
+    links: LinkService
+    mailbox: MailboxService
+
+    async def close(self) -> None:
+        await self.bus.close()
+        await self.database.dispose()
+
+
+def build_verification_provider(settings: Settings) -> VerificationProvider:
+    verification = settings.verification
+    if verification.provider == "http":
+        if not verification.http_url:
+            raise ValueError("verification.provider is 'http' but verification.http_url is not set")
+        return HttpSmsProvider(verification.http_url, verification.http_token)
+    return OperatorProvider()
+
+
+def build_bus(settings: Settings) -> Bus:
+    if settings.bus.kind == "redis":
+        raise ValueError("the Redis bus arrives with scale-out; use bus.kind = 'memory' for now")
+    return MemoryBus()
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    bus: Bus | None = None,
+    verification: VerificationProvider | None = None,
+) -> Runtime:
+    clock = clock or SystemClock()
+    url = settings.database_url
+    engine = make_engine(url, echo=settings.database.echo, pool_size=settings.database.pool_size)
+    read_engine = make_engine(url, read_only=True) if settings.is_sqlite else None
+    database = Database(engine, read_engine)
+    bus = bus or build_bus(settings)
+    limiter = DatabaseRateLimiter(database, clock)
+    accounts = AccountService(
+        database=database,
+        clock=clock,
+        pepper=settings.secret_key.encode(),
+        settings=settings.verification,
+        provider=verification or build_verification_provider(settings),
+        limiter=limiter,
+    )
+    devices = DeviceService(
+        database=database, clock=clock, accounts=accounts, limiter=limiter, limits=settings.limits
+    )
+
+    async def ring_link(link_id: str) -> None:
+        await bus.publish(link_topic(link_id), {"link": link_id})
+
+    links = LinkService(
+        database=database,
+        clock=clock,
+        accounts=accounts,
+        devices=devices,
+        limits=settings.limits,
+        on_change=ring_link,
+    )
+    mailbox = MailboxService(
+        database=database,
+        clock=clock,
+        bus=bus,
+        accounts=accounts,
+        devices=devices,
+        limits=settings.limits,
+    )
+    devices.removal_hooks.append(mailbox.purge_devices)
+    devices.list_changed_hooks.append(mailbox.notify_device_list)
+    return Runtime(
+        settings=settings,
+        clock=clock,
+        database=database,
+        bus=bus,
+        accounts=accounts,
+        devices=devices,
+        links=links,
+        mailbox=mailbox,
+    )

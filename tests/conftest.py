@@ -1,0 +1,195 @@
+"""Shared fixtures: every database test runs on SQLite and again on PostgreSQL.
+
+PostgreSQL is the service on 127.0.0.1:5432 (trust auth); set TIDINGS_TEST_PG to another admin
+URL to use a different one. Each test session creates its own database and drops it afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import pytest
+import uvicorn
+
+from tidings.app import create_app
+from tidings.config import Settings, load_settings
+from tidings.db.migrate import upgrade
+from tidings.db.schema import metadata
+from tidings.kit.clock import FrozenClock
+from tidings.runtime import Runtime, build_runtime
+
+PG_ADMIN = os.environ.get("TIDINGS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test (migrating per test would be slow)."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    name = f"tidings_test_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        connection = await asyncpg.connect(PG_ADMIN)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    try:
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    except OSError as exc:  # pragma: no cover - CI starts PostgreSQL before the suite
+        raise RuntimeError(f"PostgreSQL is not reachable at {PG_ADMIN}: {exc}") from exc
+    base = PG_ADMIN.rsplit("/", 1)[0]
+    url = f"{base.replace('postgresql://', 'postgresql+asyncpg://')}/{name}"
+    upgrade(url)
+    yield url
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _truncate_pg(url: str) -> None:
+    tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+
+    async def run() -> None:
+        connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            await connection.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        finally:
+            await connection.close()
+
+    asyncio.run(run())
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if backend == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        target = tmp_path / "data" / "tidings.db"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(template, target)
+        return f"sqlite+aiosqlite:///{target}"
+    url: str = request.getfixturevalue("pg_database")
+    _truncate_pg(url)
+    return url
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(datetime.now(UTC).replace(microsecond=0))
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return load_settings(tmp_path / "data", database={"url": database_url})
+
+
+@dataclass
+class RunningServer:
+    url: str
+    runtime: Runtime
+    settings: Settings
+    clock: FrozenClock
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://")
+
+
+class ServerThread:
+    """A real uvicorn server on a loopback socket, in a thread with its own event loop.
+
+    The socket is bound and listening before the thread starts, so clients can connect at once
+    (the kernel queues them) and no test has to wait for start-up.
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        config = uvicorn.Config(
+            create_app(runtime),
+            log_level="warning",
+            ws_ping_interval=runtime.settings.server.websocket_heartbeat_seconds,
+            ws_ping_timeout=runtime.settings.server.websocket_heartbeat_seconds,
+            lifespan="on",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+        self.sock.close()
+
+
+@pytest.fixture
+def server(settings: Settings, clock: FrozenClock) -> Iterator[RunningServer]:
+    runtime = build_runtime(settings, clock=clock)
+    thread = ServerThread(runtime)
+    thread.start()
+    try:
+        yield RunningServer(f"http://127.0.0.1:{thread.port}", runtime, settings, clock)
+    finally:
+        thread.stop()
+
+
+def invite_code(server: RunningServer, phone: str) -> str:
+    """Issue an operator invite straight through the service, as `tidings admin invite` does."""
+
+    async def issue() -> str:
+        runtime = build_runtime(server.settings, clock=server.clock)
+        try:
+            async with runtime.database.unit_of_work() as uow:
+                return (await runtime.accounts.invite(uow, phone)).code
+        finally:
+            await runtime.close()
+
+    return asyncio.run(issue()) if not _loop_running() else _run_in_thread(issue)
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _run_in_thread(factory):  # type: ignore[no-untyped-def]
+    result: list[object] = []
+    thread = threading.Thread(target=lambda: result.append(asyncio.run(factory())))
+    thread.start()
+    thread.join()
+    return result[0]
+
+
+@pytest.fixture
+def invite(server: RunningServer):  # type: ignore[no-untyped-def]
+    return lambda phone: invite_code(server, phone)

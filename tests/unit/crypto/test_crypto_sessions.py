@@ -1,0 +1,301 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tidings.crypto import (
+    CryptoError,
+    DecryptionFailed,
+    DeviceCrypto,
+    DuplicateMessage,
+    PeerSessions,
+    SeenMessages,
+    SessionManager,
+    verify_one_time_key,
+)
+from tidings.crypto.sessions import MAX_SESSIONS_PER_PEER
+from tidings.protocol.api import ClaimedKey, OneTimeKey
+from tidings.protocol.e2e import Address, Plaintext
+
+Wire = tuple[int, str]
+
+
+class Party:
+    """One device with its sessions towards a single peer device."""
+
+    def __init__(self) -> None:
+        self.device = DeviceCrypto.create()
+        self.pickle_key = os.urandom(32)
+        self.manager = SessionManager(self.device, self.pickle_key)
+        self.peer = PeerSessions()
+
+    def publish_otk(self) -> OneTimeKey:
+        (otk,) = self.device.generate_one_time_keys(1)
+        self.device.mark_published()
+        return otk
+
+    def start(self, other: Party, otk: OneTimeKey, *, fallback: bool = False) -> None:
+        claimed = ClaimedKey(
+            key_id=otk.key_id, key=otk.key, signature=otk.signature, fallback=fallback
+        )
+        verify_one_time_key(other.device.signing_key, claimed)
+        self.manager.start_session(self.peer, other.device.identity_key, claimed.key)
+
+    def send(self, text: str) -> Wire:
+        return self.manager.encrypt(self.peer, text.encode())
+
+    def receive(self, other: Party, wire: Wire) -> str:
+        return self.manager.decrypt(self.peer, other.device.identity_key, *wire).decode()
+
+
+def connected() -> tuple[Party, Party]:
+    a, b = Party(), Party()
+    a.start(b, b.publish_otk())
+    first = a.send("hello")
+    assert first[0] == 0
+    assert b.receive(a, first) == "hello"
+    reply = b.send("hi back")
+    assert reply[0] == 1
+    assert a.receive(b, reply) == "hi back"
+    return a, b
+
+
+def test_first_contact_and_many_messages_both_ways() -> None:
+    a, b = connected()
+    assert a.manager.has_session(a.peer) and b.manager.has_session(b.peer)
+    assert a.peer.active_session_id == b.peer.active_session_id
+    for round_no in range(20):
+        burst = [a.send(f"a{round_no}.{i}") for i in range(round_no % 4 + 1)]
+        assert [b.receive(a, w) for w in burst] == [f"a{round_no}.{i}" for i in range(len(burst))]
+        answers = [b.send(f"b{round_no}.{i}") for i in range(round_no % 3 + 1)]
+        assert [a.receive(b, w) for w in answers] == [
+            f"b{round_no}.{i}" for i in range(len(answers))
+        ]
+    assert len(a.peer.sessions) == len(b.peer.sessions) == 1
+
+
+def test_messages_before_a_reply_stay_pre_key_and_all_decrypt() -> None:
+    a, b = Party(), Party()
+    a.start(b, b.publish_otk())
+    wires = [a.send(f"m{i}") for i in range(3)]
+    assert [w[0] for w in wires] == [0, 0, 0]
+    assert [b.receive(a, w) for w in wires] == ["m0", "m1", "m2"]
+    assert len(b.peer.sessions) == 1
+
+
+def test_crossed_initiation_settles() -> None:
+    a, b = Party(), Party()
+    a.start(b, b.publish_otk())
+    b.start(a, a.publish_otk())
+    from_a, from_b = a.send("a first"), b.send("b first")
+    assert from_a[0] == from_b[0] == 0
+    assert b.receive(a, from_a) == "a first"
+    assert a.receive(b, from_b) == "b first"
+    assert len(a.peer.sessions) == len(b.peer.sessions) == 2
+    for i in range(5):
+        assert b.receive(a, a.send(f"a{i}")) == f"a{i}"
+        assert a.receive(b, b.send(f"b{i}")) == f"b{i}"
+    assert a.peer.active_session_id == b.peer.active_session_id
+    assert a.send("x")[0] == 1 and b.send("y")[0] == 1
+
+
+def _plaintext(msg_id: str) -> bytes:
+    return (
+        Plaintext(
+            id=msg_id,
+            ts=1,
+            sender=Address(phone="+1", device_id=1),
+            recipient=Address(phone="+2", device_id=1),
+            to="+2",
+            content={"text": "pay 10"},
+        )
+        .model_dump_json()
+        .encode()
+    )
+
+
+def test_fallback_key_replay_is_detected() -> None:
+    a, b = Party(), Party()
+    fallback = b.device.generate_fallback_key()
+    b.device.mark_published()
+    a.start(b, fallback, fallback=True)
+    wire = a.manager.encrypt(a.peer, _plaintext("msg-1"))
+    seen = SeenMessages()
+
+    def deliver(peer: PeerSessions) -> bool:
+        raw = b.manager.decrypt(peer, a.device.identity_key, *wire)
+        return seen.check_and_add(Plaintext.model_validate_json(raw).id)
+
+    assert deliver(b.peer) is True
+    # While B still holds the session, session_matches catches the replay.
+    with pytest.raises(DuplicateMessage):
+        deliver(b.peer)
+    # Without it, the fallback key still opens a second session, so only the id check helps.
+    assert deliver(PeerSessions()) is False
+
+
+def test_one_time_key_replay_without_the_session_is_refused() -> None:
+    a, b = Party(), Party()
+    a.start(b, b.publish_otk())
+    wire = a.send("once")
+    assert b.receive(a, wire) == "once"
+    with pytest.raises(DuplicateMessage):
+        b.receive(a, wire)
+    with pytest.raises(DecryptionFailed):
+        b.manager.decrypt(PeerSessions(), a.device.identity_key, *wire)
+
+
+def test_lost_session_state_is_recovered_by_a_reset() -> None:
+    a, b = connected()
+    account_before = b.device.pickle(b.pickle_key)
+    b.peer = PeerSessions()  # B restored an old backup and lost its sessions with A
+    lost = a.send("you will not read this")
+    with pytest.raises(DecryptionFailed) as failure:
+        b.receive(a, lost)
+    assert failure.value.wedged is True
+    assert b.peer == PeerSessions()
+    assert b.device.pickle(b.pickle_key) == account_before
+
+    now = 1_000_000
+    assert b.manager.may_reset(b.peer, now)
+    b.start(a, a.publish_otk())
+    b.manager.mark_reset(b.peer, now)
+    reset = b.send("session_reset")
+    assert reset[0] == 0
+    assert a.receive(b, reset) == "session_reset"
+    # A moved to the session that just worked; the old one is kept for late messages.
+    assert a.peer.active_session_id == b.peer.active_session_id
+    assert len(a.peer.sessions) == 2
+    after = a.send("again")
+    assert after[0] == 1
+    assert b.receive(a, after) == "again"
+    assert a.receive(b, b.send("and back")) == "and back"
+
+    assert not b.manager.may_reset(b.peer, now + 60_000)
+    assert b.manager.may_reset(b.peer, now + 3_600_000)
+    assert b.manager.may_reset(b.peer, now + 10, min_interval_ms=10)
+
+
+def test_session_cap_evicts_least_recently_used() -> None:
+    a, b = Party(), Party()
+    firsts: list[Wire] = []
+    seconds: list[Wire] = []
+    for i in range(MAX_SESSIONS_PER_PEER + 2):
+        a.start(b, b.publish_otk())
+        firsts.append(a.send(f"s{i}.0"))
+        seconds.append(a.send(f"s{i}.1"))
+    assert len(a.peer.sessions) == MAX_SESSIONS_PER_PEER
+    for i, wire in enumerate(firsts):
+        assert b.receive(a, wire) == f"s{i}.0"
+    assert len(b.peer.sessions) == MAX_SESSIONS_PER_PEER
+    assert b.peer.session_ids == a.peer.session_ids
+    # Session 0 was evicted at B, and its one-time key is spent: nothing can read it now.
+    with pytest.raises(DecryptionFailed):
+        b.receive(a, seconds[0])
+    # Using the oldest kept session makes it the most recent again on both sides.
+    oldest = b.peer.session_ids[-1]
+    assert b.receive(a, seconds[2]) == "s2.1"
+    assert b.peer.active_session_id == oldest
+    assert a.receive(b, b.send("via oldest")) == "via oldest"
+    assert a.peer.active_session_id == oldest
+
+
+def test_tampered_normal_message_leaves_state_intact() -> None:
+    a, b = connected()
+    kind, body = a.send("real")
+    before = b.peer.to_json()
+    raw = bytearray(body.encode())
+    raw[-3] = ord("A") if raw[-3] != ord("A") else ord("B")
+    with pytest.raises(DecryptionFailed) as failure:
+        b.receive(a, (kind, raw.decode()))
+    assert failure.value.wedged is True
+    assert b.peer.to_json() == before
+    assert b.receive(a, (kind, body)) == "real"
+
+
+def test_tampered_pre_key_message_leaves_state_intact() -> None:
+    a, b = Party(), Party()
+    a.start(b, b.publish_otk())
+    kind, body = a.send("first")
+    account_before = b.device.pickle(b.pickle_key)
+    raw = bytearray(body.encode())
+    raw[-3] = ord("A") if raw[-3] != ord("A") else ord("B")
+    with pytest.raises(DecryptionFailed):
+        b.receive(a, (kind, raw.decode()))
+    assert b.peer == PeerSessions()
+    assert b.device.pickle(b.pickle_key) == account_before
+    assert b.receive(a, (kind, body)) == "first"
+
+
+@pytest.mark.parametrize("wire", [(2, "AAAA"), (1, "not base64"), (1, "AAAA"), (0, "AAAA")])
+def test_malformed_messages(wire: Wire) -> None:
+    a, b = connected()
+    before = b.peer.to_json()
+    with pytest.raises(DecryptionFailed):
+        b.receive(a, wire)
+    assert b.peer.to_json() == before
+
+
+def test_encrypt_needs_a_session_and_identity_is_fixed() -> None:
+    a, b = connected()
+    with pytest.raises(CryptoError):
+        a.manager.encrypt(PeerSessions(), b"x")
+    stranger = Party()
+    with pytest.raises(CryptoError):
+        a.manager.decrypt(a.peer, stranger.device.identity_key, *b.send("x"))
+    with pytest.raises(CryptoError):
+        a.manager.start_session(a.peer, stranger.device.identity_key, stranger.publish_otk().key)
+    with pytest.raises(CryptoError):
+        SessionManager(a.device, b"short")
+
+
+def test_peer_sessions_pickle_round_trip() -> None:
+    a, b = connected()
+    b.manager.mark_reset(b.peer, 42)
+    stored_a, stored_b = a.peer.to_json(), b.peer.to_json()
+    a.peer = PeerSessions.from_json(stored_a)
+    b.peer = PeerSessions.from_json(stored_b)
+    assert b.peer.last_reset_ms == 42
+    assert b.peer.identity_key == a.device.identity_key
+    assert b.receive(a, a.send("after restart")) == "after restart"
+    assert a.receive(b, b.send("me too")) == "me too"
+
+    wrong = SessionManager(a.device, os.urandom(32))
+    with pytest.raises(CryptoError):
+        wrong.encrypt(PeerSessions.from_json(stored_a), b"x")
+
+
+@pytest.mark.parametrize("text", ["", "[]", '{"v": 2}', '{"v": 1}', '{"v":1,"sessions":3}'])
+def test_peer_sessions_malformed_json(text: str) -> None:
+    with pytest.raises(CryptoError):
+        PeerSessions.from_json(text)
+
+
+def test_device_account_survives_pickling_between_messages() -> None:
+    a, b = Party(), Party()
+    otk = b.publish_otk()
+    b_pickle = b.device.pickle(b.pickle_key)
+    a.start(b, otk)
+    wire = a.send("to restored b")
+    b.device = DeviceCrypto.from_pickle(b_pickle, b.pickle_key)
+    b.manager = SessionManager(b.device, b.pickle_key)
+    assert b.receive(a, wire) == "to restored b"
+
+
+def test_seen_messages_bounded_and_serialisable() -> None:
+    seen = SeenMessages(limit=3)
+    assert seen.check_and_add("a")
+    assert not seen.check_and_add("a")
+    for msg_id in ("b", "c", "d"):
+        assert seen.check_and_add(msg_id)
+    assert "a" not in seen and len(seen) == 3
+    restored = SeenMessages.from_json(seen.to_json())
+    assert restored.limit == 3
+    assert not restored.check_and_add("d")
+    assert restored.check_and_add("a")
+    assert "b" not in restored
+    with pytest.raises(CryptoError):
+        SeenMessages.from_json('{"v":1,"limit":3,"ids":[1]}')
+    with pytest.raises(CryptoError):
+        SeenMessages(limit=0)
