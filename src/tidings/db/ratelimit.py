@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy import Float, String, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.db.base import Base
@@ -65,15 +67,20 @@ class DatabaseRateLimiter:
     async def hit(self, key: str, limit: int, period: float, cost: int = 1) -> Verdict:
         now = self._now()
         async with self._database.unit_of_work() as uow:
+            # Make sure the row exists, then lock it: concurrent first hits on a key must not
+            # both insert (PostgreSQL would refuse one) nor both read "no state".
+            dialect = uow.session.get_bind().dialect.name
+            insert = pg_insert if dialect == "postgresql" else sqlite_insert
+            await uow.session.execute(
+                insert(RateLimitState).values(key=key, tat=0.0).on_conflict_do_nothing()
+            )
             row = await uow.session.scalar(
                 select(RateLimitState).where(RateLimitState.key == key).with_for_update()
             )
-            verdict, new_tat = gcra(row.tat if row else None, now, limit, period, cost)
+            assert row is not None
+            verdict, new_tat = gcra(row.tat or None, now, limit, period, cost)
             if verdict.allowed:
-                if row is None:
-                    uow.session.add(RateLimitState(key=key, tat=new_tat))
-                else:
-                    row.tat = new_tat
+                row.tat = new_tat
             return verdict
 
     async def peek(self, key: str, limit: int, period: float, cost: int = 1) -> Verdict:

@@ -142,7 +142,7 @@ class LinkService:
                     "proof": request.proof,
                 }
             )
-            self._devices.announce_list(uow, account.phone, listed.version)
+            self._devices.announce_list(uow, account.phone, listed.version, ctx.device_pk)
             self._notify(uow, link.id)
             return self._state_of(link, for_primary=True)
 

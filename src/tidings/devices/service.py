@@ -31,8 +31,8 @@ from tidings.protocol.codes import ErrorCode
 # Called inside the unit of work with the primary keys of devices that were just removed, so
 # other domains (the mailbox) can drop what they hold for them.
 RemovalHook = Callable[[UnitOfWork, list[int]], Awaitable[None]]
-# Called after commit with (account phone, new device list version).
-ListChangedHook = Callable[[str, int], Awaitable[None]]
+# Called after commit with (account phone, new list version, the publishing device's key).
+ListChangedHook = Callable[[str, int, int], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -331,7 +331,7 @@ class DeviceService:
             await self._accounts.set_device_list(
                 uow, account, listed.version, signed.payload, signed.signature
             )
-            self.announce_list(uow, account.phone, listed.version)
+            self.announce_list(uow, account.phone, listed.version, ctx.device_pk)
             return listed.version
 
     def verified_list(self, account: Account, signed: api.SignedDeviceList) -> DeviceList:
@@ -360,10 +360,10 @@ class DeviceService:
             )
         return listed
 
-    def announce_list(self, uow: UnitOfWork, phone: str, version: int) -> None:
+    def announce_list(self, uow: UnitOfWork, phone: str, version: int, publisher_pk: int) -> None:
         async def notify() -> None:
             for hook in self.list_changed_hooks:
-                await hook(phone, version)
+                await hook(phone, version, publisher_pk)
 
         uow.after_commit(notify)
 

@@ -163,13 +163,14 @@ class MailboxService:
             await self._file_notices(uow, devices, "receipt", ctx.phone, ctx.device_id, body)
             return len(devices)
 
-    async def notify_device_list(self, phone: str, version: int) -> None:
-        """Tell an account's own devices that its device list changed."""
+    async def notify_device_list(self, phone: str, version: int, publisher_pk: int) -> None:
+        """Tell an account's other devices that its device list changed."""
         body = api.DeviceListNotice(phone=phone, version=version).model_dump_json().encode()
         async with self._database.unit_of_work() as uow:
             account = await self._accounts.find(uow, phone)
             devices = await self._devices.active_devices(uow, account.id)
-            await self._file_notices(uow, devices, "device_list", phone, 0, body)
+            others = [d for d in devices if d.id != publisher_pk]
+            await self._file_notices(uow, others, "device_list", phone, 0, body)
 
     async def _file_notices(
         self,
@@ -219,11 +220,11 @@ class MailboxService:
         async with self._database.read_only() as uow:
             rows = await MailboxRepository(uow.session).page(ctx.device_pk, after, size + 1)
             count = await self._devices.one_time_key_count(uow, ctx.device_pk)
-        return api.MailboxPage(
-            envelopes=[to_wire(row) for row in rows[:size]],
-            more=len(rows) > size,
-            one_time_key_count=count,
-        )
+            return api.MailboxPage(
+                envelopes=[to_wire(row) for row in rows[:size]],
+                more=len(rows) > size,
+                one_time_key_count=count,
+            )
 
     async def ack(self, ctx: DeviceContext, seqs: Sequence[int]) -> int:
         async with self._database.unit_of_work() as uow:

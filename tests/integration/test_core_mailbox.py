@@ -1,0 +1,282 @@
+"""Mailboxes: fan-out checks, bad input, commit-ordered cursors, acks, restarts, the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import websockets
+from core_helpers import envelope, error_code, link_companion, publish, register
+
+from conftest import ServerThread
+from tidings.kit.ids import b64decode
+from tidings.runtime import build_runtime
+
+ALICE, BOB = "+15550100001", "+15550100002"
+
+
+def people(client: httpx.Client, invite):
+    alice = register(client, ALICE, invite(ALICE))
+    bob = register(client, BOB, invite(BOB))
+    return alice, bob
+
+
+def mailbox(client: httpx.Client, device, after: int = 0) -> list[dict]:
+    """The message envelopes waiting for `device` (device-list notices left out)."""
+    response = client.get("/v1/mailbox", params={"after": after}, headers=device.headers)
+    assert response.status_code == 200, response.text
+    return [e for e in response.json()["envelopes"] if e["kind"] == "message"]
+
+
+def test_send_files_one_envelope_per_device_and_acks_delete_them(server, invite) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        alice, bob = people(client, invite)
+        laptop = link_companion(client, alice)
+        response = client.post(
+            "/v1/messages",
+            json={
+                "message_id": "m1",
+                "to": BOB,
+                "envelopes": [
+                    envelope(BOB, bob.device_id, b"for bob"),
+                    envelope(ALICE, laptop.device_id, b"copy"),
+                ],
+            },
+            headers=alice.headers,
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["delivered_to"] == 2
+        [for_bob] = mailbox(client, bob)
+        assert (for_bob["sender"], for_bob["sender_device"], for_bob["message_id"]) == (
+            ALICE,
+            1,
+            "m1",
+        )
+        assert b64decode(for_bob["body"]) == b"for bob"
+        assert [b64decode(e["body"]) for e in mailbox(client, laptop)] == [b"copy"]
+        # Another device cannot delete Bob's envelope; Bob's ack does.
+        client.post("/v1/mailbox/ack", json={"seqs": [for_bob["seq"]]}, headers=laptop.headers)
+        assert len(mailbox(client, bob)) == 1
+        acked = client.post("/v1/mailbox/ack", json={"seqs": [for_bob["seq"]]}, headers=bob.headers)
+        assert acked.json() == {"deleted": 1}
+        assert mailbox(client, bob) == []
+
+
+def test_a_retried_send_is_filed_once(server, invite) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        alice, bob = people(client, invite)
+        body = {"message_id": "same", "to": BOB, "envelopes": [envelope(BOB, bob.device_id)]}
+        assert (
+            client.post("/v1/messages", json=body, headers=alice.headers).json()["delivered_to"]
+            == 1
+        )
+        assert (
+            client.post("/v1/messages", json=body, headers=alice.headers).json()["delivered_to"]
+            == 0
+        )
+        assert len(mailbox(client, bob)) == 1
+
+
+def test_device_mismatches_are_answered_with_missing_extra_and_stale(server, invite) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        alice, bob = people(client, invite)
+        phone = link_companion(client, bob)
+        laptop = link_companion(client, alice)
+        publish(client, alice, [alice.entry()])  # laptop removed: now stale
+        response = client.post(
+            "/v1/messages",
+            json={
+                "message_id": "m",
+                "to": BOB,
+                "envelopes": [
+                    envelope(BOB, bob.device_id),
+                    envelope(BOB, 77),
+                    envelope(ALICE, laptop.device_id),
+                ],
+            },
+            headers=alice.headers,
+        )
+        assert response.status_code == 409
+        assert error_code(response) == "mismatched_devices"
+        assert response.json()["error"]["details"]["accounts"] == {
+            BOB: {"missing": [phone.device_id], "extra": [77], "stale": []},
+            ALICE: {"missing": [], "extra": [], "stale": [laptop.device_id]},
+        }
+        assert mailbox(client, bob) == []  # nothing was filed
+
+
+def test_malformed_sends_get_clear_errors_and_change_nothing(server, invite) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        alice, bob = people(client, invite)
+        good = {"message_id": "ok", "to": BOB, "envelopes": [envelope(BOB, bob.device_id)]}
+        cases = [
+            ({**good, "to": "+1555"}, 400, "invalid_phone_number"),
+            (
+                {**good, "to": "+15550100099", "envelopes": [envelope("+15550100099", 1)]},
+                404,
+                "unknown_account",
+            ),
+            ({**good, "envelopes": []}, 400, "validation_failed"),
+            ({**good, "message_id": "has spaces"}, 400, "validation_failed"),
+            (
+                {**good, "envelopes": [{**envelope(BOB, bob.device_id), "body": "!!notbase64!!"}]},
+                400,
+                "validation_failed",
+            ),
+            (
+                {**good, "envelopes": [{**envelope(BOB, bob.device_id), "type": 7}]},
+                400,
+                "validation_failed",
+            ),
+            (
+                {**good, "envelopes": [{**envelope(BOB, bob.device_id), "body": "A" * 70000}]},
+                400,
+                "validation_failed",
+            ),
+            ({**good, "envelopes": [envelope(BOB, bob.device_id)] * 2}, 400, "validation_failed"),
+            ({**good, "envelopes": [envelope("+15550100003", 1)]}, 400, "validation_failed"),
+        ]
+        for body, status, code in cases:
+            response = client.post("/v1/messages", json=body, headers=alice.headers)
+            assert (response.status_code, error_code(response)) == (status, code), (
+                body,
+                response.text,
+            )
+        huge = client.post(
+            "/v1/messages",
+            content=b"x" * (3 * 1024 * 1024),
+            headers={**alice.headers, "content-type": "application/json"},
+        )
+        assert (huge.status_code, error_code(huge)) == (413, "payload_too_large")
+        assert mailbox(client, bob) == []
+        assert client.post("/v1/messages", json=good, headers=alice.headers).status_code == 200
+
+
+async def test_cursors_follow_commit_order_under_concurrent_writers(server, invite) -> None:
+    """A reader taking "everything after N" while many senders commit never skips a message."""
+    senders_phones = [f"+155501000{n:02d}" for n in range(20, 24)]
+    with httpx.Client(base_url=server.url) as client:
+        bob = register(client, BOB, await asyncio.to_thread(invite, BOB))
+        senders = [register(client, p, await asyncio.to_thread(invite, p)) for p in senders_phones]
+    per_sender = 15
+    expected = {f"{s.phone[1:]}-{i}" for s in senders for i in range(per_sender)}
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+
+        async def send_all(sender) -> None:
+            for i in range(per_sender):
+                response = await client.post(
+                    "/v1/messages",
+                    json={
+                        "message_id": f"{sender.phone[1:]}-{i}",
+                        "to": BOB,
+                        "envelopes": [envelope(BOB, bob.device_id)],
+                    },
+                    headers=sender.headers,
+                )
+                assert response.status_code == 200, response.text
+
+        seen: list[tuple[int, str]] = []
+        writers = asyncio.gather(*(send_all(s) for s in senders))
+        cursor = 0
+        while True:
+            finished = writers.done()
+            page = (
+                await client.get("/v1/mailbox", params={"after": cursor}, headers=bob.headers)
+            ).json()
+            for item in page["envelopes"]:
+                seen.append((item["seq"], item["message_id"] if item["kind"] == "message" else ""))
+                cursor = item["seq"]
+            if finished and not page["envelopes"]:
+                break
+            await asyncio.sleep(0)  # yield to the writers; not a wait for time to pass
+        await writers
+    seqs = [seq for seq, _ in seen]
+    assert seqs == list(range(1, len(seen) + 1))  # gapless and strictly increasing
+    messages = [mid for _, mid in seen if mid]
+    assert len(messages) == len(expected)
+    assert set(messages) == expected
+
+
+def test_accepted_envelopes_survive_a_server_restart(server, invite, settings, clock) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        alice, bob = people(client, invite)
+        body = {
+            "message_id": "durable",
+            "to": BOB,
+            "envelopes": [envelope(BOB, bob.device_id, b"kept")],
+        }
+        assert client.post("/v1/messages", json=body, headers=alice.headers).status_code == 200
+    server_thread = ServerThread(build_runtime(settings, clock=clock))
+    server_thread.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{server_thread.port}") as client:
+            [kept] = mailbox(client, bob)
+            assert b64decode(kept["body"]) == b"kept"
+    finally:
+        server_thread.stop()
+
+
+async def test_gateway_pushes_backlog_then_live_envelopes_and_takes_acks(server, invite) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        alice, bob = await asyncio.to_thread(people, client, invite)
+    async with httpx.AsyncClient(base_url=server.url) as client:
+
+        async def send(message_id: str) -> None:
+            body = {
+                "message_id": message_id,
+                "to": BOB,
+                "envelopes": [envelope(BOB, bob.device_id)],
+            }
+            assert (
+                await client.post("/v1/messages", json=body, headers=alice.headers)
+            ).status_code == 200
+
+        await send("before")
+        async with websockets.connect(
+            f"{server.ws_url}/v1/ws", additional_headers=bob.headers
+        ) as socket:
+            backlog = json.loads(await asyncio.wait_for(socket.recv(), 10))
+            assert [e["message_id"] for e in backlog["envelopes"]] == ["before"]
+            await send("live")
+            live = json.loads(await asyncio.wait_for(socket.recv(), 10))
+            assert [e["message_id"] for e in live["envelopes"]] == ["live"]
+            seqs = [backlog["envelopes"][0]["seq"], live["envelopes"][0]["seq"]]
+            await socket.send(json.dumps({"type": "ack", "seqs": seqs}))
+            acked = json.loads(await asyncio.wait_for(socket.recv(), 10))
+            assert acked == {"type": "acked", "deleted": 2, "seqs": seqs}
+            await socket.send("garbage")
+            error = json.loads(await asyncio.wait_for(socket.recv(), 10))
+            assert error["type"] == "error"
+        page = (await client.get("/v1/mailbox", headers=bob.headers)).json()
+        assert page["envelopes"] == []
+
+
+async def test_gateway_refuses_bad_credentials_and_drops_removed_devices(server, invite) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        alice = await asyncio.to_thread(
+            register, client, ALICE, await asyncio.to_thread(invite, ALICE)
+        )
+        laptop = await asyncio.to_thread(link_companion, client, alice)
+    try:
+        async with websockets.connect(
+            f"{server.ws_url}/v1/ws", additional_headers={"Authorization": "Bearer wrong"}
+        ) as socket:
+            await socket.recv()
+        raise AssertionError("a bad token must not connect")
+    except websockets.ConnectionClosed as closed:
+        assert closed.rcvd is not None and closed.rcvd.code == 4401
+    except websockets.InvalidStatus as refused:
+        assert refused.response.status_code == 403
+    async with websockets.connect(
+        f"{server.ws_url}/v1/ws", additional_headers=laptop.headers
+    ) as socket:
+        with httpx.Client(base_url=server.url) as client:
+            await asyncio.to_thread(publish, client, alice, [alice.entry()])
+        frames = []
+        try:
+            while True:
+                frames.append(json.loads(await asyncio.wait_for(socket.recv(), 10)))
+        except websockets.ConnectionClosed as closed:
+            assert closed.rcvd is not None and closed.rcvd.code == 4403
+        assert {"type": "removed"} in frames
