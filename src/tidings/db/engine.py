@@ -6,7 +6,6 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
 
 
 def make_engine(
@@ -25,7 +24,9 @@ def _sqlite_engine(url: str, *, echo: bool, begin: str) -> AsyncEngine:
     # One connection per checkout and BEGIN IMMEDIATE for every transaction: SQLite has a single
     # writer, and taking the write lock up front turns "database is locked" upgrade deadlocks
     # into orderly waiting on busy_timeout.
-    engine = create_async_engine(url, echo=echo, poolclass=NullPool, connect_args={"timeout": 30})
+    engine = create_async_engine(
+        url, echo=echo, pool_size=5, max_overflow=5, connect_args={"timeout": 30}
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
