@@ -19,7 +19,7 @@ from tidings.db.migrate import upgrade
 from tidings.errors import AppError
 from tidings.runtime import build_runtime
 
-out = Console()
+out = Console(soft_wrap=True)  # command lines must stay copyable, never wrapped
 
 DataOption = Annotated[
     Path | None,
