@@ -24,7 +24,7 @@ import uvicorn
 from tidings.app import create_app
 from tidings.config import Settings, load_settings
 from tidings.db.migrate import upgrade
-from tidings.db.schema import metadata
+from tidings.schema import metadata
 from tidings.kit.clock import FrozenClock
 from tidings.runtime import Runtime, build_runtime
 

@@ -246,7 +246,7 @@ def _dump_database(server) -> str:
 
     from sqlalchemy import text
 
-    from tidings.db.schema import metadata
+    from tidings.schema import metadata
     from tidings.runtime import build_runtime
 
     async def dump() -> str:

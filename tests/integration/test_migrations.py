@@ -8,7 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from tidings.db.engine import make_engine
-from tidings.db.schema import metadata
+from tidings.schema import metadata
 
 
 def test_migrations_match_the_models(database_url: str) -> None:

@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from tidings.db.engine import make_engine
-from tidings.db.schema import metadata
+from tidings.schema import metadata
 
 config = context.config
 
