@@ -82,7 +82,7 @@ def test_join_proof_binds_every_field() -> None:
     with pytest.raises(BadSignature):
         verify_join_proof(secret, "link1", device, "not base64!")
     with pytest.raises(BadSignature):
-        verify_join_proof(secret, "link1", device, proof[:-2] + "AA")
+        verify_join_proof(secret, "link1", device, _tampered(proof))
 
 
 def _signed_list(version: int = 1) -> tuple[AccountKey, SignedDeviceList]:
@@ -150,3 +150,8 @@ def test_bad_qr_text(text: str) -> None:
     assert parse_link_qr_text(f"tidings://link?server=x&code={_VALID}") == ("x", _VALID)
     with pytest.raises(CryptoError):
         parse_link_qr_text(text)
+
+
+def _tampered(text: str) -> str:
+    """Change the first character to a different base64 digit (always a different value)."""
+    return ("B" if text[0] == "A" else "A") + text[1:]
