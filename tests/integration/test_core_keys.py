@@ -224,3 +224,13 @@ def test_other_accounts_cannot_see_device_names(server, invite) -> None:
         assert theirs["devices"][0]["name"] is None
         missing = client.get(f"/v1/accounts/{CAROL}/devices", headers=bob.headers)
         assert (missing.status_code, error_code(missing)) == (404, "unknown_account")
+
+
+def test_devices_record_when_they_were_last_seen(server, invite) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        alice = register(client, ALICE, invite(ALICE))
+        registered = client.get(f"/v1/accounts/{ALICE}/devices", headers=alice.headers).json()
+        server.clock.advance(hours=2)
+        client.get("/v1/mailbox", headers=alice.headers)
+        later = client.get(f"/v1/accounts/{ALICE}/devices", headers=alice.headers).json()
+        assert later["devices"][0]["last_seen_at"] > registered["devices"][0]["last_seen_at"]

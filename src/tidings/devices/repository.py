@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.devices.models import Device, FallbackKeyRow, Link, OneTimeKeyRow
@@ -34,6 +34,16 @@ class DeviceRepository:
             .order_by(Device.device_id)
         )
         return list(await self.session.scalars(query))
+
+    async def touch(self, device_pk: int, now: datetime, stale_before: datetime) -> None:
+        await self.session.execute(
+            update(Device)
+            .where(
+                Device.id == device_pk,
+                or_(Device.last_seen_at.is_(None), Device.last_seen_at < stale_before),
+            )
+            .values(last_seen_at=now)
+        )
 
     async def add(self, device: Device) -> Device:
         self.session.add(device)

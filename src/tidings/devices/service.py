@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from tidings.accounts.models import Account
 from tidings.accounts.service import AccountService, check_phone
@@ -91,6 +92,12 @@ class DeviceService:
                 primary=device.primary,
                 status=device.status,
             )
+
+    async def touch(self, ctx: DeviceContext) -> None:
+        """Record that the device was seen; at most one write an hour per device."""
+        now = self._clock.now()
+        async with self._database.unit_of_work() as uow:
+            await DeviceRepository(uow.session).touch(ctx.device_pk, now, now - timedelta(hours=1))
 
     # -- registration -----------------------------------------------------------------------
 

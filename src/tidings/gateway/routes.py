@@ -41,6 +41,7 @@ async def device_socket(websocket: WebSocket, after: int = 0) -> None:
         await websocket.close(code=CLOSE_UNAUTHORIZED, reason=exc.message[:120])
         return
     await websocket.accept()
+    await devices.touch(ctx)
     session = _Session(websocket, ctx, websocket.app.state.mailbox, websocket.app.state.bus)
     with contextlib.suppress(WebSocketDisconnect):
         await session.run(max(after, 0))

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from tidings.devices.routes import Device
+from tidings.devices.routes import Device, devices_of
 from tidings.mailbox.service import MailboxService
 from tidings.protocol import api
 
@@ -35,6 +35,8 @@ async def fetch(
     after: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> api.MailboxPage:
+    if after == 0:  # a device starting a sync: worth recording that it is alive
+        await devices_of(request).touch(device)
     return await mailbox_of(request).fetch(device, after, limit)
 
 
