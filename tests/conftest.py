@@ -24,9 +24,9 @@ import uvicorn
 from tidings.app import create_app
 from tidings.config import Settings, load_settings
 from tidings.db.migrate import upgrade
-from tidings.schema import metadata
 from tidings.kit.clock import FrozenClock
 from tidings.runtime import Runtime, build_runtime
+from tidings.schema import metadata
 
 PG_ADMIN = os.environ.get("TIDINGS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 BACKENDS = ("sqlite", "postgresql")

@@ -246,8 +246,8 @@ def _dump_database(server) -> str:
 
     from sqlalchemy import text
 
-    from tidings.schema import metadata
     from tidings.runtime import build_runtime
+    from tidings.schema import metadata
 
     async def dump() -> str:
         runtime = build_runtime(server.settings, clock=server.clock)

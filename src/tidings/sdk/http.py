@@ -1,0 +1,174 @@
+"""The network core's HTTP API as typed async calls (request and response types from
+tidings.protocol.api). Every failure becomes an `SdkError` carrying the server's error code."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from tidings.protocol import api
+from tidings.sdk import errors
+from tidings.sdk.errors import SdkError
+
+Model = TypeVar("Model", bound=BaseModel)
+
+DEFAULT_TIMEOUT = 30.0
+# Long polls are held by the server for up to `wait` seconds; allow for that plus slack.
+LONG_POLL_SLACK = 15.0
+
+
+def _phone_path(phone: str) -> str:
+    return quote(phone, safe="")
+
+
+class ServerApi:
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, timeout=DEFAULT_TIMEOUT, transport=transport
+        )
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    @property
+    def ws_url(self) -> str:
+        if self.base_url.startswith("https://"):
+            return "wss://" + self.base_url.removeprefix("https://") + "/v1/ws"
+        return "ws://" + self.base_url.removeprefix("http://") + "/v1/ws"
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        model: type[Model],
+        *,
+        body: BaseModel | None = None,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Model:
+        try:
+            response = await self._http.request(
+                method,
+                path,
+                content=body.model_dump_json() if body is not None else None,
+                headers={**self.auth_headers(), "Content-Type": "application/json"},
+                params=params,
+                timeout=timeout if timeout is not None else DEFAULT_TIMEOUT,
+            )
+        except httpx.TimeoutException as exc:
+            raise SdkError(errors.TIMEOUT, f"{method} {path} timed out") from exc
+        except httpx.TransportError as exc:
+            raise SdkError(
+                errors.NETWORK_ERROR, f"cannot reach {self.base_url}: {exc or type(exc).__name__}"
+            ) from exc
+        if response.is_error:
+            raise error_from(response)
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise SdkError(
+                errors.PROTOCOL_ERROR, f"unexpected response to {method} {path}: {exc}"
+            ) from exc
+
+    # -- accounts and keys ------------------------------------------------------------------
+
+    async def register(self, request: api.RegisterRequest) -> api.RegisterResponse:
+        return await self._call("POST", "/v1/accounts", api.RegisterResponse, body=request)
+
+    async def whoami(self) -> api.WhoAmI:
+        return await self._call("GET", "/v1/whoami", api.WhoAmI)
+
+    async def upload_keys(self, request: api.UploadKeysRequest) -> api.KeyStatus:
+        return await self._call("PUT", "/v1/keys", api.KeyStatus, body=request)
+
+    async def key_status(self) -> api.KeyStatus:
+        return await self._call("GET", "/v1/keys", api.KeyStatus)
+
+    async def claim_keys(self, phone: str, device_ids: list[int]) -> api.ClaimKeysResponse:
+        request = api.ClaimKeysRequest(phone=phone, device_ids=device_ids)
+        return await self._call("POST", "/v1/keys/claim", api.ClaimKeysResponse, body=request)
+
+    async def device_list(self, phone: str) -> api.DeviceListResponse:
+        path = f"/v1/accounts/{_phone_path(phone)}/devices"
+        return await self._call("GET", path, api.DeviceListResponse)
+
+    async def publish_device_list(self, signed: api.SignedDeviceList) -> int:
+        request = api.PublishDeviceListRequest(signed_list=signed)
+        result = await self._call("PUT", "/v1/devices/list", _Version, body=request)
+        return result.version
+
+    # -- linking ----------------------------------------------------------------------------
+
+    async def open_link(self) -> api.LinkCreated:
+        return await self._call("POST", "/v1/links", api.LinkCreated)
+
+    async def join_link(self, link_id: str, request: api.LinkJoinRequest) -> api.LinkJoined:
+        return await self._call("POST", f"/v1/links/{link_id}/join", api.LinkJoined, body=request)
+
+    async def link_state(
+        self, link_id: str, *, wait: float = 0, since: str | None = None
+    ) -> api.LinkState:
+        params: dict[str, Any] = {"wait": wait}
+        if since is not None:
+            params["since"] = since
+        return await self._call(
+            "GET",
+            f"/v1/links/{link_id}",
+            api.LinkState,
+            params=params,
+            timeout=wait + LONG_POLL_SLACK,
+        )
+
+    async def approve_link(self, link_id: str, request: api.LinkApproveRequest) -> api.LinkState:
+        return await self._call("POST", f"/v1/links/{link_id}/approve", api.LinkState, body=request)
+
+    async def cancel_link(self, link_id: str) -> api.LinkState:
+        return await self._call("DELETE", f"/v1/links/{link_id}", api.LinkState)
+
+    # -- messages ---------------------------------------------------------------------------
+
+    async def send(self, request: api.SendRequest) -> api.SendResponse:
+        return await self._call("POST", "/v1/messages", api.SendResponse, body=request)
+
+    async def receipt(self, request: api.ReceiptRequest) -> int:
+        return (await self._call("POST", "/v1/receipts", _Filed, body=request)).filed
+
+    async def mailbox(self, after: int = 0, limit: int = 100) -> api.MailboxPage:
+        params = {"after": after, "limit": limit}
+        return await self._call("GET", "/v1/mailbox", api.MailboxPage, params=params)
+
+    async def ack(self, seqs: list[int]) -> int:
+        request = api.AckRequest(seqs=seqs)
+        return (await self._call("POST", "/v1/mailbox/ack", api.AckResponse, body=request)).deleted
+
+
+class _Version(BaseModel):
+    version: int
+
+
+class _Filed(BaseModel):
+    filed: int
+
+
+def error_from(response: httpx.Response) -> SdkError:
+    """The server's `{"error": {...}}` envelope as an SdkError; anything else as http_error."""
+    try:
+        body = api.ErrorResponse.model_validate_json(response.content).error
+    except ValidationError:
+        text = response.text[:200] or response.reason_phrase
+        return SdkError("http_error", f"HTTP {response.status_code}: {text}", response.status_code)
+    return SdkError(body.code, body.message, response.status_code, dict(body.details))

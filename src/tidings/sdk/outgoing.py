@@ -1,0 +1,170 @@
+"""Sending: fan-out encryption to every verified device, with sessions started on demand.
+
+Every message is encrypted once per device of the recipient and of our own account (minus
+this device), each copy carrying sender, recipient and conversation inside the plaintext. The
+advanced ratchets are persisted in the same transaction that produces the ciphertext, before
+anything is posted, so a crash can never make us reuse a message key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from tidings.crypto import CryptoError, DeviceEntry, PeerSessions, verify_one_time_key
+from tidings.protocol import api
+from tidings.protocol.codes import ErrorCode
+from tidings.protocol.e2e import Address, PlainKind, Plaintext
+from tidings.sdk import errors
+from tidings.sdk.errors import SdkError, TrustError
+from tidings.sdk.events import StoredMessage
+
+if TYPE_CHECKING:
+    from tidings.sdk.client import DeviceClient
+
+MAX_SEND_ATTEMPTS = 3
+
+# What each device of a fan-out gets: (kind, content) for (phone, device_id).
+ContentFor = Callable[[str, int], tuple[PlainKind, dict[str, Any]]]
+Target = tuple[str, DeviceEntry]
+
+
+class Sender:
+    def __init__(self, client: DeviceClient) -> None:
+        self.client = client
+
+    async def fan_out(
+        self,
+        to: str,
+        message_id: str,
+        content_for: ContentFor,
+        record: StoredMessage | None = None,
+    ) -> api.SendResponse | None:
+        """Encrypt once per device of `to` and of our own account (minus this device), persist
+        the sessions, then post. A stale device set (409) refreshes the lists and retries."""
+        for attempt in range(1, MAX_SEND_ATTEMPTS + 1):
+            targets = await self._targets(to)
+            if not targets:  # a note to self with no other device: nothing to send
+                if record is not None:
+                    record.status = "sent"
+                    with self.client.store.transaction() as state:
+                        state.put_message(record)
+                return None
+            await self.ensure_sessions(targets)
+            envelopes = self._encrypt(to, message_id, targets, content_for, record)
+            try:
+                response = await self.client.api.send(
+                    api.SendRequest(message_id=message_id, to=to, envelopes=envelopes)
+                )
+            except SdkError as exc:
+                if exc.code == ErrorCode.MISMATCHED_DEVICES and attempt < MAX_SEND_ATTEMPTS:
+                    continue
+                raise
+            if record is not None:
+                with self.client.store.transaction() as state:
+                    stored = state.message(record.key) or record
+                    if stored.status == "sending":
+                        stored.status = "sent"
+                    state.put_message(stored)
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _targets(self, to: str) -> list[Target]:
+        own = await self.client.verified_devices(self.client.phone)
+        mine = [(self.client.phone, e) for e in own.served if e.device_id != self.client.device_id]
+        if to == self.client.phone:
+            return mine
+        recipient = await self.client.verified_devices(to)
+        return [(to, e) for e in recipient.served] + mine
+
+    async def ensure_sessions(self, targets: list[Target]) -> None:
+        """Claim a one-time key for every target we share no session with, and start one."""
+        with self.client.store.transaction() as state:
+            needed = [
+                (phone, entry)
+                for phone, entry in targets
+                if not _usable(state.peer(phone, entry.device_id), entry)
+            ]
+        by_phone: dict[str, list[DeviceEntry]] = {}
+        for phone, entry in needed:
+            by_phone.setdefault(phone, []).append(entry)
+        for phone, entries in by_phone.items():
+            await self.start_sessions(phone, entries)
+
+    async def start_sessions(self, phone: str, entries: list[DeviceEntry]) -> None:
+        claimed = await self.client.api.claim_keys(phone, [e.device_id for e in entries])
+        keys = {d.device_id: d for d in claimed.devices}
+        with self.client.store.transaction() as state:
+            manager = self.client.session_manager(state)
+            for entry in entries:
+                one_time_key = _checked_key(phone, entry, keys.get(entry.device_id))
+                peer = state.peer(phone, entry.device_id)
+                if peer.identity_key not in (None, entry.identity_key):
+                    peer = PeerSessions()  # a new identity under an old id is a new device
+                manager.start_session(peer, entry.identity_key, one_time_key)
+                state.save_peer(phone, entry.device_id, peer)
+
+    def _encrypt(
+        self,
+        to: str,
+        message_id: str,
+        targets: list[Target],
+        content_for: ContentFor,
+        record: StoredMessage | None,
+    ) -> list[api.OutgoingEnvelope]:
+        ts = record.ts if record is not None else self.client.now_ms()
+        sender = Address(phone=self.client.phone, device_id=self.client.device_id)
+        envelopes: list[api.OutgoingEnvelope] = []
+        # One transaction: the advanced ratchets are on disk before any ciphertext leaves.
+        with self.client.store.transaction() as state:
+            manager = self.client.session_manager(state)
+            for phone, entry in targets:
+                kind, content = content_for(phone, entry.device_id)
+                plaintext = Plaintext(
+                    id=message_id,
+                    ts=ts,
+                    sender=sender,
+                    recipient=Address(phone=phone, device_id=entry.device_id),
+                    to=to,
+                    kind=kind,
+                    content=content,
+                )
+                peer = state.peer(phone, entry.device_id)
+                msg_type, body = manager.encrypt(peer, plaintext.model_dump_json().encode())
+                if len(body) > api.MAX_ENVELOPE_BYTES:
+                    raise SdkError(errors.TOO_LARGE, "the message is too long to send")
+                state.save_peer(phone, entry.device_id, peer)
+                envelopes.append(
+                    api.OutgoingEnvelope(
+                        phone=phone,
+                        device_id=entry.device_id,
+                        type=1 if msg_type == 1 else 0,
+                        body=body,
+                    )
+                )
+            if record is not None:
+                state.put_message(record)
+        return envelopes
+
+
+def _usable(peer: PeerSessions, entry: DeviceEntry) -> bool:
+    return bool(peer.sessions) and peer.identity_key == entry.identity_key
+
+
+def _checked_key(phone: str, entry: DeviceEntry, claimed: api.ClaimedDevice | None) -> str:
+    """The claimed one-time key, if the device the signed list names really published it."""
+    if claimed is None or claimed.one_time_key is None:
+        raise SdkError(errors.NO_KEYS, f"{phone} device {entry.device_id} has no keys to claim")
+    if (claimed.identity_key, claimed.signing_key) != (entry.identity_key, entry.signing_key):
+        raise TrustError(
+            errors.UNTRUSTED_DEVICE_LIST,
+            f"{phone} device {entry.device_id}: claimed keys differ from the signed list",
+        )
+    try:
+        verify_one_time_key(entry.signing_key, claimed.one_time_key)
+    except CryptoError as exc:
+        raise TrustError(
+            errors.UNTRUSTED_DEVICE_LIST,
+            f"{phone} device {entry.device_id}: one-time key is not signed by the device",
+        ) from exc
+    return claimed.one_time_key.key

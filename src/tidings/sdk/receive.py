@@ -1,0 +1,405 @@
+"""Receiving: decrypt, check, de-duplicate, persist, acknowledge, then send receipts.
+
+The order matters for crash safety. For each envelope, one store transaction holds the
+advanced ratchet (and the Olm account, after a pre-key message), the history entry, the
+seen-ids and any receipt still to send. Only after that commits is the envelope acknowledged,
+and only after the ack are receipts posted (from a sealed outbox, so a crash loses none). A
+crash before the ack means redelivery: the envelope's id is in the seen set, so it is
+acknowledged without touching the ratchet and the message is not shown twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import websockets
+from pydantic import ValidationError
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tidings.crypto import (
+    CryptoError,
+    DecryptionFailed,
+    DeviceEntry,
+    DuplicateMessage,
+    PeerSessions,
+    SessionManager,
+    unb64,
+)
+from tidings.protocol import api
+from tidings.protocol.codes import ErrorCode
+from tidings.protocol.e2e import Address, Plaintext
+from tidings.sdk import errors
+from tidings.sdk.errors import DeviceRemoved, SdkError
+from tidings.sdk.events import (
+    DeviceListChanged,
+    Event,
+    IncomingMessage,
+    ReceiptEvent,
+    SecurityNotice,
+    StoredMessage,
+)
+from tidings.sdk.store import SEEN_ENVELOPES, SEEN_MESSAGES, State
+
+if TYPE_CHECKING:
+    from tidings.sdk.client import DeviceClient
+
+log = logging.getLogger(__name__)
+
+OUTBOX = "outbox/receipts"
+CLOSE_REMOVED = 4403
+CLOSE_UNAUTHORIZED = 4401
+RECONNECT_MIN_SECONDS = 0.5
+RECONNECT_MAX_SECONDS = 30.0
+# Failures that are worth retrying later: the envelope stays unacknowledged.
+_TRANSIENT = (errors.NETWORK_ERROR, errors.TIMEOUT, ErrorCode.RATE_LIMITED, "http_error")
+
+
+class Receiver:
+    def __init__(self, client: DeviceClient) -> None:
+        self.client = client
+        self.me = Address(phone=client.phone, device_id=client.device_id)
+
+    # -- mailbox and websocket --------------------------------------------------------------
+
+    async def sync(self) -> list[Event]:
+        client = self.client
+        events: list[Event] = list(client.take_notices())
+        await client.maintain_keys()
+        await self.flush_receipts()
+        after = 0
+        while True:
+            page = await client.api.mailbox(after)
+            processed, acks = await self.process(page.envelopes)
+            if acks:
+                await client.api.ack(acks)
+            await self.flush_receipts()
+            await client.maintain_keys(page.one_time_key_count)
+            events.extend(processed)
+            events.extend(client.take_notices())
+            if not page.more or not page.envelopes:
+                return events
+            after = page.envelopes[-1].seq
+
+    async def listen(self, *, reconnect: bool = True) -> AsyncIterator[Event]:
+        client = self.client
+        await client.maintain_keys()
+        await self.flush_receipts()
+        for notice in client.take_notices():
+            yield notice
+        delay = RECONNECT_MIN_SECONDS
+        while True:
+            try:
+                async with connect(
+                    client.api.ws_url,
+                    additional_headers=client.api.auth_headers(),
+                    open_timeout=30,
+                ) as socket:
+                    delay = RECONNECT_MIN_SECONDS
+                    async for raw in socket:
+                        for event in await self._on_frame(socket, raw):
+                            yield event
+            except ConnectionClosed as exc:
+                code = exc.rcvd.code if exc.rcvd is not None else None
+                if code == CLOSE_REMOVED:
+                    raise DeviceRemoved() from exc
+                if code == CLOSE_UNAUTHORIZED:
+                    await client.api.whoami()  # raises the server's reason (401/403)
+                if not reconnect:
+                    raise SdkError(errors.NETWORK_ERROR, f"connection closed: {exc}") from exc
+            except InvalidStatus as exc:
+                # The server refuses the handshake when the token is revoked: ask why over HTTP.
+                await client.api.whoami()
+                if not reconnect:
+                    raise SdkError(errors.NETWORK_ERROR, f"websocket refused: {exc}") from exc
+            except (OSError, websockets.exceptions.InvalidHandshake, TimeoutError) as exc:
+                if not reconnect:
+                    raise SdkError(errors.NETWORK_ERROR, f"websocket failed: {exc}") from exc
+            log.info("websocket lost; reconnecting in %.1fs", delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+
+    async def receive_once(self, timeout: float) -> list[Event]:
+        """Everything waiting now; if nothing is, wait up to `timeout` seconds for the first
+        batch pushed over the websocket. A batch is returned whole, never cut short."""
+        events = await self.sync()
+        if any(isinstance(e, IncomingMessage | ReceiptEvent) for e in events):
+            return events
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            async with connect(
+                self.client.api.ws_url,
+                additional_headers=self.client.api.auth_headers(),
+                open_timeout=max(timeout, 1.0),
+            ) as socket:
+                while (remaining := deadline - loop.time()) > 0:
+                    try:
+                        raw = await asyncio.wait_for(socket.recv(), remaining)
+                    except TimeoutError:
+                        break
+                    batch = await self._on_frame(socket, raw)
+                    events.extend(batch)
+                    if any(isinstance(e, IncomingMessage | ReceiptEvent) for e in batch):
+                        break
+        except ConnectionClosed as exc:
+            if exc.rcvd is not None and exc.rcvd.code == CLOSE_REMOVED:
+                raise DeviceRemoved() from exc
+            raise SdkError(errors.NETWORK_ERROR, f"connection closed: {exc}") from exc
+        except InvalidStatus as exc:
+            await self.client.api.whoami()
+            raise SdkError(errors.NETWORK_ERROR, f"websocket refused: {exc}") from exc
+        except (OSError, websockets.exceptions.InvalidHandshake) as exc:
+            raise SdkError(errors.NETWORK_ERROR, f"websocket failed: {exc}") from exc
+        return events
+
+    async def _on_frame(self, socket: Any, raw: str | bytes) -> list[Event]:
+        frame = json.loads(raw)
+        kind = frame.get("type")
+        if kind == "removed":
+            raise DeviceRemoved()
+        if kind != "envelopes":
+            if kind == "error":
+                log.warning("server refused a frame: %s", frame.get("message"))
+            return []
+        envelopes = [api.Envelope.model_validate(e) for e in frame.get("envelopes", [])]
+        events, acks = await self.process(envelopes)
+        if acks:
+            await socket.send(json.dumps({"type": "ack", "seqs": acks}))
+        await self.flush_receipts()
+        count = frame.get("one_time_key_count")
+        await self.client.maintain_keys(count if isinstance(count, int) else None)
+        return [*events, *self.client.take_notices()]
+
+    # -- envelopes --------------------------------------------------------------------------
+
+    async def process(self, envelopes: list[api.Envelope]) -> tuple[list[Event], list[int]]:
+        """Handle envelopes in order; returns the events and the seqs safe to acknowledge.
+
+        An envelope that failed for a passing reason (network) is not acknowledged, so it comes
+        back; anything that can never succeed (forged, undecryptable) is acknowledged and
+        dropped.
+        """
+        events: list[Event] = []
+        acks: list[int] = []
+        for envelope in envelopes:
+            try:
+                if envelope.kind == "message":
+                    events.extend(await self._message(envelope))
+                elif envelope.kind == "receipt":
+                    events.extend(self._receipt(envelope))
+                elif envelope.kind == "device_list":
+                    events.extend(await self._device_list(envelope))
+            except SdkError as exc:
+                if exc.code in _TRANSIENT:
+                    log.warning("envelope %s deferred: %s", envelope.seq, exc)
+                    continue
+                log.warning("envelope %s dropped: %s", envelope.seq, exc)
+            acks.append(envelope.seq)
+        return events, acks
+
+    async def _message(self, envelope: api.Envelope) -> list[Event]:
+        client = self.client
+        envelope_key = f"{envelope.sender}:{envelope.sender_device}:{envelope.message_id}"
+        with client.store.transaction() as state:
+            if envelope_key in state.seen(SEEN_ENVELOPES):
+                return []  # processed before a crash or lost ack: just acknowledge it
+        sender = await self._sender_device(envelope.sender, envelope.sender_device)
+        if sender is None:
+            raise SdkError(
+                errors.UNTRUSTED_DEVICE_LIST,
+                f"{envelope.sender} device {envelope.sender_device} is not in their signed list",
+            )
+        wedged = False
+        events: list[Event] = []
+        with client.store.transaction() as state:
+            seen_envelopes = state.seen(SEEN_ENVELOPES)
+            if envelope_key in seen_envelopes:
+                return []
+            seen_envelopes.check_and_add(envelope_key)
+            state.save_seen(SEEN_ENVELOPES, seen_envelopes)
+            peer = state.peer(envelope.sender, envelope.sender_device)
+            if peer.identity_key not in (None, sender.identity_key):
+                peer = PeerSessions()  # a new identity under an old id is a new device
+            device = state.account()
+            manager = SessionManager(device, client.store.session_pickle_key)
+            try:
+                data = manager.decrypt(peer, sender.identity_key, envelope.type, envelope.body)
+            except DuplicateMessage:
+                return []
+            except DecryptionFailed as exc:
+                log.warning(
+                    "cannot decrypt %s from %s: %s", envelope.message_id, envelope.sender, exc
+                )
+                wedged = exc.wedged
+            else:
+                # Decrypting advanced the ratchet (and a pre-key message used up a one-time
+                # key): persist both whatever the plaintext turns out to say.
+                state.save_peer(envelope.sender, envelope.sender_device, peer)
+                state.save_account(device)
+                events = self._accept(state, envelope, data)
+        if wedged:
+            events.extend(await self._reset(envelope.sender, sender))
+        return events
+
+    async def _sender_device(self, phone: str, device_id: int) -> DeviceEntry | None:
+        entry = self.client.trusted_device(phone, device_id)
+        if entry is None:  # unknown to our last verified list: maybe it is newer
+            verified = await self.client.verified_devices(phone)
+            entry = verified.devices.device(device_id)
+        return entry
+
+    def _accept(self, state: State, envelope: api.Envelope, data: bytes) -> list[Event]:
+        """Check what the plaintext claims against the envelope and us, then record it."""
+        try:
+            plaintext = Plaintext.model_validate_json(data)
+        except ValidationError:
+            log.warning("dropping %s: the plaintext is malformed", envelope.message_id)
+            return []
+        own = envelope.sender == self.me.phone
+        claimed_sender = Address(phone=envelope.sender, device_id=envelope.sender_device)
+        if (
+            plaintext.sender != claimed_sender
+            or plaintext.recipient != self.me
+            or (not own and plaintext.to != self.me.phone)
+        ):
+            # The server relabelled or redirected ciphertext: the Olm-authenticated contents
+            # disagree with the envelope.
+            log.warning("dropping %s: sender or recipient mismatch", envelope.message_id)
+            return []
+        if plaintext.kind != "message":
+            return []  # session_reset and dummy only move the ratchet
+        seen = state.seen(SEEN_MESSAGES)
+        if not seen.check_and_add(f"{plaintext.sender.phone}/{plaintext.id}"):
+            return []  # a replay (e.g. on the fallback key) of a message already shown
+        state.save_seen(SEEN_MESSAGES, seen)
+        state.put_message(
+            StoredMessage(
+                id=plaintext.id,
+                conversation=plaintext.to if own else plaintext.sender.phone,
+                direction="out" if own else "in",
+                sender=plaintext.sender.phone,
+                sender_device=plaintext.sender.device_id,
+                content=dict(plaintext.content),
+                ts=plaintext.ts,
+                status="sent" if own else "received",
+            )
+        )
+        if not own:
+            state.append(
+                OUTBOX, {"to": plaintext.sender.phone, "type": "delivered", "ids": [plaintext.id]}
+            )
+        return [
+            IncomingMessage(
+                id=plaintext.id,
+                sender=plaintext.sender.phone,
+                sender_device=plaintext.sender.device_id,
+                to=plaintext.to,
+                content=dict(plaintext.content),
+                ts=plaintext.ts,
+                own=own,
+            )
+        ]
+
+    async def _reset(self, phone: str, device: DeviceEntry) -> list[Event]:
+        """A wedged session: open a fresh one on a new one-time key and tell the peer over it.
+
+        Rate-limited per peer device. The reset goes out as a full fan-out (the server wants
+        every device covered): the wedged device gets `session_reset`, the others a `dummy`.
+        """
+        client = self.client
+        now = client.now_ms()
+        with client.store.transaction() as state:
+            if not SessionManager.may_reset(state.peer(phone, device.device_id), now):
+                log.warning(
+                    "session with %s/%s is wedged; reset rate-limited", phone, device.device_id
+                )
+                return []
+        # The new session becomes the active one; older ones stay to read messages in flight.
+        await client.start_sessions(phone, [device])
+        with client.store.transaction() as state:
+            peer = state.peer(phone, device.device_id)
+            SessionManager.mark_reset(peer, now)
+            state.save_peer(phone, device.device_id, peer)
+
+        def content_for(to_phone: str, to_device: int) -> tuple[Any, dict[str, Any]]:
+            wedged = (to_phone, to_device) == (phone, device.device_id)
+            return ("session_reset" if wedged else "dummy"), {}
+
+        from tidings.sdk.client import new_message_id
+
+        await client.fan_out(phone, new_message_id(), content_for)
+        message = f"a message from {phone} (device {device.device_id}) could not be decrypted"
+        return [SecurityNotice(phone, message + "; the secure session was reset")]
+
+    def _receipt(self, envelope: api.Envelope) -> list[Event]:
+        try:
+            body = api.ReceiptBody.model_validate_json(unb64(envelope.body))
+        except (ValidationError, CryptoError):
+            log.warning("dropping malformed receipt %s", envelope.seq)
+            return []
+        if body.by != envelope.sender:
+            return []
+        with self.client.store.transaction() as state:
+            seen = state.seen(SEEN_ENVELOPES)
+            if not seen.check_and_add(f"receipt:{envelope.message_id}"):
+                return []
+            state.save_seen(SEEN_ENVELOPES, seen)
+            for message_id in body.message_ids:
+                for stored in state.messages_with_id(message_id):
+                    # Theirs: our outgoing message was delivered or read. Ours: another of our
+                    # devices read an incoming message.
+                    mine = body.by == self.me.phone
+                    if (stored.direction == "in") == mine and (
+                        mine or stored.conversation == body.by
+                    ):
+                        stored.apply_receipt(body.type, body.by)
+                        state.put_message(stored)
+        return [ReceiptEvent(body.type, tuple(body.message_ids), body.by, body.by_device)]
+
+    async def _device_list(self, envelope: api.Envelope) -> list[Event]:
+        try:
+            notice = api.DeviceListNotice.model_validate_json(unb64(envelope.body))
+        except (ValidationError, CryptoError):
+            return []
+        if notice.phone != self.me.phone:
+            return []
+        verified = await self.client.verified_devices(notice.phone)
+        ids = tuple(e.device_id for e in verified.devices.devices)
+        return [DeviceListChanged(notice.phone, verified.devices.version, ids)]
+
+    # -- receipts ---------------------------------------------------------------------------
+
+    async def flush_receipts(self) -> None:
+        """Post pending delivered receipts, one request per sender; keep what fails."""
+        with self.client.store.transaction() as state:
+            pending: list[dict[str, Any]] = state.get_json(OUTBOX) or []
+        if not pending:
+            return
+        grouped: dict[tuple[str, str], list[str]] = {}
+        for item in pending:
+            grouped.setdefault((item["to"], item["type"]), []).extend(item["ids"])
+        sent: set[tuple[str, str]] = set()  # (to, type) groups that went out
+        for (to, kind), ids in grouped.items():
+            try:
+                for start in range(0, len(ids), 100):
+                    request = api.ReceiptRequest(
+                        to=to,
+                        type="read" if kind == "read" else "delivered",
+                        message_ids=ids[start : start + 100],
+                    )
+                    await self.client.api.receipt(request)
+            except SdkError as exc:
+                if exc.code in _TRANSIENT:
+                    continue
+                log.warning("receipt to %s dropped: %s", to, exc)
+            sent.add((to, kind))
+        with self.client.store.transaction() as state:
+            # Only drop what was read above: items queued meanwhile must survive.
+            flushed = [item for item in pending if (item["to"], item["type"]) in sent]
+            remaining = [item for item in state.get_json(OUTBOX) or [] if item not in flushed]
+            state.put_json(OUTBOX, remaining)

@@ -1,0 +1,292 @@
+"""The sealed local key store of one device profile.
+
+A profile is a folder (for example ~/.tidings/alice) holding:
+
+    master.key   32 random bytes, mode 0600: the key every other secret is sealed under
+    state.db     SQLite (WAL, synchronous=FULL)
+
+Every secret record (the Olm account pickle, the account private key, each peer's sessions,
+seen-message ids, pinned keys, the device token and the message history) is an AES-GCM blob
+whose associated data names the record, so a blob moved to another record fails to open.
+Only non-secret facts (server URL, phone, device id, primary flag) are stored in the clear.
+
+Every change happens inside `ProfileStore.transaction()`, which takes SQLite's write lock
+(BEGIN IMMEDIATE), so a `listen` and a `send` running in two processes on one profile never
+overwrite each other's ratchet state. Callers must not await inside a transaction: they load,
+mutate and write back in one synchronous step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tidings.crypto import (
+    AccountKey,
+    DeviceCrypto,
+    PeerSessions,
+    Sealer,
+    SealError,
+    SeenMessages,
+    new_master_key,
+)
+from tidings.kit import jsonutil
+from tidings.sdk import errors
+from tidings.sdk.errors import SdkError
+from tidings.sdk.events import StoredMessage
+from tidings.sdk.trust import ContactTrust
+
+MASTER_KEY_FILE = "master.key"
+STATE_FILE = "state.db"
+_AAD_PREFIX = b"tidings-sdk/v1/"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS records (name TEXT PRIMARY KEY, blob BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS messages (
+    position INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    msg_id TEXT NOT NULL,
+    blob BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_by_msg_id ON messages (msg_id);
+"""
+
+# Seen-id sets: envelopes already processed (so a redelivery after a crash before the ack is
+# acked without touching the ratchet) and message ids already shown (replays, fallback keys).
+SEEN_ENVELOPES = "seen/envelopes"
+SEEN_MESSAGES = "seen/messages"
+
+
+def _write_master_key(path: Path) -> bytes:
+    key = new_master_key()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return key
+
+
+class ProfileStore:
+    def __init__(self, folder: Path, master_key: bytes) -> None:
+        self.folder = folder
+        self._sealer = Sealer(master_key)
+        self.account_pickle_key = self._sealer.pickle_key("account")
+        self.session_pickle_key = self._sealer.pickle_key("sessions")
+        # Autocommit mode: transactions are opened explicitly with BEGIN IMMEDIATE.
+        self._db = sqlite3.connect(
+            folder / STATE_FILE, isolation_level=None, timeout=30, check_same_thread=False
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    # -- opening ----------------------------------------------------------------------------
+
+    @staticmethod
+    def exists(folder: Path) -> bool:
+        return (folder / MASTER_KEY_FILE).exists()
+
+    @classmethod
+    def create(cls, folder: Path) -> ProfileStore:
+        """A new, empty profile. An unfinished one (registration never completed) is replaced;
+        a registered one is refused so nobody overwrites their keys by accident."""
+        folder = folder.expanduser()
+        if cls.exists(folder):
+            existing = cls.open(folder)
+            status = existing.meta("status")
+            existing.close()
+            if status == "active":
+                raise SdkError(
+                    errors.PROFILE_EXISTS,
+                    f"{folder} already holds a registered device; choose another --profile",
+                )
+            for name in (MASTER_KEY_FILE, STATE_FILE, STATE_FILE + "-wal", STATE_FILE + "-shm"):
+                (folder / name).unlink(missing_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return cls(folder, _write_master_key(folder / MASTER_KEY_FILE))
+
+    @classmethod
+    def open(cls, folder: Path) -> ProfileStore:
+        folder = folder.expanduser()
+        try:
+            master_key = (folder / MASTER_KEY_FILE).read_bytes()
+        except FileNotFoundError:
+            raise SdkError(
+                errors.NOT_REGISTERED,
+                f"no device profile at {folder}: run `tidings register` or `tidings link join`",
+            ) from None
+        return cls(folder, master_key)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- transactions -----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[State]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield State(self._db, self)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def meta(self, name: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def seal(self, name: str, data: bytes) -> bytes:
+        return self._sealer.seal(data, _AAD_PREFIX + name.encode())
+
+    def unseal(self, name: str, blob: bytes) -> bytes:
+        try:
+            return self._sealer.open(blob, _AAD_PREFIX + name.encode())
+        except SealError as exc:
+            raise SdkError(
+                errors.PROTOCOL_ERROR, f"local record {name!r} is damaged or was tampered with"
+            ) from exc
+
+
+class State:
+    """Typed access to the records, valid inside one `ProfileStore.transaction()`."""
+
+    def __init__(self, db: sqlite3.Connection, store: ProfileStore) -> None:
+        self._db = db
+        self._store = store
+
+    # -- clear metadata ---------------------------------------------------------------------
+
+    def meta(self, name: str) -> str | None:
+        return self._store.meta(name)
+
+    def set_meta(self, name: str, value: str) -> None:
+        self._db.execute(
+            "INSERT INTO meta (name, value) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
+
+    # -- sealed records ---------------------------------------------------------------------
+
+    def get(self, name: str) -> bytes | None:
+        row = self._db.execute("SELECT blob FROM records WHERE name = ?", (name,)).fetchone()
+        return None if row is None else self._store.unseal(name, row[0])
+
+    def put(self, name: str, data: bytes) -> None:
+        self._db.execute(
+            "INSERT INTO records (name, blob) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET blob = excluded.blob",
+            (name, self._store.seal(name, data)),
+        )
+
+    def delete(self, name: str) -> None:
+        self._db.execute("DELETE FROM records WHERE name = ?", (name,))
+
+    def get_json(self, name: str) -> Any:
+        data = self.get(name)
+        return None if data is None else jsonutil.loads(data)
+
+    def put_json(self, name: str, value: Any) -> None:
+        self.put(name, jsonutil.dumps(value).encode())
+
+    # -- device secrets ---------------------------------------------------------------------
+
+    def token(self) -> str:
+        data = self.get("token")
+        if data is None:
+            raise SdkError(errors.NOT_REGISTERED, "this profile has no device token yet")
+        return data.decode()
+
+    def set_token(self, token: str) -> None:
+        self.put("token", token.encode())
+
+    def account(self) -> DeviceCrypto:
+        data = self.get("account")
+        if data is None:
+            raise SdkError(errors.NOT_REGISTERED, "this profile has no device keys")
+        return DeviceCrypto.from_pickle(data.decode(), self._store.account_pickle_key)
+
+    def save_account(self, device: DeviceCrypto) -> None:
+        self.put("account", device.pickle(self._store.account_pickle_key).encode())
+
+    def account_key(self) -> AccountKey | None:
+        data = self.get("account_key")
+        return None if data is None else AccountKey.from_private_bytes(data)
+
+    def save_account_key(self, key: AccountKey) -> None:
+        self.put("account_key", key.private_bytes())
+
+    # -- sessions, trust, de-duplication ----------------------------------------------------
+
+    @staticmethod
+    def _peer_name(phone: str, device_id: int) -> str:
+        return f"peer/{phone}/{device_id}"
+
+    def peer(self, phone: str, device_id: int) -> PeerSessions:
+        data = self.get(self._peer_name(phone, device_id))
+        return PeerSessions() if data is None else PeerSessions.from_json(data.decode())
+
+    def save_peer(self, phone: str, device_id: int, peer: PeerSessions) -> None:
+        self.put(self._peer_name(phone, device_id), peer.to_json().encode())
+
+    def delete_peer(self, phone: str, device_id: int) -> None:
+        self.delete(self._peer_name(phone, device_id))
+
+    def trust(self, phone: str) -> ContactTrust | None:
+        data = self.get(f"trust/{phone}")
+        return None if data is None else ContactTrust.from_json(data.decode())
+
+    def save_trust(self, phone: str, trust: ContactTrust) -> None:
+        self.put(f"trust/{phone}", trust.to_json().encode())
+
+    def seen(self, name: str) -> SeenMessages:
+        data = self.get(name)
+        return SeenMessages() if data is None else SeenMessages.from_json(data.decode())
+
+    def save_seen(self, name: str, seen: SeenMessages) -> None:
+        self.put(name, seen.to_json().encode())
+
+    def append(self, name: str, item: Any) -> None:
+        """Append to a small sealed list (pending receipts, notices)."""
+        items = self.get_json(name) or []
+        items.append(item)
+        self.put_json(name, items)
+
+    # -- message history --------------------------------------------------------------------
+
+    def put_message(self, message: StoredMessage) -> None:
+        name = f"message/{message.key}"
+        blob = self._store.seal(name, jsonutil.dumps(message.to_dict()).encode())
+        self._db.execute(
+            "INSERT INTO messages (key, msg_id, blob) VALUES (?, ?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET blob = excluded.blob",
+            (message.key, message.id, blob),
+        )
+
+    def message(self, key: str) -> StoredMessage | None:
+        row = self._db.execute("SELECT blob FROM messages WHERE key = ?", (key,)).fetchone()
+        return None if row is None else self._message(key, row[0])
+
+    def messages_with_id(self, msg_id: str) -> list[StoredMessage]:
+        rows = self._db.execute(
+            "SELECT key, blob FROM messages WHERE msg_id = ? ORDER BY position", (msg_id,)
+        )
+        return [self._message(key, blob) for key, blob in rows.fetchall()]
+
+    def messages(self, limit: int = 100) -> list[StoredMessage]:
+        """The newest `limit` messages, oldest first."""
+        rows = self._db.execute(
+            "SELECT key, blob FROM messages ORDER BY position DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [self._message(key, blob) for key, blob in reversed(rows)]
+
+    def _message(self, key: str, blob: bytes) -> StoredMessage:
+        raw = jsonutil.loads(self._store.unseal(f"message/{key}", blob))
+        return StoredMessage.from_dict(raw)

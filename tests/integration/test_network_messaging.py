@@ -1,0 +1,237 @@
+"""Two people, one with a linked companion, over real HTTP and websockets on loopback."""
+
+from __future__ import annotations
+
+import asyncpg
+from network_support import Listener, link_companion, messages, receipts, register, texts
+
+from tidings.sdk import DeviceClient, IncomingMessage, ReceiptEvent, SecurityNotice
+
+ALICE = "+15550100001"
+BOB = "+15550100002"
+
+
+async def test_register_send_and_sync(server, invite, tmp_path) -> None:
+    alice = await register(server, invite, tmp_path, ALICE, "alice")
+    bob = await register(server, invite, tmp_path, BOB, "bob")
+    try:
+        message_id = await alice.send_text(BOB, "hello bob")
+        events = await bob.sync()
+        (message,) = messages(events)
+        assert (message.id, message.sender, message.text, message.own) == (
+            message_id,
+            ALICE,
+            "hello bob",
+            False,
+        )
+        await bob.send_text(ALICE, "hello alice")
+        alice_events = await alice.sync()
+        assert texts(alice_events) == ["hello alice"]
+        assert [r.type for r in receipts(alice_events)] == ["delivered"]
+        assert [m.status for m in alice.history()] == ["delivered", "received"]
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+async def test_every_device_sees_every_message_and_receipt(server, invite, tmp_path) -> None:
+    """Alice has a phone and a laptop; Bob a phone. Bob's phone listens live on the websocket."""
+    alice = await register(server, invite, tmp_path, ALICE, "alice")
+    laptop = await link_companion(alice, tmp_path, "alice-laptop")
+    bob = await register(server, invite, tmp_path, BOB, "bob")
+    bob_live = Listener(bob)
+    try:
+        # Alice's phone -> Bob: Bob gets it live, Alice's laptop gets the own copy.
+        first = await alice.send_text(BOB, "hi bob, from the phone")
+        got = await bob_live.next_where(lambda e: isinstance(e, IncomingMessage))
+        assert isinstance(got, IncomingMessage)
+        assert (got.id, got.sender, got.sender_device, got.to) == (
+            first,
+            ALICE,
+            alice.device_id,
+            BOB,
+        )
+        laptop_events = await laptop.sync()
+        (copy,) = messages(laptop_events)
+        assert (copy.id, copy.own, copy.to, copy.conversation) == (first, True, BOB, BOB)
+
+        # Bob's delivered receipt (sent before `got` was yielded), then his read receipt,
+        # reach both of Alice's devices.
+        await bob.mark_read(ALICE, [first])
+        for device, earlier in ((alice, []), (laptop, laptop_events)):
+            events = earlier + await device.sync()
+            kinds = {(r.type, r.message_ids, r.by) for r in receipts(events)}
+            assert kinds == {("delivered", (first,), BOB), ("read", (first,), BOB)}
+            assert [m.status for m in device.history() if m.id == first] == ["read"]
+
+        # Alice's laptop -> Bob: Bob gets it, Alice's phone gets the own copy.
+        second = await laptop.send_text(BOB, "and this from the laptop")
+        got = await bob_live.next_where(lambda e: isinstance(e, IncomingMessage))
+        assert isinstance(got, IncomingMessage)
+        assert (got.id, got.sender_device, got.text) == (
+            second,
+            laptop.device_id,
+            "and this from the laptop",
+        )
+        (copy,) = messages(await alice.sync())
+        assert (copy.id, copy.own, copy.sender_device) == (second, True, laptop.device_id)
+
+        # Bob -> Alice: both of Alice's devices get it; both send delivered receipts to Bob.
+        reply = await bob.send_text(ALICE, "hello both of you")
+        for device in (alice, laptop):
+            (message,) = messages(await device.sync())
+            assert (message.id, message.text, message.own) == (reply, "hello both of you", False)
+        delivered = await bob_live.next_where(lambda e: isinstance(e, ReceiptEvent))
+        assert isinstance(delivered, ReceiptEvent)
+        assert (delivered.type, delivered.message_ids, delivered.by) == (
+            "delivered",
+            (reply,),
+            ALICE,
+        )
+
+        # The laptop reads it: Bob hears, and Alice's phone marks the chat read too.
+        await laptop.mark_read(BOB, [reply])
+        read = await bob_live.next_where(lambda e: isinstance(e, ReceiptEvent) and e.type == "read")
+        assert isinstance(read, ReceiptEvent) and read.by_device == laptop.device_id
+        await alice.sync()
+        assert [m.status for m in alice.history() if m.id == reply] == ["read"]
+    finally:
+        await bob_live.stop()
+        for client in (alice, laptop, bob):
+            await client.close()
+
+
+async def test_offline_device_catches_up(server, invite, tmp_path) -> None:
+    alice = await register(server, invite, tmp_path, ALICE, "alice")
+    bob = await register(server, invite, tmp_path, BOB, "bob")
+    await bob.close()  # Bob is offline
+    try:
+        sent = [await alice.send_text(BOB, f"message {n}") for n in range(5)]
+        bob = await DeviceClient.open(tmp_path / "bob", clock=server.clock)
+        events = await bob.sync()
+        assert [m.id for m in messages(events)] == sent
+        assert texts(events) == [f"message {n}" for n in range(5)]
+        assert messages(await bob.sync()) == []  # everything was acknowledged
+        (delivered,) = receipts(await alice.sync())  # one batched receipt for the catch-up
+        assert (delivered.type, list(delivered.message_ids)) == ("delivered", sent)
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+async def test_crash_between_decrypt_and_ack_delivers_exactly_once(
+    server, invite, tmp_path
+) -> None:
+    alice = await register(server, invite, tmp_path, ALICE, "alice")
+    bob = await register(server, invite, tmp_path, BOB, "bob")
+    try:
+        first = await alice.send_text(BOB, "do not lose me")
+        page = await bob.api.mailbox()
+        events, acks = await bob.receiver.process(page.envelopes)  # decrypted and persisted...
+        assert [m.id for m in messages(events)] == [first] and acks
+        await bob.close()  # ...and the process dies before the ack
+
+        bob = await DeviceClient.open(tmp_path / "bob", clock=server.clock)
+        assert messages(await bob.sync()) == []  # redelivered, recognised, acknowledged
+        assert (await bob.api.mailbox()).envelopes == []
+        assert [m.id for m in bob.history()] == [first]
+
+        # The ratchet state survived: the conversation goes on in both directions.
+        await alice.send_text(BOB, "still there?")
+        assert texts(await bob.sync()) == ["still there?"]
+        await bob.send_text(ALICE, "yes")
+        assert texts(await alice.sync()) == ["yes"]
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+async def test_wedged_session_is_reset_and_recovers(server, invite, tmp_path) -> None:
+    alice = await register(server, invite, tmp_path, ALICE, "alice")
+    bob = await register(server, invite, tmp_path, BOB, "bob")
+    try:
+        await alice.send_text(BOB, "before")
+        assert texts(await bob.sync()) == ["before"]
+        await bob.send_text(ALICE, "reply")
+        assert texts(await alice.sync()) == ["reply"]
+
+        with bob.store.transaction() as state:  # Bob loses his session state with Alice
+            state.delete_peer(ALICE, alice.device_id)
+        await alice.send_text(BOB, "lost in the wedge")
+        events = await bob.sync()
+        assert texts(events) == []  # Olm cannot recover it...
+        assert any(isinstance(e, SecurityNotice) for e in events)  # ...but Bob resets
+
+        assert texts(await alice.sync()) == []  # the reset itself shows nothing
+        await alice.send_text(BOB, "after the reset")
+        assert texts(await bob.sync()) == ["after the reset"]
+        await bob.send_text(ALICE, "all good")
+        assert texts(await alice.sync()) == ["all good"]
+
+        # A second wedge within the hour is not reset again (rate limit); later it is.
+        with bob.store.transaction() as state:
+            peer = state.peer(ALICE, alice.device_id)
+            peer.sessions.clear()
+            state.save_peer(ALICE, alice.device_id, peer)
+        await alice.send_text(BOB, "wedged again")
+        assert not any(isinstance(e, SecurityNotice) for e in await bob.sync())
+        server.clock.advance(hours=2)
+        await alice.send_text(BOB, "and again")
+        assert any(isinstance(e, SecurityNotice) for e in await bob.sync())
+        await alice.sync()
+        await alice.send_text(BOB, "recovered")
+        assert texts(await bob.sync()) == ["recovered"]
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+async def test_no_plaintext_reaches_the_server_or_the_disk(
+    server, invite, tmp_path, backend
+) -> None:
+    secret = "zebra-quantum-marmalade-7741"
+    alice = await register(server, invite, tmp_path, ALICE, "alice")
+    bob = await register(server, invite, tmp_path, BOB, "bob")
+    try:
+        await alice.send_text(BOB, secret)
+        # Before Bob fetches: the envelope sits in the server's database.
+        if backend == "sqlite":
+            folder = server.settings.database_url.removeprefix("sqlite+aiosqlite:///")
+            raw = b"".join(
+                open(folder + suffix, "rb").read()  # noqa: SIM115, ASYNC230
+                for suffix in ("", "-wal")
+                if __import__("os").path.exists(folder + suffix)
+            )
+            assert secret.encode() not in raw
+        else:
+            dump = await _postgres_text_dump(server.settings.database_url)
+            assert secret not in dump
+        assert texts(await bob.sync()) == [secret]
+        # The clients' own stores keep history sealed too.
+        for name in ("alice", "bob"):
+            for path in (tmp_path / name).iterdir():
+                assert secret.encode() not in path.read_bytes(), path
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+async def _postgres_text_dump(url: str) -> str:
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        bodies = await connection.fetch("SELECT body FROM envelopes")
+        assert bodies, "the envelope should be waiting in the mailbox"
+        parts = [bytes(row["body"]).decode("latin-1") for row in bodies]
+        columns = await connection.fetch(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = 'public'"
+            " AND data_type IN ('text', 'character varying', 'bytea', 'json', 'jsonb')"
+        )
+        for column in columns:
+            rows = await connection.fetch(
+                f'SELECT "{column["column_name"]}"::text AS v FROM "{column["table_name"]}"'
+            )
+            parts.extend(str(row["v"]) for row in rows if row["v"] is not None)
+        return "\n".join(parts)
+    finally:
+        await connection.close()
