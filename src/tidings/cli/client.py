@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 import qrcode
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from tidings.cli.errors import fail
 from tidings.sdk import (
@@ -27,7 +28,7 @@ from tidings.sdk import (
     SecurityNotice,
 )
 
-out = Console(highlight=False)
+out = Console(highlight=False, soft_wrap=True)  # codes and commands must stay copyable
 err = Console(stderr=True, highlight=False)
 T = TypeVar("T")
 
@@ -183,14 +184,16 @@ def devices(
                     out.print(f"Removed device {remove}.")
             listed = await client.list_devices()
             if as_json:
-                out.print_json(data=[vars(d) for d in listed])
+                print(json.dumps([vars(d) for d in listed], indent=2))
                 return
+            table = Table("id", "name", "role", "last seen", box=None, pad_edge=False)
             for d in listed:
-                marks = ", ".join(
-                    m for m, on in (("primary", d.primary), ("this device", d.this_device)) if on
-                )
-                suffix = f"  [{marks}]" if marks else ""
-                out.print(f"{d.device_id:>3}  {d.name or '-'}{suffix}")
+                role = "primary" if d.primary else "companion"
+                if d.this_device:
+                    role += " (this device)"
+                seen = (d.last_seen_at or "")[:16].replace("T", " ")
+                table.add_row(str(d.device_id), d.name or "-", role, seen)
+            out.print(table)
 
     run(body)
 
@@ -220,19 +223,42 @@ def listen(
     timeout: Annotated[
         float, typer.Option("--timeout", help="With --once: seconds to wait for the first item.")
     ] = 10.0,
+    read_receipts: Annotated[
+        bool,
+        typer.Option(
+            "--read-receipts/--no-read-receipts",
+            help="Tell senders their messages were read once printed (delivered receipts are"
+            " always sent).",
+        ),
+    ] = True,
 ) -> None:
     """Decrypt and print incoming messages and receipts; runs until Ctrl-C (or see --once)."""
 
     async def body() -> None:
         async with await _opened(profile) as client:
             if once:
-                for event in await client.receive_once(timeout):
+                events = await client.receive_once(timeout)
+                for event in events:
                     show(event, client, as_json)
+                if read_receipts:
+                    await mark_shown_as_read(client, events)
                 return
             async for event in client.listen():
                 show(event, client, as_json)
+                if read_receipts:
+                    await mark_shown_as_read(client, [event])
 
     run(body)
+
+
+async def mark_shown_as_read(client: DeviceClient, events: list[Event]) -> None:
+    """Printed messages from other accounts count as read; one receipt per sender."""
+    by_sender: dict[str, list[str]] = {}
+    for event in events:
+        if isinstance(event, IncomingMessage) and not event.own:
+            by_sender.setdefault(event.sender, []).append(event.id)
+    for sender, message_ids in by_sender.items():
+        await client.mark_read(sender, message_ids)
 
 
 def event_json(event: IncomingMessage | ReceiptEvent, client: DeviceClient) -> dict[str, Any]:
