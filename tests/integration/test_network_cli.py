@@ -58,19 +58,17 @@ def test_register_send_and_listen_once_json(server, invite, tmp_path) -> None:
         "hello from the cli",
     )
 
-    # Bob's client sent a delivered receipt; Alice's listen prints it.
+    # Bob's client sent a delivered receipt, and a read receipt once listen had printed the
+    # message; Alice's listen prints both.
     result = runner.invoke(
         app, ["listen", "--profile", alice, "--once", "--json", "--timeout", "5"]
     )
     assert result.exit_code == 0, result.output
-    (line,) = result.stdout.splitlines()
-    receipt = json.loads(line)
-    assert (receipt["kind"], receipt["type"], receipt["message_ids"], receipt["by"]) == (
-        "receipt",
-        "delivered",
-        [message_id],
-        BOB,
-    )
+    receipts = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["kind"], r["type"], r["message_ids"], r["by"]) for r in receipts] == [
+        ("receipt", "delivered", [message_id], BOB),
+        ("receipt", "read", [message_id], BOB),
+    ]
 
     result = runner.invoke(app, ["devices", "--profile", alice, "--json"])
     assert result.exit_code == 0 and [d["device_id"] for d in json.loads(result.stdout)] == [1]
