@@ -26,6 +26,7 @@ from tidings.sdk import (
     ReceiptEvent,
     SdkError,
     SecurityNotice,
+    TypingEvent,
 )
 
 out = Console(highlight=False, soft_wrap=True)  # codes and commands must stay copyable
@@ -294,6 +295,10 @@ def show(event: Event, client: DeviceClient, as_json: bool) -> None:
         return
     if isinstance(event, DeviceListChanged):
         err.print(f"devices of {event.phone} changed (v{event.version})")
+        return
+    if isinstance(event, TypingEvent):
+        if not as_json:
+            err.print(f"{event.sender} is typing...")
         return
     if as_json:
         sys.stdout.write(json.dumps(event_json(event, client), ensure_ascii=False) + "\n")

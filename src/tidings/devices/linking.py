@@ -64,7 +64,8 @@ class LinkService:
             await self._check_room(uow, ctx.account_id)
             now = self._clock.now()
             link = Link(
-                id=secrets.token_urlsafe(16),
+                # Hex, never starting with "-": the code is typed on command lines.
+                id=secrets.token_hex(16),
                 account_id=ctx.account_id,
                 status="waiting",
                 created_at=now,

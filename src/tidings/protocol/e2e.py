@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-PlainKind = Literal["message", "session_reset", "dummy"]
+PlainKind = Literal["message", "session_reset", "dummy", "typing"]
 
 
 class Address(BaseModel):

@@ -12,6 +12,7 @@ from tidings.sdk.events import (
     ReceiptEvent,
     SecurityNotice,
     StoredMessage,
+    TypingEvent,
 )
 from tidings.sdk.linking import LinkedDevice, PendingLink
 from tidings.sdk.store import ProfileStore
@@ -33,6 +34,7 @@ __all__ = [
     "SecurityNotice",
     "StoredMessage",
     "TrustError",
+    "TypingEvent",
     "VerifiedDevices",
     "verify_served_list",
 ]

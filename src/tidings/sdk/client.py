@@ -299,6 +299,43 @@ class DeviceClient:
         await self.sender.fan_out(to, message_id, lambda _p, _d: ("message", content), record)
         return message_id
 
+    async def send_content(
+        self, to: str, content: dict[str, Any], message_id: str | None = None
+    ) -> str:
+        """Send any message content (a business's Cloud API message, a button reply); returns
+        its id. Reusing `message_id` after a crash re-sends without the server filing twice."""
+        to = check_phone(to)
+        message_id = message_id or new_message_id()
+        record = StoredMessage(
+            id=message_id,
+            conversation=to,
+            direction="out",
+            sender=self.phone,
+            sender_device=self.device_id,
+            content=content,
+            ts=self.now_ms(),
+            status="sending",
+        )
+        await self.sender.fan_out(to, message_id, lambda _p, _d: ("message", content), record)
+        return message_id
+
+    async def send_typing(self, to: str) -> None:
+        """Show a typing indicator on every device of `to` (nothing is stored)."""
+        await self.sender.fan_out(check_phone(to), new_message_id(), lambda _p, _d: ("typing", {}))
+
+    def enable_journal(self) -> None:
+        """Record received messages and receipts in the store's event journal from now on."""
+        with self.store.transaction() as state:
+            state.set_meta("journal", "on")
+
+    def journal_after(self, position: int, limit: int = 100) -> list[tuple[int, dict[str, Any]]]:
+        with self.store.transaction() as state:
+            return state.journal_after(position, limit)
+
+    def journal_trim(self, up_to: int) -> None:
+        with self.store.transaction() as state:
+            state.journal_trim(up_to)
+
     async def fan_out(
         self, to: str, message_id: str, content_for: ContentFor, record: StoredMessage | None = None
     ) -> api.SendResponse | None:

@@ -20,8 +20,7 @@ class IncomingMessage:
 
     @property
     def text(self) -> str | None:
-        value = self.content.get("text")
-        return value if isinstance(value, str) else None
+        return content_text(self.content)
 
     @property
     def conversation(self) -> str:
@@ -35,6 +34,14 @@ class ReceiptEvent:
     message_ids: tuple[str, ...]
     by: str
     by_device: int
+
+
+@dataclass(frozen=True)
+class TypingEvent:
+    """The other party is typing (shown until their message arrives, or for 25 seconds)."""
+
+    sender: str
+    sender_device: int
 
 
 @dataclass(frozen=True)
@@ -52,7 +59,7 @@ class SecurityNotice:
     message: str
 
 
-Event = IncomingMessage | ReceiptEvent | DeviceListChanged | SecurityNotice
+Event = IncomingMessage | ReceiptEvent | DeviceListChanged | SecurityNotice | TypingEvent
 
 Direction = Literal["in", "out"]
 
@@ -80,8 +87,7 @@ class StoredMessage:
 
     @property
     def text(self) -> str | None:
-        value = self.content.get("text")
-        return value if isinstance(value, str) else None
+        return content_text(self.content)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,3 +107,22 @@ class StoredMessage:
         if rank.get(wanted, 0) > rank.get(self.status, 0):
             self.status = wanted
         return self.status != before
+
+
+def content_text(content: dict[str, Any]) -> str | None:
+    """The text of a message: person-to-person `{"text": "..."}` or the Cloud API shape a
+    business sends, `{"text": {"body": "..."}}` (and captions / interactive bodies)."""
+    value = content.get("text")
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and isinstance(value.get("body"), str):
+        return str(value["body"])
+    kind = content.get("type")
+    inner = content.get(kind) if isinstance(kind, str) else None
+    if isinstance(inner, dict):
+        body = inner.get("body")
+        if isinstance(body, dict) and isinstance(body.get("text"), str):
+            return str(body["text"])  # interactive messages
+        if isinstance(inner.get("caption"), str):
+            return str(inner["caption"])
+    return None

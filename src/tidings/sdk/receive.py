@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import websockets
@@ -42,6 +43,7 @@ from tidings.sdk.events import (
     ReceiptEvent,
     SecurityNotice,
     StoredMessage,
+    TypingEvent,
 )
 from tidings.sdk.store import SEEN_ENVELOPES, SEEN_MESSAGES, State
 
@@ -271,6 +273,8 @@ class Receiver:
             # disagree with the envelope.
             log.warning("dropping %s: sender or recipient mismatch", envelope.message_id)
             return []
+        if plaintext.kind == "typing" and not own:
+            return [TypingEvent(plaintext.sender.phone, plaintext.sender.device_id)]
         if plaintext.kind != "message":
             return []  # session_reset and dummy only move the ratchet
         seen = state.seen(SEEN_MESSAGES)
@@ -293,17 +297,17 @@ class Receiver:
             state.append(
                 OUTBOX, {"to": plaintext.sender.phone, "type": "delivered", "ids": [plaintext.id]}
             )
-        return [
-            IncomingMessage(
-                id=plaintext.id,
-                sender=plaintext.sender.phone,
-                sender_device=plaintext.sender.device_id,
-                to=plaintext.to,
-                content=dict(plaintext.content),
-                ts=plaintext.ts,
-                own=own,
-            )
-        ]
+        incoming = IncomingMessage(
+            id=plaintext.id,
+            sender=plaintext.sender.phone,
+            sender_device=plaintext.sender.device_id,
+            to=plaintext.to,
+            content=dict(plaintext.content),
+            ts=plaintext.ts,
+            own=own,
+        )
+        state.journal({"event": "message", **asdict(incoming)})
+        return [incoming]
 
     async def _reset(self, phone: str, device: DeviceEntry) -> list[Event]:
         """A wedged session: open a fresh one on a new one-time key and tell the peer over it.
@@ -359,7 +363,9 @@ class Receiver:
                     ):
                         stored.apply_receipt(body.type, body.by)
                         state.put_message(stored)
-        return [ReceiptEvent(body.type, tuple(body.message_ids), body.by, body.by_device)]
+            receipt = ReceiptEvent(body.type, tuple(body.message_ids), body.by, body.by_device)
+            state.journal({"event": "receipt", **asdict(receipt), "server_ts": envelope.server_ts})
+        return [receipt]
 
     async def _device_list(self, envelope: api.Envelope) -> list[Event]:
         try:

@@ -54,6 +54,10 @@ CREATE TABLE IF NOT EXISTS messages (
     blob BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS messages_by_msg_id ON messages (msg_id);
+CREATE TABLE IF NOT EXISTS journal (
+    position INTEGER PRIMARY KEY AUTOINCREMENT,
+    blob BLOB NOT NULL
+);
 """
 
 # Seen-id sets: envelopes already processed (so a redelivery after a crash before the ack is
@@ -258,6 +262,33 @@ class State:
         items = self.get_json(name) or []
         items.append(item)
         self.put_json(name, items)
+
+    # -- event journal ----------------------------------------------------------------------
+
+    def journal(self, event: dict[str, Any]) -> None:
+        """Record an event in the same transaction as the state change that produced it.
+
+        A consumer that keeps its own cursor (the business platform, in its database) can then
+        take every event exactly once, whatever crashes between our commit and its own.
+        """
+        if self.meta("journal") != "on":
+            return
+        cursor = self._db.execute("INSERT INTO journal (blob) VALUES (?)", (b"",))
+        position = int(cursor.lastrowid or 0)
+        blob = self._store.seal(f"journal/{position}", jsonutil.dumps(event).encode())
+        self._db.execute("UPDATE journal SET blob = ? WHERE position = ?", (blob, position))
+
+    def journal_after(self, position: int, limit: int = 100) -> list[tuple[int, dict[str, Any]]]:
+        rows = self._db.execute(
+            "SELECT position, blob FROM journal WHERE position > ? ORDER BY position LIMIT ?",
+            (position, limit),
+        ).fetchall()
+        return [
+            (pos, jsonutil.loads(self._store.unseal(f"journal/{pos}", blob))) for pos, blob in rows
+        ]
+
+    def journal_trim(self, up_to: int) -> None:
+        self._db.execute("DELETE FROM journal WHERE position <= ?", (up_to,))
 
     # -- message history --------------------------------------------------------------------
 
