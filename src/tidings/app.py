@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tidings import __version__
+from tidings.business_api.graph_errors import GraphError, graph_envelope, map_any_app_error
+from tidings.business_api.routes import router as business_router
 from tidings.devices.routes import router as devices_router
 from tidings.errors import AppError, PayloadTooLarge
 from tidings.gateway.routes import router as gateway_router
 from tidings.mailbox.routes import router as mailbox_router
 from tidings.protocol.codes import ErrorCode
 from tidings.runtime import Runtime
+from tidings.webhooks.routes import router as webhooks_router
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +37,36 @@ def error_response(
     )
 
 
+def is_graph(request: Request) -> bool:
+    """The Cloud API surface: everything but the network core's /v1 and health routes."""
+    path = request.url.path
+    return not (path == "/healthz" or path.startswith("/v1/") or path == "/v1")
+
+
+def graph_response(error: GraphError) -> JSONResponse:
+    return JSONResponse(
+        graph_envelope(error, trace_id=secrets.token_urlsafe(15)), status_code=error.http_status
+    )
+
+
+def graph_error_from_request(exc: RequestValidationError) -> GraphError:
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path"))
+    return GraphError(100, f"Invalid parameter {where}: {first.get('msg', 'invalid')}".strip())
+
+
 def create_app(runtime: Runtime) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await runtime.close()
+        runtime.webhooks.start()
+        stop = asyncio.Event()
+        worker = asyncio.create_task(runtime.business_worker.run(stop), name="business-worker")
+        try:
+            yield
+        finally:
+            stop.set()
+            await worker
+            await runtime.close()
 
     app = FastAPI(title="Tidings", version=__version__, lifespan=lifespan)
     app.state.runtime = runtime
@@ -45,6 +76,11 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.devices = runtime.devices
     app.state.links = runtime.links
     app.state.mailbox = runtime.mailbox
+    app.state.businesses = runtime.businesses
+    app.state.webhooks = runtime.webhooks
+    app.state.business_messaging = runtime.business_messaging
+    # API devices reach the core through this very app, in-process (no socket).
+    runtime.api_devices.set_transport(lambda: httpx.ASGITransport(app=app))
 
     app.include_router(devices_router)
     app.include_router(mailbox_router)
@@ -53,6 +89,10 @@ def create_app(runtime: Runtime) -> FastAPI:
     @app.get("/healthz")
     async def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
+
+    # Graph routes match any /{version}/{id}/...: they come after every fixed route.
+    app.include_router(webhooks_router)
+    app.include_router(business_router)
 
     max_bytes = runtime.settings.server.max_request_bytes
 
@@ -63,18 +103,24 @@ def create_app(runtime: Runtime) -> FastAPI:
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > max_bytes):
             error = PayloadTooLarge(f"request body over the {max_bytes}-byte limit")
+            if is_graph(request):
+                return graph_response(GraphError(100, error.message, http_status=413))
             return error_response(error.status, str(error.code), error.message)
         return await call_next(request)
 
     @app.exception_handler(AppError)
-    async def app_error(_request: Request, exc: AppError) -> JSONResponse:
+    async def app_error(request: Request, exc: AppError) -> JSONResponse:
+        if is_graph(request):
+            return graph_response(map_any_app_error(exc))
         response = error_response(exc.status, str(exc.code), exc.message, exc.details)
         if retry_after := exc.details.get("retry_after"):
             response.headers["Retry-After"] = str(retry_after)
         return response
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if is_graph(request):
+            return graph_response(graph_error_from_request(exc))
         problems = [
             {
                 "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
@@ -88,15 +134,25 @@ def create_app(runtime: Runtime) -> FastAPI:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if is_graph(request):
+            return graph_response(
+                GraphError(
+                    100, f"Unknown path components: {request.url.path}", http_status=exc.status_code
+                )
+            )
         code = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.VALIDATION_FAILED}.get(
             exc.status_code, ErrorCode.INTERNAL
         )
         return error_response(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(Exception)
-    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
+        if is_graph(request):
+            return graph_response(
+                GraphError(131000, "Something went wrong; the server logged the details")
+            )
         return error_response(
             500, ErrorCode.INTERNAL, "internal error; the server logged the details"
         )

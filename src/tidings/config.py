@@ -58,6 +58,18 @@ class LimitsSettings(BaseModel):
     one_time_key_low_water: int = 25
 
 
+class OutboundSettings(BaseModel):
+    # Requests the server makes for tenants (webhooks, media by link). "embedded" allows http
+    # and loopback so one machine can try everything; "production" demands https to public
+    # addresses (no SSRF into the operator's network).
+    mode: Literal["embedded", "production"] = "embedded"
+
+
+class BusinessSettings(BaseModel):
+    # Upper bound on how long a lost doorbell can delay a business's deliveries.
+    worker_poll_seconds: float = 30.0
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TIDINGS_", env_nested_delimiter="__", extra="ignore"
@@ -71,6 +83,8 @@ class Settings(BaseSettings):
     bus: BusSettings = Field(default_factory=BusSettings)
     verification: VerificationSettings = Field(default_factory=VerificationSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    outbound: OutboundSettings = Field(default_factory=OutboundSettings)
+    business: BusinessSettings = Field(default_factory=BusinessSettings)
 
     @property
     def database_url(self) -> str:

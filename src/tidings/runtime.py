@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from tidings.accounts.service import AccountService
 from tidings.accounts.verification import HttpSmsProvider, OperatorProvider, VerificationProvider
 from tidings.bus.base import Bus
 from tidings.bus.memory import MemoryBus
+from tidings.business.api_devices import ApiDeviceHost
+from tidings.business.messaging import BusinessMessaging
+from tidings.business.service import BusinessService
+from tidings.business.tasks import BusinessWorker, outbound_topic
+from tidings.business_api.shapes import CloudShapes
 from tidings.config import Settings
+from tidings.crypto.sealing import Sealer
 from tidings.db.engine import make_engine
 from tidings.db.ratelimit import DatabaseRateLimiter
 from tidings.db.uow import Database
@@ -16,6 +23,8 @@ from tidings.devices.linking import LinkService, link_topic
 from tidings.devices.service import DeviceService
 from tidings.kit.clock import Clock, SystemClock
 from tidings.mailbox.service import MailboxService
+from tidings.outbound import OutboundPolicy
+from tidings.webhooks.service import WebhookService
 
 
 @dataclass
@@ -28,8 +37,16 @@ class Runtime:
     devices: DeviceService
     links: LinkService
     mailbox: MailboxService
+    sealer: Sealer
+    businesses: BusinessService
+    webhooks: WebhookService
+    api_devices: ApiDeviceHost
+    business_messaging: BusinessMessaging
+    business_worker: BusinessWorker
 
     async def close(self) -> None:
+        await self.webhooks.close()
+        await self.api_devices.close()
         await self.bus.close()
         await self.database.dispose()
 
@@ -96,6 +113,38 @@ def build_runtime(
     )
     devices.removal_hooks.append(mailbox.purge_devices)
     devices.list_changed_hooks.append(mailbox.notify_device_list)
+
+    # -- the business platform --
+    sealer = Sealer(master_key(settings))
+    businesses = BusinessService(database=database, clock=clock, sealer=sealer)
+    policy = (
+        OutboundPolicy.production()
+        if settings.outbound.mode == "production"
+        else OutboundPolicy.embedded()
+    )
+    webhooks = WebhookService(database, clock, sealer, businesses.app_secret, policy)
+    api_devices = ApiDeviceHost(settings.data_dir / "api-devices")
+
+    async def ring_outbound(phone_pk: int) -> None:
+        await bus.publish(outbound_topic(phone_pk), {"phone": phone_pk})
+
+    business_messaging = BusinessMessaging(
+        database=database,
+        clock=clock,
+        sealer=sealer,
+        devices=api_devices,
+        webhooks=webhooks,
+        shapes=CloudShapes(),
+        ring=ring_outbound,
+    )
+    business_worker = BusinessWorker(
+        bus=bus,
+        businesses=businesses,
+        messaging=business_messaging,
+        api_devices=api_devices,
+        core_devices=devices,
+        poll_seconds=settings.business.worker_poll_seconds,
+    )
     return Runtime(
         settings=settings,
         clock=clock,
@@ -105,4 +154,15 @@ def build_runtime(
         devices=devices,
         links=links,
         mailbox=mailbox,
+        sealer=sealer,
+        businesses=businesses,
+        webhooks=webhooks,
+        api_devices=api_devices,
+        business_messaging=business_messaging,
+        business_worker=business_worker,
     )
+
+
+def master_key(settings: Settings) -> bytes:
+    """The 32-byte key everything sealed at rest derives from (HKDF per purpose)."""
+    return hashlib.sha256(b"tidings-master-key\x00" + settings.secret_key.encode()).digest()

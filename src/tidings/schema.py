@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import tidings.accounts.models
+import tidings.business.models
 import tidings.devices.models
 import tidings.mailbox.models
+import tidings.webhooks.models
 from tidings.db import ratelimit
 from tidings.db.base import Base
 
 __all__ = ["metadata"]
 
-_MODELS = (tidings.accounts.models, tidings.devices.models, tidings.mailbox.models, ratelimit)
+_MODELS = (
+    tidings.accounts.models,
+    tidings.business.models,
+    tidings.devices.models,
+    tidings.mailbox.models,
+    tidings.webhooks.models,
+    ratelimit,
+)
 metadata = Base.metadata

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tidings.cli import client, server
+from tidings.cli import business, client, server
 
 app = typer.Typer(
     name="tidings",
@@ -14,6 +14,7 @@ app = typer.Typer(
 )
 server.install(app)
 client.install(app)
+business.install(app)
 
 
 def main() -> None:

@@ -1,0 +1,340 @@
+"""What a business phone number sends and receives.
+
+Outbound: the send endpoint stores the message (sealed) with status `accepted` in one
+transaction and rings the phone's worker after commit; the worker encrypts it for every device
+of the customer through the API device and records `sent`. Re-sending after a crash reuses the
+message's E2E id, so the network files it once.
+
+Inbound and receipts: the API device's SDK journals every message and receipt in the same
+transaction as its ratchet state; the worker turns journal entries into stored messages, status
+changes and webhook events in one database transaction that also advances the journal cursor,
+so each entry takes effect exactly once.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from tidings.business.api_devices import ApiDeviceHost
+from tidings.business.inbound import to_cloud_message
+from tidings.business.models import BusinessMessage
+from tidings.business.repository import BusinessRepository
+from tidings.business.service import PhoneInfo
+from tidings.crypto.sealing import Sealer
+from tidings.db.uow import Database, UnitOfWork
+from tidings.errors import NotFound, ValidationFailed
+from tidings.kit.clock import Clock
+from tidings.sdk.errors import SdkError
+
+log = logging.getLogger(__name__)
+
+# Status order: a late "delivered" must never undo a "read".
+_RANK = {"accepted": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
+UNDELIVERABLE = 131026
+
+
+class WebhookSink(Protocol):
+    async def enqueue(
+        self,
+        uow: UnitOfWork,
+        *,
+        waba_id: str,
+        phone_number_id: str | None,
+        field: str,
+        value: dict[str, Any],
+    ) -> str: ...
+
+
+class WebhookShapes(Protocol):
+    """Builders of Cloud API webhook values (tidings.business_api.wire)."""
+
+    def status(
+        self,
+        phone: PhoneInfo,
+        message: BusinessMessage,
+        status: str,
+        ts: int,
+        extra: dict[str, Any],
+    ) -> dict[str, Any]: ...
+
+    def inbound(
+        self, phone: PhoneInfo, message: dict[str, Any], customer: str, profile_name: str
+    ) -> dict[str, Any]: ...
+
+
+def new_wamid() -> str:
+    return "wamid." + base64.urlsafe_b64encode(secrets.token_bytes(27)).decode()
+
+
+class BusinessMessaging:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        clock: Clock,
+        sealer: Sealer,
+        devices: ApiDeviceHost,
+        webhooks: WebhookSink,
+        shapes: WebhookShapes,
+        ring: Callable[[int], Awaitable[None]],
+    ) -> None:
+        self._database = database
+        self._clock = clock
+        self._sealer = sealer
+        self._devices = devices
+        self._webhooks = webhooks
+        self._shapes = shapes
+        self._ring = ring
+
+    # -- sealing ----------------------------------------------------------------------------
+
+    def _seal(self, wamid: str, content: dict[str, Any]) -> bytes:
+        return self._sealer.seal(json.dumps(content).encode(), f"business-message/{wamid}".encode())
+
+    def content_of(self, message: BusinessMessage) -> dict[str, Any]:
+        data = self._sealer.open(
+            message.content_sealed, f"business-message/{message.wamid}".encode()
+        )
+        content: dict[str, Any] = json.loads(data)
+        return content
+
+    # -- outbound ---------------------------------------------------------------------------
+
+    async def accept(
+        self,
+        phone: PhoneInfo,
+        customer: str,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        context_wamid: str | None = None,
+        callback_data: str | None = None,
+    ) -> str:
+        """Store an outbound message for delivery; returns its wamid."""
+        now = self._clock.now()
+        wamid = new_wamid()
+        async with self._database.unit_of_work() as uow:
+            repository = BusinessRepository(uow.session)
+            context_e2e = None
+            if context_wamid is not None:
+                quoted = await repository.message_by_wamid(context_wamid)
+                if quoted is None or quoted.phone_id != phone.phone_pk:
+                    raise ValidationFailed(
+                        f"context.message_id {context_wamid!r} is not a message of this number"
+                    )
+                context_e2e = {
+                    "message_id": quoted.e2e_id,
+                    "from": quoted.customer if quoted.direction == "in" else phone.phone,
+                }
+            content: dict[str, Any] = {"type": kind, kind: payload}
+            if context_e2e is not None:
+                content["context"] = context_e2e
+            stored = {"content": content, "callback": callback_data, "context_wamid": context_wamid}
+            repository.add(
+                BusinessMessage(
+                    phone_id=phone.phone_pk,
+                    wamid=wamid,
+                    e2e_id=secrets.token_hex(16),
+                    direction="out",
+                    customer=customer,
+                    type=kind,
+                    content_sealed=self._seal(wamid, stored),
+                    status="accepted",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+
+            async def ring() -> None:
+                await self._ring(phone.phone_pk)
+
+            uow.after_commit(ring)
+        return wamid
+
+    async def deliver_pending(self, phone: PhoneInfo, batch: int = 50) -> int:
+        """Encrypt and send accepted messages in order; record sent or failed."""
+        async with self._database.read_only() as uow:
+            pending = [
+                (m.id, m.wamid, m.e2e_id, m.customer, self.content_of(m)["content"])
+                for m in await BusinessRepository(uow.session).pending_outbound(
+                    phone.phone_pk, batch
+                )
+            ]
+        if not pending:
+            return 0
+        client = await self._devices.client(phone.phone_number_id)
+        for row_id, wamid, e2e_id, customer, content in pending:
+            error: int | None = None
+            async with self._devices.lock(phone.phone_number_id):
+                try:
+                    await client.send_content(customer, content, message_id=e2e_id)
+                except SdkError as exc:
+                    if (
+                        exc.status is None
+                        or exc.status >= 500
+                        or exc.code in ("network_error", "timeout")
+                    ):
+                        log.warning("delivery of %s deferred: %s", wamid, exc.code)
+                        return 0  # try again on the next wake-up
+                    log.info("message %s undeliverable: %s", wamid, exc.code)
+                    error = UNDELIVERABLE
+            await self._record_status(phone, row_id, "failed" if error else "sent", error=error)
+        return len(pending)
+
+    async def _record_status(
+        self,
+        phone: PhoneInfo,
+        row_id: int,
+        status: str,
+        *,
+        error: int | None = None,
+        ts: int | None = None,
+    ) -> None:
+        async with self._database.unit_of_work() as uow:
+            message = await uow.session.get(BusinessMessage, row_id, with_for_update=True)
+            if message is None:
+                return
+            await self._advance(uow, phone, message, status, error=error, ts=ts)
+
+    async def _advance(
+        self,
+        uow: UnitOfWork,
+        phone: PhoneInfo,
+        message: BusinessMessage,
+        status: str,
+        *,
+        error: int | None = None,
+        ts: int | None = None,
+    ) -> None:
+        if _RANK.get(status, 0) <= _RANK.get(message.status, 0) or message.status == "failed":
+            return
+        message.status = status
+        message.error_code = error
+        message.updated_at = self._clock.now()
+        stored = self.content_of(message)
+        when = ts if ts is not None else int(self._clock.now().timestamp())
+        value = self._shapes.status(
+            phone, message, status, when, {"callback": stored.get("callback"), "error": error}
+        )
+        await self._webhooks.enqueue(
+            uow,
+            waba_id=phone.waba_id,
+            phone_number_id=phone.phone_number_id,
+            field="messages",
+            value=value,
+        )
+
+    # -- inbound ----------------------------------------------------------------------------
+
+    async def drain(self, phone: PhoneInfo) -> int:
+        """Fetch what the API device's mailbox holds, then apply its journal."""
+        client = await self._devices.client(phone.phone_number_id)
+        async with self._devices.lock(phone.phone_number_id):
+            try:
+                await client.sync()
+            except SdkError as exc:
+                log.warning("sync of %s failed: %s", phone.phone_number_id, exc.code)
+        return await self.apply_journal(phone)
+
+    async def apply_journal(self, phone: PhoneInfo) -> int:
+        client = await self._devices.client(phone.phone_number_id)
+        applied = 0
+        while True:
+            async with self._database.unit_of_work() as uow:
+                number = await BusinessRepository(uow.session).phone_by_pk(
+                    phone.phone_pk, for_update=True
+                )
+                if number is None:
+                    return applied
+                entries = client.journal_after(number.journal_cursor, 100)
+                if not entries:
+                    return applied
+                for position, event in entries:
+                    await self._apply(uow, phone, event)
+                    number.journal_cursor = position
+                    applied += 1
+            client.journal_trim(entries[-1][0])
+
+    async def _apply(self, uow: UnitOfWork, phone: PhoneInfo, event: dict[str, Any]) -> None:
+        repository = BusinessRepository(uow.session)
+        if event.get("event") == "receipt":
+            status = "delivered" if event["type"] == "delivered" else "read"
+            for message in await repository.messages_by_e2e(
+                phone.phone_pk, list(event["message_ids"]), "out"
+            ):
+                if message.customer == event["by"]:
+                    await self._advance(
+                        uow,
+                        phone,
+                        message,
+                        status,
+                        ts=int(event.get("server_ts", 0)) // 1000 or None,
+                    )
+            return
+        if event.get("event") != "message" or event.get("own"):
+            return
+        customer = event["sender"]
+        existing = await repository.messages_by_e2e(phone.phone_pk, [event["id"]], "in")
+        if any(m.customer == customer for m in existing):
+            return
+        now = self._clock.now()
+        wamid = new_wamid()
+        content = event.get("content") or {}
+        quoted = None
+        context = content.get("context") if isinstance(content.get("context"), dict) else None
+        if context and isinstance(context.get("message_id"), str):
+            matches = await repository.messages_by_e2e(
+                phone.phone_pk, [context["message_id"]], "out"
+            )
+            quoted = next((m.wamid for m in matches if m.customer == customer), None)
+        cloud = to_cloud_message(
+            content,
+            wamid=wamid,
+            sender=customer,
+            ts=int(event["ts"]) // 1000,
+            business=phone.display_phone_number,
+            quoted_wamid=quoted,
+        )
+        repository.add(
+            BusinessMessage(
+                phone_id=phone.phone_pk,
+                wamid=wamid,
+                e2e_id=event["id"],
+                direction="in",
+                customer=customer,
+                type=str(cloud.get("type", "unsupported")),
+                content_sealed=self._seal(wamid, {"content": content, "cloud": cloud}),
+                status="received",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        value = self._shapes.inbound(phone, cloud, customer, profile_name=customer)
+        await self._webhooks.enqueue(
+            uow,
+            waba_id=phone.waba_id,
+            phone_number_id=phone.phone_number_id,
+            field="messages",
+            value=value,
+        )
+
+    # -- read receipts and typing -----------------------------------------------------------
+
+    async def mark_read(self, phone: PhoneInfo, wamid: str, typing: bool) -> None:
+        async with self._database.unit_of_work() as uow:
+            message = await BusinessRepository(uow.session).message_by_wamid(wamid)
+            if message is None or message.phone_id != phone.phone_pk or message.direction != "in":
+                raise NotFound(f"message {wamid!r} is not an incoming message of this number")
+            message.status = "read"
+            message.updated_at = self._clock.now()
+            customer, e2e_id = message.customer, message.e2e_id
+        client = await self._devices.client(phone.phone_number_id)
+        async with self._devices.lock(phone.phone_number_id):
+            await client.mark_read(customer, [e2e_id])
+            if typing:
+                await client.send_typing(customer)

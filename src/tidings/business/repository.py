@@ -1,0 +1,107 @@
+"""All SQL of the business domain."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.business.models import (
+    AccessToken,
+    Business,
+    BusinessApp,
+    BusinessMessage,
+    BusinessPhone,
+)
+
+
+class BusinessRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, *rows: object) -> None:
+        self.session.add_all(rows)
+
+    async def flush(self) -> None:
+        await self.session.flush()
+
+    async def token(self, token_hash: str) -> AccessToken | None:
+        result: AccessToken | None = await self.session.scalar(
+            select(AccessToken).where(AccessToken.token_hash == token_hash)
+        )
+        return result
+
+    async def business(self, business_id: int) -> Business | None:
+        result: Business | None = await self.session.get(Business, business_id)
+        return result
+
+    async def business_by_waba(self, waba_id: str) -> Business | None:
+        result: Business | None = await self.session.scalar(
+            select(Business).where(Business.waba_id == waba_id)
+        )
+        return result
+
+    async def app_of(self, business_id: int) -> BusinessApp | None:
+        result: BusinessApp | None = await self.session.scalar(
+            select(BusinessApp).where(BusinessApp.business_id == business_id)
+        )
+        return result
+
+    async def phone(self, phone_number_id: str) -> BusinessPhone | None:
+        result: BusinessPhone | None = await self.session.scalar(
+            select(BusinessPhone).where(BusinessPhone.phone_number_id == phone_number_id)
+        )
+        return result
+
+    async def phone_by_pk(self, phone_pk: int, *, for_update: bool = False) -> BusinessPhone | None:
+        query = select(BusinessPhone).where(BusinessPhone.id == phone_pk)
+        if for_update:
+            query = query.with_for_update()
+        result: BusinessPhone | None = await self.session.scalar(query)
+        return result
+
+    async def phones(self) -> list[BusinessPhone]:
+        return list(await self.session.scalars(select(BusinessPhone).order_by(BusinessPhone.id)))
+
+    async def phones_of(self, business_id: int) -> list[BusinessPhone]:
+        return list(
+            await self.session.scalars(
+                select(BusinessPhone).where(BusinessPhone.business_id == business_id)
+            )
+        )
+
+    # -- messages ---------------------------------------------------------------------------
+
+    async def message_by_wamid(self, wamid: str) -> BusinessMessage | None:
+        result: BusinessMessage | None = await self.session.scalar(
+            select(BusinessMessage).where(BusinessMessage.wamid == wamid)
+        )
+        return result
+
+    async def messages_by_e2e(
+        self, phone_pk: int, e2e_ids: Sequence[str], direction: str
+    ) -> list[BusinessMessage]:
+        return list(
+            await self.session.scalars(
+                select(BusinessMessage).where(
+                    BusinessMessage.phone_id == phone_pk,
+                    BusinessMessage.direction == direction,
+                    BusinessMessage.e2e_id.in_(e2e_ids),
+                )
+            )
+        )
+
+    async def pending_outbound(self, phone_pk: int, limit: int) -> list[BusinessMessage]:
+        return list(
+            await self.session.scalars(
+                select(BusinessMessage)
+                .where(
+                    BusinessMessage.phone_id == phone_pk,
+                    BusinessMessage.direction == "out",
+                    BusinessMessage.status == "accepted",
+                )
+                .order_by(BusinessMessage.id)
+                .limit(limit)
+            )
+        )

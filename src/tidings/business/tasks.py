@@ -1,0 +1,78 @@
+"""The per-phone-number worker: delivers accepted messages and drains the API device.
+
+It wakes on two doorbells (the API device's mailbox, rung by the core after commit, and the
+phone's outbound topic, rung after a send is accepted) and also every `poll_seconds`, which
+bounds the delay if a doorbell is lost (the bus is never the only record of anything).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from tidings.bus.base import Bus
+from tidings.business.api_devices import ApiDeviceHost
+from tidings.business.messaging import BusinessMessaging
+from tidings.business.service import BusinessService, PhoneInfo
+from tidings.devices.service import DeviceService
+from tidings.mailbox.service import mailbox_topic
+
+log = logging.getLogger(__name__)
+
+
+def outbound_topic(phone_pk: int) -> str:
+    return f"business.outbound.{phone_pk}"
+
+
+class BusinessWorker:
+    def __init__(
+        self,
+        *,
+        bus: Bus,
+        businesses: BusinessService,
+        messaging: BusinessMessaging,
+        api_devices: ApiDeviceHost,
+        core_devices: DeviceService,
+        poll_seconds: float = 30.0,
+    ) -> None:
+        self._bus = bus
+        self._businesses = businesses
+        self._messaging = messaging
+        self._api_devices = api_devices
+        self._core_devices = core_devices
+        self._poll = poll_seconds
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Start a loop per phone number, and pick up numbers created later."""
+        try:
+            while not stop.is_set():
+                for phone in await self._businesses.all_phones():
+                    task = self._tasks.get(phone.phone_number_id)
+                    if (task is None or task.done()) and self._api_devices.is_registered(
+                        phone.phone_number_id
+                    ):
+                        self._tasks[phone.phone_number_id] = asyncio.create_task(
+                            self._serve(phone, stop)
+                        )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self._poll)
+        finally:
+            for task in self._tasks.values():
+                task.cancel()
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    async def _serve(self, phone: PhoneInfo, stop: asyncio.Event) -> None:
+        client = await self._api_devices.client(phone.phone_number_id)
+        ctx = await self._core_devices.authenticate(client.api.token)
+        topics = (mailbox_topic(ctx.device_pk), outbound_topic(phone.phone_pk))
+        async with self._bus.subscribe(*topics) as doorbell:
+            while not stop.is_set():
+                try:
+                    while await self._messaging.deliver_pending(phone):
+                        pass
+                    await self._messaging.drain(phone)
+                except Exception:  # keep serving; the next wake-up retries from the database
+                    log.exception("business worker for %s failed a pass", phone.phone_number_id)
+                await doorbell.get(timeout=self._poll)

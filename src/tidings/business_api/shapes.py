@@ -1,0 +1,79 @@
+"""The webhook values the business platform emits, in the Cloud API's shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tidings.business.models import BusinessMessage
+from tidings.business.service import PhoneInfo
+from tidings.business_api import wire
+from tidings.business_api.graph_errors import async_error
+
+# Free-form messages are answers inside the customer service window: free of charge, category
+# "service". Templates, priced per category and country, arrive with the templates issue.
+_SERVICE_PRICING = {
+    "billable": False,
+    "pricing_model": "PMP",
+    "category": "service",
+    "type": "free_customer_service",
+}
+_ERROR_DETAILS = {
+    131026: "Message undeliverable: the recipient is not registered on this network or has no"
+    " active device.",
+}
+
+
+class CloudShapes:
+    def status(
+        self,
+        phone: PhoneInfo,
+        message: BusinessMessage,
+        status: str,
+        ts: int,
+        extra: dict[str, Any],
+    ) -> dict[str, Any]:
+        wa_id = message.customer.lstrip("+")
+        errors = None
+        if extra.get("error"):
+            code = int(extra["error"])
+            errors = [async_error(code, _ERROR_DETAILS.get(code, "The message failed."))]
+        priced = status in ("sent", "delivered") and message.type != "reaction"
+        item = wire.status_object(
+            message.wamid,
+            status,
+            ts,
+            wa_id,
+            biz_opaque_callback_data=extra.get("callback"),
+            conversation={"id": f"conv-{message.wamid[6:30]}", "origin": {"type": "service"}}
+            if priced
+            else None,
+            pricing=dict(_SERVICE_PRICING) if priced else None,
+            errors=errors,
+        )
+        return wire.status_value(
+            phone_number_id=phone.phone_number_id,
+            display_phone_number=phone.display_phone_number,
+            status=item,
+            wa_id=wa_id,
+            user_id=user_id(phone, message.customer),
+        )
+
+    def inbound(
+        self, phone: PhoneInfo, message: dict[str, Any], customer: str, profile_name: str
+    ) -> dict[str, Any]:
+        return wire.inbound_message_value(
+            phone_number_id=phone.phone_number_id,
+            display_phone_number=phone.display_phone_number,
+            wa_id=customer.lstrip("+"),
+            profile_name=profile_name,
+            user_id=user_id(phone, customer),
+            message=message,
+        )
+
+
+def user_id(phone: PhoneInfo, customer: str) -> str:
+    """A business-scoped user id (BSUID): stable per (business, customer), reveals neither."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{phone.business_id}:{customer}".encode()).hexdigest()
+    return f"US.{digest[:24]}"

@@ -1,0 +1,370 @@
+"""All SQL of the webhook domain."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, case, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from tidings.webhooks.models import (
+    WebhookApp,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookPhoneOverride,
+    WebhookStream,
+    WebhookSubscription,
+    WebhookTargetHealth,
+)
+
+PENDING, DELIVERING, DELIVERED, DEAD = "pending", "delivering", "delivered", "dead"
+WAITING = (PENDING, DELIVERING)  # not final: will be (re)tried
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    delivery_id: int
+    event_id: str
+    waba_id: str
+    target_url: str
+    attempts: int  # including the one just claimed
+    expires_at: datetime
+    body_sealed: bytes
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """What one attempt changed on its delivery row."""
+
+    delivery_id: int
+    claim_token: str
+    status: str
+    next_attempt_at: datetime
+    attempted_at: datetime
+    status_code: int | None
+    error: str | None
+    latency_ms: int | None
+    # False when the delivery was put back without being tried: its claim does not count.
+    counted: bool = True
+
+
+@dataclass(frozen=True)
+class TargetCounts:
+    target_url: str
+    pending: int
+    delivered: int
+    dead: int
+
+
+class WebhookRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def _insert(self) -> Any:
+        dialect = self.session.get_bind().dialect.name
+        return pg_insert if dialect == "postgresql" else sqlite_insert
+
+    # -- configuration ----------------------------------------------------------------------
+
+    async def app(self, app_id: str) -> WebhookApp | None:
+        return await self.session.get(WebhookApp, app_id)
+
+    async def ensure_app(self, app_id: str, now: datetime) -> WebhookApp:
+        app = await self.app(app_id)
+        if app is None:
+            app = WebhookApp(app_id=app_id, name=app_id, updated_at=now)
+            self.session.add(app)
+            await self.session.flush()
+        return app
+
+    async def subscription(self, waba_id: str, app_id: str) -> WebhookSubscription | None:
+        return await self.session.get(WebhookSubscription, (waba_id, app_id))
+
+    async def subscriptions(self, waba_id: str) -> list[tuple[WebhookSubscription, WebhookApp]]:
+        rows = await self.session.execute(
+            select(WebhookSubscription, WebhookApp)
+            .join(WebhookApp, WebhookApp.app_id == WebhookSubscription.app_id)
+            .where(WebhookSubscription.waba_id == waba_id)
+            .order_by(WebhookSubscription.app_id)
+        )
+        return [(s, a) for s, a in rows]
+
+    async def delete_subscription(self, waba_id: str, app_id: str) -> bool:
+        result = await self.session.execute(
+            delete(WebhookSubscription).where(
+                WebhookSubscription.waba_id == waba_id, WebhookSubscription.app_id == app_id
+            )
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def phone_override(self, phone_number_id: str) -> WebhookPhoneOverride | None:
+        return await self.session.get(WebhookPhoneOverride, phone_number_id)
+
+    async def delete_phone_override(self, phone_number_id: str) -> None:
+        await self.session.execute(
+            delete(WebhookPhoneOverride).where(
+                WebhookPhoneOverride.phone_number_id == phone_number_id
+            )
+        )
+
+    def add(self, row: object) -> None:
+        self.session.add(row)
+
+    # -- the outbox -------------------------------------------------------------------------
+
+    async def allocate(self, waba_id: str) -> int:
+        """Reserve the WABA's next position. The upsert takes the counter row's lock, held until
+        commit, which is what keeps positions in commit order."""
+        statement = (
+            self._insert()(WebhookStream)
+            .values(waba_id=waba_id, last_position=1)
+            .on_conflict_do_update(
+                index_elements=[WebhookStream.waba_id],
+                set_={"last_position": WebhookStream.last_position + 1},
+            )
+            .returning(WebhookStream.last_position)
+        )
+        return int((await self.session.execute(statement)).scalar_one())
+
+    async def events_after(self, waba_id: str, after: int, limit: int) -> list[WebhookEvent]:
+        rows = await self.session.scalars(
+            select(WebhookEvent)
+            .where(WebhookEvent.waba_id == waba_id, WebhookEvent.position > after)
+            .order_by(WebhookEvent.position)
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def events_by_id(self, waba_id: str, event_ids: Sequence[str]) -> list[WebhookEvent]:
+        rows = await self.session.scalars(
+            select(WebhookEvent)
+            .where(WebhookEvent.waba_id == waba_id, WebhookEvent.id.in_(event_ids))
+            .order_by(WebhookEvent.position)
+        )
+        return list(rows)
+
+    async def deliveries_of(self, event_ids: Sequence[str]) -> list[WebhookDelivery]:
+        if not event_ids:
+            return []
+        rows = await self.session.scalars(
+            select(WebhookDelivery)
+            .where(WebhookDelivery.event_id.in_(event_ids))
+            .order_by(WebhookDelivery.id)
+        )
+        return list(rows)
+
+    async def requeue(
+        self, event_id: str, waba_id: str, target_url: str, now: datetime, expires_at: datetime
+    ) -> None:
+        """Make the (event, target) delivery due now, whatever state it was in."""
+        fresh = {
+            "status": PENDING,
+            "next_attempt_at": now,
+            "expires_at": expires_at,
+            "claim_token": None,
+            "attempts": 0,  # a replay starts a fresh retry schedule
+        }
+        statement = (
+            self._insert()(WebhookDelivery)
+            .values(
+                event_id=event_id,
+                waba_id=waba_id,
+                target_url=target_url,
+                created_at=now,
+                **fresh,
+            )
+            .on_conflict_do_update(
+                index_elements=[WebhookDelivery.event_id, WebhookDelivery.target_url], set_=fresh
+            )
+        )
+        await self.session.execute(statement)
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    async def claim_due(
+        self, now: datetime, lease_until: datetime, claim_token: str, limit: int
+    ) -> list[ClaimedDelivery]:
+        """Lease up to `limit` due deliveries. On PostgreSQL, rows another worker is claiming
+        right now are skipped, not waited for; SQLite has one writer, so there is no race.
+
+        Each target gets its events in the order they were committed (a customer's statuses
+        arrive sent, delivered, read): a delivery is due only when no earlier event of its WABA
+        is still waiting for the same URL. A failing endpoint therefore holds its later events
+        back until it recovers or the earlier ones go dead.
+        """
+        this_event = aliased(WebhookEvent)
+        earlier = aliased(WebhookDelivery)
+        earlier_event = aliased(WebhookEvent)
+        blocked = (
+            select(earlier.id)
+            .join(earlier_event, earlier_event.id == earlier.event_id)
+            .where(
+                earlier.waba_id == WebhookDelivery.waba_id,
+                earlier.target_url == WebhookDelivery.target_url,
+                earlier.status.in_(WAITING),
+                earlier_event.position < this_event.position,
+            )
+            .exists()
+        )
+        due_ids = list(
+            await self.session.scalars(
+                select(WebhookDelivery.id)
+                .join(this_event, this_event.id == WebhookDelivery.event_id)
+                .where(
+                    WebhookDelivery.status.in_(WAITING),
+                    WebhookDelivery.next_attempt_at <= now,
+                    ~blocked,
+                )
+                .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True, of=WebhookDelivery)
+            )
+        )
+        if not due_ids:
+            return []
+        await self.session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_(due_ids))
+            .values(
+                status=DELIVERING,
+                next_attempt_at=lease_until,
+                claim_token=claim_token,
+                attempts=WebhookDelivery.attempts + 1,
+            )
+        )
+        rows = await self.session.execute(
+            select(
+                WebhookDelivery.id,
+                WebhookDelivery.event_id,
+                WebhookDelivery.waba_id,
+                WebhookDelivery.target_url,
+                WebhookDelivery.attempts,
+                WebhookDelivery.expires_at,
+                WebhookEvent.body_sealed,
+            )
+            .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
+            .where(WebhookDelivery.id.in_(due_ids))
+            .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+        )
+        return [ClaimedDelivery(*row) for row in rows]
+
+    async def record(self, attempt: AttemptRecord) -> bool:
+        """Store an attempt's outcome, unless the lease was lost to another claim meanwhile."""
+        values: dict[str, Any] = {
+            "status": attempt.status,
+            "next_attempt_at": attempt.next_attempt_at,
+            "claim_token": None,
+        }
+        if not attempt.counted:
+            values["attempts"] = WebhookDelivery.attempts - 1
+        else:
+            values["last_attempt_at"] = attempt.attempted_at
+            values["last_status_code"] = attempt.status_code
+            values["last_error"] = attempt.error
+            if attempt.latency_ms is not None:
+                values["last_latency_ms"] = attempt.latency_ms
+            if attempt.status == DELIVERED:
+                values["delivered_at"] = attempt.attempted_at
+        result = await self.session.execute(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.id == attempt.delivery_id,
+                WebhookDelivery.claim_token == attempt.claim_token,
+            )
+            .values(**values)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def next_due(self) -> datetime | None:
+        value: datetime | None = await self.session.scalar(
+            select(func.min(WebhookDelivery.next_attempt_at)).where(
+                WebhookDelivery.status.in_(WAITING)
+            )
+        )
+        return value
+
+    # -- health -----------------------------------------------------------------------------
+
+    async def update_health(
+        self,
+        waba_id: str,
+        target_url: str,
+        *,
+        successes: int,
+        failures_after_last_success: int,
+        last_success_at: datetime | None,
+        last_failure_at: datetime | None,
+        last_failure_code: int | None,
+        last_failure_error: str | None,
+    ) -> None:
+        """Fold one pass's outcomes for a target into its running health row."""
+        table = WebhookTargetHealth
+        values: dict[str, Any] = {
+            "consecutive_failures": failures_after_last_success,
+            "last_success_at": last_success_at,
+            "last_failure_at": last_failure_at,
+            "last_failure_code": last_failure_code,
+            "last_failure_error": last_failure_error,
+        }
+        on_conflict: dict[str, Any] = {
+            "consecutive_failures": (
+                failures_after_last_success
+                if successes
+                else table.consecutive_failures + failures_after_last_success
+            ),
+        }
+        if last_success_at is not None:
+            on_conflict["last_success_at"] = last_success_at
+        if last_failure_at is not None:
+            on_conflict["last_failure_at"] = last_failure_at
+            on_conflict["last_failure_code"] = last_failure_code
+            on_conflict["last_failure_error"] = last_failure_error
+        insert = self._insert()(table).values(waba_id=waba_id, target_url=target_url, **values)
+        await self.session.execute(
+            insert.on_conflict_do_update(
+                index_elements=[table.waba_id, table.target_url], set_=on_conflict
+            )
+        )
+
+    async def target_counts(self, waba_id: str) -> list[TargetCounts]:
+        status = WebhookDelivery.status
+        rows = await self.session.execute(
+            select(
+                WebhookDelivery.target_url,
+                func.sum(case((status.in_(WAITING), 1), else_=0)),
+                func.sum(case((status == DELIVERED, 1), else_=0)),
+                func.sum(case((status == DEAD, 1), else_=0)),
+            )
+            .where(WebhookDelivery.waba_id == waba_id)
+            .group_by(WebhookDelivery.target_url)
+            .order_by(WebhookDelivery.target_url)
+        )
+        return [TargetCounts(url, int(p or 0), int(d or 0), int(x or 0)) for url, p, d, x in rows]
+
+    async def health_rows(self, waba_id: str) -> dict[str, WebhookTargetHealth]:
+        rows = await self.session.scalars(
+            select(WebhookTargetHealth).where(WebhookTargetHealth.waba_id == waba_id)
+        )
+        return {row.target_url: row for row in rows}
+
+    async def recent_latencies(self, waba_id: str, target_url: str, limit: int) -> list[int]:
+        rows = await self.session.scalars(
+            select(WebhookDelivery.last_latency_ms)
+            .where(
+                and_(
+                    WebhookDelivery.waba_id == waba_id,
+                    WebhookDelivery.target_url == target_url,
+                    WebhookDelivery.status == DELIVERED,
+                    WebhookDelivery.last_latency_ms.is_not(None),
+                )
+            )
+            .order_by(WebhookDelivery.delivered_at.desc())
+            .limit(limit)
+        )
+        return [int(v) for v in rows if v is not None]

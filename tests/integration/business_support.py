@@ -1,0 +1,125 @@
+"""Fixtures for Business API tests: a provisioned business, a webhook receiver (the customer's
+CRM: the outer edge, so the test runs it), pywa pointed at our server, and SDK customers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+
+
+@dataclass
+class Received:
+    body: bytes
+    signature: str | None
+
+    @property
+    def json(self) -> dict[str, Any]:
+        return json.loads(self.body)
+
+
+@dataclass
+class Receiver:
+    """Records every webhook POST; answers Meta's GET handshake; can be told to fail."""
+
+    verify_token: str = "verify-me"
+    fail_with: int | None = None
+    posts: list[Received] = field(default_factory=list)
+    arrived: threading.Condition = field(default_factory=threading.Condition)
+    url: str = ""
+
+    def wait_for(self, predicate, timeout: float = 20.0) -> list[Received]:
+        """Block until `predicate(posts)` holds (the receiver thread notifies on each POST)."""
+        with self.arrived:
+            if not self.arrived.wait_for(lambda: predicate(self.posts), timeout):
+                raise AssertionError(f"webhooks not received in time; got {len(self.posts)}")
+            return list(self.posts)
+
+    def changes(self) -> list[dict[str, Any]]:
+        return [
+            change["value"]
+            for post in self.posts
+            for entry in post.json["entry"]
+            for change in entry["changes"]
+        ]
+
+    def statuses(self) -> list[dict[str, Any]]:
+        return [s for value in self.changes() for s in value.get("statuses", [])]
+
+    def messages(self) -> list[dict[str, Any]]:
+        return [m for value in self.changes() for m in value.get("messages", [])]
+
+
+def start_receiver(receiver: Receiver) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            query = parse_qs(urlparse(self.path).query)
+            if query.get("hub.verify_token") == [receiver.verify_token]:
+                body = query.get("hub.challenge", [""])[0].encode()
+                self.send_response(200)
+            else:
+                body = b"forbidden"
+                self.send_response(403)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["content-length"]))
+            if receiver.fail_with is not None:
+                self.send_response(receiver.fail_with)
+                self.end_headers()
+                return
+            with receiver.arrived:
+                receiver.posts.append(Received(body, self.headers.get("x-hub-signature-256")))
+                receiver.arrived.notify_all()
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver.url = f"http://127.0.0.1:{httpd.server_address[1]}/hook"
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
+class ToOurServer(httpx.BaseTransport):
+    """Sends requests meant for graph.facebook.com to our server instead (pywa's base URL)."""
+
+    def __init__(self, base: str) -> None:
+        self._base = httpx.URL(base)
+        self._inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.url = request.url.copy_with(
+            scheme=self._base.scheme, host=self._base.host, port=self._base.port
+        )
+        request.headers["host"] = f"{self._base.host}:{self._base.port}"
+        return self._inner.handle_request(request)
+
+
+def run_in_thread(factory):  # type: ignore[no-untyped-def]
+    """Run a coroutine on its own loop in a thread (a separate runtime, like another process)."""
+    result: list[Any] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(asyncio.run(factory()))
+        except BaseException as exc:  # re-raised in the caller
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return result[0]
