@@ -283,21 +283,7 @@ class DeviceClient:
         """Encrypt `text` for every device of `to` and our own other devices; returns its id."""
         if not text:
             raise SdkError(ErrorCode.VALIDATION_FAILED, "cannot send an empty message")
-        to = check_phone(to)
-        message_id = new_message_id()
-        content: dict[str, Any] = {"type": "text", "text": text}
-        record = StoredMessage(
-            id=message_id,
-            conversation=to,
-            direction="out",
-            sender=self.phone,
-            sender_device=self.device_id,
-            content=content,
-            ts=self.now_ms(),
-            status="sending",
-        )
-        await self.sender.fan_out(to, message_id, lambda _p, _d: ("message", content), record)
-        return message_id
+        return await self.send_content(to, {"type": "text", "text": text})
 
     async def send_content(
         self, to: str, content: dict[str, Any], message_id: str | None = None
