@@ -378,6 +378,9 @@ def map_any_app_error(err: AppError) -> GraphError:
     """
     if isinstance(err, GraphError):
         return err
+    named = err.details.get("graph_code")
+    if isinstance(named, int) and not isinstance(named, bool):
+        return GraphError(named, err.message)  # a domain that knows Meta's code names it
     code = err.code
     if code == ErrorCode.UNAUTHORIZED:
         return GraphError(GraphCode.ACCESS_TOKEN, err.message, title=INVALID_TOKEN_TITLE)
