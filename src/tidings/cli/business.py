@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-from tidings.business.service import Provisioned, graph_id
+from tidings.business.service import ALL_SCOPES, Provisioned, graph_id
 from tidings.cli.errors import fail
 from tidings.cli.server import DataOption, DbOption, prepare, settings_for
 from tidings.config import Settings
@@ -71,6 +72,46 @@ def install(app: typer.Typer) -> None:
             out.print(f"  {label:<16} {value}")
         out.print("Keep the token and the app secret: they are not shown again.")
 
+    @business.command("token")
+    def token(
+        waba_id: Annotated[str, typer.Option("--waba-id", help="The business (WABA) id.")],
+        scope: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--scope", help=f"Repeat for several; default all: {', '.join(ALL_SCOPES)}."
+            ),
+        ] = None,
+        expires_in_days: Annotated[
+            int | None, typer.Option("--expires-in-days", help="Expiry; default never.")
+        ] = None,
+        data: DataOption = None,
+        db: DbOption = None,
+    ) -> None:
+        """Issue another system-user access token for a business and print it."""
+        settings = settings_for(data, db)
+        prepare(settings)
+        try:
+            print(
+                asyncio.run(_token(settings, waba_id, tuple(scope or ALL_SCOPES), expires_in_days))
+            )
+        except AppError as exc:
+            raise fail(exc.message) from None
+
+    @business.command("revoke")
+    def revoke(
+        access_token: Annotated[str, typer.Argument(help="The token to revoke.")],
+        data: DataOption = None,
+        db: DbOption = None,
+    ) -> None:
+        """Revoke an access token at once."""
+        settings = settings_for(data, db)
+        prepare(settings)
+        try:
+            asyncio.run(_revoke(settings, access_token))
+        except AppError as exc:
+            raise fail(exc.message) from None
+        out.print("Token revoked.")
+
     @business.command("webhook")
     def webhook(
         phone_number_id: Annotated[
@@ -93,6 +134,25 @@ def install(app: typer.Typer) -> None:
         except AppError as exc:
             raise fail(exc.message) from None
         out.print(f"Webhooks for {phone_number_id} now go to {url}")
+
+
+async def _token(
+    settings: Settings, waba_id: str, scopes: tuple[str, ...], days: int | None
+) -> str:
+    runtime = build_runtime(settings)
+    try:
+        ttl = timedelta(days=days) if days else None
+        return await runtime.businesses.issue_token(waba_id, scopes, label="cli", ttl=ttl)
+    finally:
+        await runtime.close()
+
+
+async def _revoke(settings: Settings, token: str) -> None:
+    runtime = build_runtime(settings)
+    try:
+        await runtime.businesses.revoke_token(token)
+    finally:
+        await runtime.close()
 
 
 async def _create(settings: Settings, name: str, phone: str) -> Provisioned:
