@@ -9,6 +9,7 @@ from tidings.accounts.service import AccountService
 from tidings.accounts.verification import HttpSmsProvider, OperatorProvider, VerificationProvider
 from tidings.bus.base import Bus
 from tidings.bus.memory import MemoryBus
+from tidings.bus.redis import RedisBus
 from tidings.business.api_devices import ApiDeviceHost
 from tidings.business.messaging import BusinessMessaging
 from tidings.business.service import BusinessService
@@ -17,7 +18,8 @@ from tidings.business_api.shapes import CloudShapes
 from tidings.config import Settings
 from tidings.crypto.sealing import Sealer
 from tidings.db.engine import make_engine
-from tidings.db.ratelimit import DatabaseRateLimiter
+from tidings.db.ratelimit import DatabaseRateLimiter, RateLimiter
+from tidings.db.ratelimit_redis import RedisRateLimiter
 from tidings.db.uow import Database
 from tidings.devices.linking import LinkService, link_topic
 from tidings.devices.service import DeviceService
@@ -62,7 +64,7 @@ def build_verification_provider(settings: Settings) -> VerificationProvider:
 
 def build_bus(settings: Settings) -> Bus:
     if settings.bus.kind == "redis":
-        raise ValueError("the Redis bus arrives with scale-out; use bus.kind = 'memory' for now")
+        return RedisBus(settings.bus.redis_url)
     return MemoryBus()
 
 
@@ -79,7 +81,12 @@ def build_runtime(
     read_engine = make_engine(url, read_only=True) if settings.is_sqlite else None
     database = Database(engine, read_engine)
     bus = bus or build_bus(settings)
-    limiter = DatabaseRateLimiter(database, clock)
+    # Several nodes share Redis for exact limits; one node keeps them in its database.
+    limiter: RateLimiter = (
+        RedisRateLimiter(settings.bus.redis_url, clock)
+        if settings.bus.kind == "redis"
+        else DatabaseRateLimiter(database, clock)
+    )
     accounts = AccountService(
         database=database,
         clock=clock,
