@@ -16,7 +16,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tidings import __version__
+from tidings.attachments.routes import router as attachments_router
 from tidings.business_api.graph_errors import GraphError, graph_envelope, map_any_app_error
+from tidings.business_api.media_routes import MAX_UPLOAD_BODY, is_media_upload
+from tidings.business_api.media_routes import router as media_router
+from tidings.business_api.openapi import router as business_openapi_router
 from tidings.business_api.routes import router as business_router
 from tidings.devices.routes import router as devices_router
 from tidings.errors import AppError, PayloadTooLarge
@@ -79,32 +83,52 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.businesses = runtime.businesses
     app.state.webhooks = runtime.webhooks
     app.state.business_messaging = runtime.business_messaging
+    app.state.attachments = runtime.attachments
+    app.state.business_media = runtime.business_media
+    app.state.idempotency = runtime.idempotency
     # API devices reach the core through this very app, in-process (no socket).
     runtime.api_devices.set_transport(lambda: httpx.ASGITransport(app=app))
 
     app.include_router(devices_router)
     app.include_router(mailbox_router)
     app.include_router(gateway_router)
+    app.include_router(attachments_router)
 
     @app.get("/healthz")
     async def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    # Graph routes match any /{version}/{id}/...: they come after every fixed route.
+    app.include_router(business_openapi_router)  # /business-api/openapi.json
+
+    # Graph routes match any /{version}/{id}/...: they come after every fixed route. Media
+    # first: `/{phone}/media` and the download URL would otherwise match `/{version}/{id}`.
+    app.include_router(media_router)
     app.include_router(webhooks_router)
     app.include_router(business_router)
 
-    max_bytes = runtime.settings.server.max_request_bytes
+    default_max_bytes = runtime.settings.server.max_request_bytes
+    attachment_max_bytes = runtime.attachments.max_bytes
+
+    def body_limit(request: Request) -> int:
+        """Files are bigger than anything else; their routes also count chunked bodies."""
+        path = request.url.path
+        if request.method == "POST" and path == "/v1/attachments":
+            return attachment_max_bytes
+        if request.method == "POST" and is_media_upload(path):
+            return max(default_max_bytes, MAX_UPLOAD_BODY)
+        return default_max_bytes
 
     @app.middleware("http")
     async def limit_body(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         length = request.headers.get("content-length")
+        max_bytes = body_limit(request)
         if length is not None and (not length.isdigit() or int(length) > max_bytes):
             error = PayloadTooLarge(f"request body over the {max_bytes}-byte limit")
             if is_graph(request):
-                return graph_response(GraphError(100, error.message, http_status=413))
+                code = 131053 if is_media_upload(request.url.path) else 100
+                return graph_response(GraphError(code, error.message, http_status=413))
             return error_response(error.status, str(error.code), error.message)
         return await call_next(request)
 

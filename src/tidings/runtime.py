@@ -7,10 +7,13 @@ from dataclasses import dataclass
 
 from tidings.accounts.service import AccountService
 from tidings.accounts.verification import HttpSmsProvider, OperatorProvider, VerificationProvider
+from tidings.attachments.service import AttachmentService
 from tidings.bus.base import Bus
 from tidings.bus.memory import MemoryBus
 from tidings.bus.redis import RedisBus
 from tidings.business.api_devices import ApiDeviceHost
+from tidings.business.idempotency import IdempotencyKeys
+from tidings.business.media import BusinessMediaService
 from tidings.business.messaging import BusinessMessaging
 from tidings.business.service import BusinessService
 from tidings.business.tasks import BusinessWorker, outbound_topic
@@ -26,6 +29,7 @@ from tidings.devices.service import DeviceService
 from tidings.kit.clock import Clock, SystemClock
 from tidings.mailbox.service import MailboxService
 from tidings.outbound import OutboundPolicy
+from tidings.storage import BlobStore, FileBlobStore
 from tidings.webhooks.service import WebhookService
 
 
@@ -39,12 +43,16 @@ class Runtime:
     devices: DeviceService
     links: LinkService
     mailbox: MailboxService
+    blobs: BlobStore
+    attachments: AttachmentService
     sealer: Sealer
     businesses: BusinessService
     webhooks: WebhookService
     api_devices: ApiDeviceHost
     business_messaging: BusinessMessaging
+    business_media: BusinessMediaService
     business_worker: BusinessWorker
+    idempotency: IdempotencyKeys
 
     async def close(self) -> None:
         await self.webhooks.close()
@@ -120,6 +128,10 @@ def build_runtime(
     )
     devices.removal_hooks.append(mailbox.purge_devices)
     devices.list_changed_hooks.append(mailbox.notify_device_list)
+    # Files of the core (ciphertext) and of businesses (sealed) share one store; an
+    # S3-compatible BlobStore can replace the folder for scale-out.
+    blobs = FileBlobStore(settings.data_dir / "blobs")
+    attachments = AttachmentService(database=database, clock=clock, blobs=blobs)
 
     # -- the business platform --
     sealer = Sealer(master_key(settings))
@@ -132,6 +144,10 @@ def build_runtime(
     webhooks = WebhookService(database, clock, sealer, businesses.app_secret, policy)
     api_devices = ApiDeviceHost(settings.data_dir / "api-devices")
 
+    business_media = BusinessMediaService(
+        database=database, clock=clock, sealer=sealer, blobs=blobs, policy=policy
+    )
+
     async def ring_outbound(phone_pk: int) -> None:
         await bus.publish(outbound_topic(phone_pk), {"phone": phone_pk})
 
@@ -143,6 +159,7 @@ def build_runtime(
         webhooks=webhooks,
         shapes=CloudShapes(),
         ring=ring_outbound,
+        media=business_media,
     )
     business_worker = BusinessWorker(
         bus=bus,
@@ -151,6 +168,7 @@ def build_runtime(
         api_devices=api_devices,
         core_devices=devices,
         poll_seconds=settings.business.worker_poll_seconds,
+        housekeeping=(attachments.purge_expired, business_media.purge_expired),
     )
     return Runtime(
         settings=settings,
@@ -161,12 +179,16 @@ def build_runtime(
         devices=devices,
         links=links,
         mailbox=mailbox,
+        blobs=blobs,
+        attachments=attachments,
         sealer=sealer,
         businesses=businesses,
         webhooks=webhooks,
         api_devices=api_devices,
         business_messaging=business_messaging,
+        business_media=business_media,
         business_worker=business_worker,
+        idempotency=IdempotencyKeys(database=database, clock=clock),
     )
 
 

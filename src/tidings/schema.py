@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import tidings.accounts.models
+import tidings.attachments.models
 import tidings.business.models
 import tidings.devices.models
 import tidings.mailbox.models
+import tidings.templates.models
 import tidings.webhooks.models
 from tidings.db import ratelimit
 from tidings.db.base import Base
@@ -14,9 +16,11 @@ __all__ = ["metadata"]
 
 _MODELS = (
     tidings.accounts.models,
+    tidings.attachments.models,
     tidings.business.models,
     tidings.devices.models,
     tidings.mailbox.models,
+    tidings.templates.models,
     tidings.webhooks.models,
     ratelimit,
 )

@@ -3,6 +3,10 @@
 The content comes from an untrusted client, so only known fields of known types are copied,
 with their types checked; anything else becomes an `unsupported` message with error 131051,
 as Meta reports types it cannot handle.
+
+Media (image, video, audio, document, sticker) carries an attachment descriptor; the platform
+has already downloaded and stored the file (business/media.py) and passes what the webhook
+reports about it (`media`: id, mime_type, sha256), or why it could not (`media_error`).
 """
 
 from __future__ import annotations
@@ -78,6 +82,27 @@ def _reaction(inner: Any, quoted_wamid: str | None) -> dict[str, Any] | None:
     return None if emoji is None else {"message_id": quoted_wamid, "emoji": emoji}
 
 
+def _media(kind: str, inner: Any, stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    if stored is None or not isinstance(inner, dict):
+        return None
+    body = dict(stored)
+    if kind in ("image", "video", "document") and _str(inner.get("caption"), 1024):
+        body["caption"] = _str(inner.get("caption"), 1024)
+    if kind == "document" and _str(inner.get("filename"), 255):
+        body["filename"] = _str(inner.get("filename"), 255)
+    if kind == "audio" and isinstance(inner.get("voice"), bool):
+        body["voice"] = inner["voice"]
+    return body
+
+
+def _unsupported(message: dict[str, Any], code: int, title: str, details: str) -> dict[str, Any]:
+    message["type"] = "unsupported"
+    message["errors"] = [
+        {"code": code, "title": title, "message": title, "error_data": {"details": details}}
+    ]
+    return message
+
+
 def to_cloud_message(
     content: dict[str, Any],
     *,
@@ -86,6 +111,8 @@ def to_cloud_message(
     ts: int,
     business: str,
     quoted_wamid: str | None,
+    media: dict[str, Any] | None = None,
+    media_error: tuple[int, str] | None = None,
 ) -> dict[str, Any]:
     """The `messages[]` item of a webhook for one inbound message."""
     message: dict[str, Any] = {"from": sender.lstrip("+"), "id": wamid, "timestamp": str(ts)}
@@ -112,19 +139,16 @@ def to_cloud_message(
             if payload
             else None
         )
-    if body is None or kind is None or kind in _MEDIA:
-        # Media from customers arrives with the media issue; until then it is reported as
-        # unsupported rather than half-delivered.
-        message["type"] = "unsupported"
-        message["errors"] = [
-            {
-                "code": 131051,
-                "title": "Message type unknown",
-                "message": "Message type unknown",
-                "error_data": {"details": "Message type is currently not supported."},
-            }
-        ]
-        return message
+    elif kind in _MEDIA:
+        body = _media(kind, content.get(kind), media)
+        if body is None and media_error is not None:
+            code, details = media_error
+            title = "Media download error" if code == 131052 else "Message type unknown"
+            return _unsupported(message, code, title, details)
+    if body is None or kind is None:
+        return _unsupported(
+            message, 131051, "Message type unknown", "Message type is currently not supported."
+        )
     message["type"] = kind
     message[kind] = body
     return message

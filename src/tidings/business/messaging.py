@@ -22,6 +22,8 @@ from typing import Any, Protocol
 
 from tidings.business.api_devices import ApiDeviceHost
 from tidings.business.inbound import to_cloud_message
+from tidings.business.media import BusinessMediaService, MediaUnavailable, ReceivedMedia
+from tidings.business.media_types import MEDIA_KINDS
 from tidings.business.models import BusinessMessage
 from tidings.business.repository import BusinessRepository
 from tidings.business.service import PhoneInfo
@@ -29,6 +31,7 @@ from tidings.crypto.sealing import Sealer
 from tidings.db.uow import Database, UnitOfWork
 from tidings.errors import NotFound, ValidationFailed
 from tidings.kit.clock import Clock
+from tidings.sdk.client import DeviceClient
 from tidings.sdk.errors import SdkError
 
 log = logging.getLogger(__name__)
@@ -67,6 +70,11 @@ class WebhookShapes(Protocol):
     ) -> dict[str, Any]: ...
 
 
+def is_transient(exc: SdkError) -> bool:
+    """A failure worth retrying later (the core was unreachable or failed), not a refusal."""
+    return exc.status is None or exc.status >= 500 or exc.code in ("network_error", "timeout")
+
+
 def new_wamid() -> str:
     return "wamid." + base64.urlsafe_b64encode(secrets.token_bytes(27)).decode()
 
@@ -82,6 +90,7 @@ class BusinessMessaging:
         webhooks: WebhookSink,
         shapes: WebhookShapes,
         ring: Callable[[int], Awaitable[None]],
+        media: BusinessMediaService,
     ) -> None:
         self._database = database
         self._clock = clock
@@ -90,6 +99,7 @@ class BusinessMessaging:
         self._webhooks = webhooks
         self._shapes = shapes
         self._ring = ring
+        self._media = media
 
     # -- sealing ----------------------------------------------------------------------------
 
@@ -170,19 +180,21 @@ class BusinessMessaging:
         client = await self._devices.client(phone.phone_number_id)
         for row_id, wamid, e2e_id, customer, content in pending:
             error: int | None = None
-            async with self._devices.lock(phone.phone_number_id):
-                try:
+            try:
+                if content.get("type") in MEDIA_KINDS:
+                    # Outside the device lock: a link fetch may take seconds.
+                    content = await self._media.attach(phone, client, content)
+                async with self._devices.lock(phone.phone_number_id):
                     await client.send_content(customer, content, message_id=e2e_id)
-                except SdkError as exc:
-                    if (
-                        exc.status is None
-                        or exc.status >= 500
-                        or exc.code in ("network_error", "timeout")
-                    ):
-                        log.warning("delivery of %s deferred: %s", wamid, exc.code)
-                        return 0  # try again on the next wake-up
-                    log.info("message %s undeliverable: %s", wamid, exc.code)
-                    error = UNDELIVERABLE
+            except MediaUnavailable as exc:
+                log.info("media of %s unavailable: %s", wamid, exc.message)
+                error = exc.graph_code
+            except SdkError as exc:
+                if is_transient(exc):
+                    log.warning("delivery of %s deferred: %s", wamid, exc.code)
+                    return 0  # try again on the next wake-up
+                log.info("message %s undeliverable: %s", wamid, exc.code)
+                error = UNDELIVERABLE
             await self._record_status(phone, row_id, "failed" if error else "sent", error=error)
         return len(pending)
 
@@ -245,22 +257,66 @@ class BusinessMessaging:
         client = await self._devices.client(phone.phone_number_id)
         applied = 0
         while True:
-            async with self._database.unit_of_work() as uow:
-                number = await BusinessRepository(uow.session).phone_by_pk(
-                    phone.phone_pk, for_update=True
-                )
+            async with self._database.read_only() as uow:
+                number = await BusinessRepository(uow.session).phone_by_pk(phone.phone_pk)
                 if number is None:
                     return applied
-                entries = client.journal_after(number.journal_cursor, 100)
-                if not entries:
-                    return applied
-                for position, event in entries:
-                    await self._apply(uow, phone, event)
-                    number.journal_cursor = position
-                    applied += 1
+                cursor = number.journal_cursor
+            entries = client.journal_after(cursor, 100)
+            if not entries:
+                return applied
+            # Customers' files are downloaded before the transaction, which then only adds
+            # rows: no database lock is held across a download of up to 100 MB.
+            try:
+                files = await self._receive_files(phone, client, entries)
+            except SdkError as exc:
+                log.warning("media of %s deferred: %s", phone.phone_number_id, exc.code)
+                return applied  # the core was unreachable; the next pass retries
+            used: set[int] = set()
+            try:
+                async with self._database.unit_of_work() as uow:
+                    number = await BusinessRepository(uow.session).phone_by_pk(
+                        phone.phone_pk, for_update=True
+                    )
+                    if number is None or number.journal_cursor != cursor:
+                        continue  # applied meanwhile; read the cursor again
+                    for position, event in entries:
+                        received = files.get(position)
+                        if await self._apply(uow, phone, event, received) and received:
+                            self._media.record(uow, received)
+                            used.add(position)
+                        number.journal_cursor = position
+                        applied += 1
+            finally:
+                for position, received in files.items():
+                    if position not in used:
+                        await self._media.discard(received)
             client.journal_trim(entries[-1][0])
 
-    async def _apply(self, uow: UnitOfWork, phone: PhoneInfo, event: dict[str, Any]) -> None:
+    async def _receive_files(
+        self, phone: PhoneInfo, client: DeviceClient, entries: list[tuple[int, dict[str, Any]]]
+    ) -> dict[int, ReceivedMedia]:
+        files: dict[int, ReceivedMedia] = {}
+        try:
+            for position, event in entries:
+                if event.get("event") == "message" and not event.get("own"):
+                    received = await self._media.receive(phone, client, event.get("content") or {})
+                    if received is not None:
+                        files[position] = received
+        except BaseException:
+            for received in files.values():
+                await self._media.discard(received)
+            raise
+        return files
+
+    async def _apply(
+        self,
+        uow: UnitOfWork,
+        phone: PhoneInfo,
+        event: dict[str, Any],
+        received: ReceivedMedia | None = None,
+    ) -> bool:
+        """Apply one journal entry; True if it stored a new inbound message."""
         repository = BusinessRepository(uow.session)
         if event.get("event") == "receipt":
             status = "delivered" if event["type"] == "delivered" else "read"
@@ -275,13 +331,13 @@ class BusinessMessaging:
                         status,
                         ts=int(event.get("server_ts", 0)) // 1000 or None,
                     )
-            return
+            return False
         if event.get("event") != "message" or event.get("own"):
-            return
+            return False
         customer = event["sender"]
         existing = await repository.messages_by_e2e(phone.phone_pk, [event["id"]], "in")
         if any(m.customer == customer for m in existing):
-            return
+            return False
         now = self._clock.now()
         wamid = new_wamid()
         content = event.get("content") or {}
@@ -299,6 +355,8 @@ class BusinessMessaging:
             ts=int(event["ts"]) // 1000,
             business=phone.display_phone_number,
             quoted_wamid=quoted,
+            media=received.webhook_fields if received else None,
+            media_error=received.error if received else None,
         )
         repository.add(
             BusinessMessage(
@@ -322,6 +380,7 @@ class BusinessMessaging:
             field="messages",
             value=value,
         )
+        return True
 
     # -- read receipts and typing -----------------------------------------------------------
 

@@ -2,7 +2,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.db.base import Base, UTCDateTime
@@ -84,3 +93,52 @@ class BusinessMessage(Base):
     error_code: Mapped[int | None] = mapped_column(Integer, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class IdempotencyKey(Base):
+    """A client's `Idempotency-Key` on a send and the response it got (see business/idempotency).
+
+    `response_status` is None while the first request is still running (`lease_until` bounds
+    how long that claim holds if its process dies).
+    """
+
+    __tablename__ = "business_idempotency_keys"
+    __table_args__ = (
+        UniqueConstraint("business_id", "phone_number_id", "key"),
+        Index("ix_business_idempotency_keys_expires_at", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    phone_number_id: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 hex of the canonical body
+    owner: Mapped[str] = mapped_column(String(32))  # which request holds the claim
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    response_status: Mapped[int | None] = mapped_column(Integer, default=None)
+    response_body: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class BusinessMedia(Base):
+    """A media file of a business phone number (uploaded, fetched by link or received).
+
+    The bytes are in the blob store under `blob_key`, sealed with a key only the platform
+    holds (AAD names the media id); this row holds what the Cloud API reports about them.
+    """
+
+    __tablename__ = "business_media"
+    __table_args__ = (Index("ix_business_media_expires_at", "expires_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    media_id: Mapped[str] = mapped_column(String(32), unique=True)  # Graph-style numeric id
+    phone_id: Mapped[int] = mapped_column(ForeignKey("business_phones.id", ondelete="CASCADE"))
+    origin: Mapped[str] = mapped_column(String(8))  # upload | inbound
+    mime_type: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))  # hex digest of the plaintext
+    file_size: Mapped[int] = mapped_column(BigInteger)
+    filename: Mapped[str | None] = mapped_column(String(255), default=None)
+    blob_key: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

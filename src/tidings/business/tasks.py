@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 
 from tidings.bus.base import Bus
 from tidings.business.api_devices import ApiDeviceHost
@@ -35,6 +36,7 @@ class BusinessWorker:
         api_devices: ApiDeviceHost,
         core_devices: DeviceService,
         poll_seconds: float = 30.0,
+        housekeeping: Sequence[Callable[[], Awaitable[int]]] = (),
     ) -> None:
         self._bus = bus
         self._businesses = businesses
@@ -42,6 +44,8 @@ class BusinessWorker:
         self._api_devices = api_devices
         self._core_devices = core_devices
         self._poll = poll_seconds
+        # Periodic chores (expired media and attachments), run once per pass.
+        self._housekeeping = tuple(housekeeping)
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -56,12 +60,20 @@ class BusinessWorker:
                         self._tasks[phone.phone_number_id] = asyncio.create_task(
                             self._serve(phone, stop)
                         )
+                await self._run_housekeeping()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self._poll)
         finally:
             for task in self._tasks.values():
                 task.cancel()
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    async def _run_housekeeping(self) -> None:
+        for chore in self._housekeeping:
+            try:
+                await chore()
+            except Exception:  # the next pass tries again
+                log.exception("housekeeping failed")
 
     async def _serve(self, phone: PhoneInfo, stop: asyncio.Event) -> None:
         client = await self._api_devices.client(phone.phone_number_id)

@@ -7,32 +7,22 @@ Errors are rendered in the Graph envelope by the app (see app.py).
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from fastapi import APIRouter, Request
 
+from tidings.business.media_types import MEDIA_KINDS
 from tidings.business.messaging import BusinessMessaging
 from tidings.business.service import MANAGEMENT
 from tidings.business_api import wire
 from tidings.business_api.auth import business_caller, businesses_of, messaging_phone
 from tidings.business_api.graph_errors import GraphError
-from tidings.errors import NotFound
+from tidings.business_api.idempotent import idempotent
+from tidings.business_api.media_routes import check_sendable_media, media_node
+from tidings.business_api.paths import check_path
 from tidings.kit.phone import InvalidPhoneNumber, normalize_phone
 
 router = APIRouter()
-_VERSION = re.compile(r"v\d+\.\d+")
-_NODE_ID = re.compile(r"\d{1,32}")
-
-# Until the media issue lands, media sends are refused with a clear reason, not half-done.
-_MEDIA_TYPES = {"image", "video", "audio", "document", "sticker"}
-
-
-def check_path(version: str | None, node_id: str) -> None:
-    if version is not None and not _VERSION.fullmatch(version):
-        raise NotFound(f"Unknown path components: /{version}/{node_id}")
-    if not _NODE_ID.fullmatch(node_id):
-        raise NotFound(f"Unknown path components: /{node_id}")
 
 
 async def json_body(request: Request) -> dict[str, Any]:
@@ -67,8 +57,8 @@ async def send_message(request: Request, phone_number_id: str, version: str | No
             f"template name ({message.payload.get('name')}) does not exist in the translation:"
             " this server has no approved templates yet",
         )
-    if message.type in _MEDIA_TYPES:
-        raise GraphError(131053, f"{message.type} messages are not supported on this server yet")
+    if message.type in MEDIA_KINDS:
+        await check_sendable_media(request, phone, message.type, message.payload)
     try:
         customer = normalize_phone(wire.candidate_e164(message.to_input))
     except InvalidPhoneNumber as exc:
@@ -86,8 +76,10 @@ async def send_message(request: Request, phone_number_id: str, version: str | No
     return wire.send_response(message.to_input, customer.lstrip("+"), wamid)
 
 
-router.add_api_route("/{version}/{phone_number_id}/messages", send_message, methods=["POST"])
-router.add_api_route("/{phone_number_id}/messages", send_message, methods=["POST"])
+# An Idempotency-Key header makes a retried send answer the first response (idempotent.py).
+send_message_once = idempotent(send_message)
+router.add_api_route("/{version}/{phone_number_id}/messages", send_message_once, methods=["POST"])
+router.add_api_route("/{phone_number_id}/messages", send_message_once, methods=["POST"])
 
 
 async def phone_node(request: Request, phone_number_id: str, version: str | None = None) -> Any:
@@ -105,8 +97,19 @@ async def phone_node(request: Request, phone_number_id: str, version: str | None
     }
 
 
-router.add_api_route("/{version}/{phone_number_id}", phone_node, methods=["GET"])
-router.add_api_route("/{phone_number_id}", phone_node, methods=["GET"])
+async def get_node(request: Request, node_id: str, version: str | None = None) -> Any:
+    """`GET /{id}`: one path for every node type, so look up what the id is, as Graph does
+    (reference/cloud-api.md §1): the caller's media, else a phone number (or "no such object",
+    the same answer for another business's media)."""
+    check_path(version, node_id)
+    media = await media_node(request, node_id)
+    if media is not None:
+        return media
+    return await phone_node(request, node_id)
+
+
+router.add_api_route("/{version}/{node_id}", get_node, methods=["GET"])
+router.add_api_route("/{node_id}", get_node, methods=["GET"])
 
 
 async def configure_phone(

@@ -20,6 +20,8 @@ _SERVICE_PRICING = {
 _ERROR_DETAILS = {
     131026: "Message undeliverable: the recipient is not registered on this network or has no"
     " active device.",
+    131053: "Media upload error: the media id is unknown or expired, or the link could not be"
+    " fetched or is not a supported type within its size limit.",
 }
 
 

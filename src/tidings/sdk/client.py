@@ -36,7 +36,7 @@ from tidings.kit.clock import Clock, SystemClock, to_millis
 from tidings.kit.phone import InvalidPhoneNumber, normalize_phone
 from tidings.protocol import api
 from tidings.protocol.codes import ErrorCode
-from tidings.sdk import errors
+from tidings.sdk import attachments, errors
 from tidings.sdk.errors import SdkError
 from tidings.sdk.events import Event, SecurityNotice, StoredMessage
 from tidings.sdk.http import ServerApi
@@ -304,6 +304,17 @@ class DeviceClient:
         )
         await self.sender.fan_out(to, message_id, lambda _p, _d: ("message", content), record)
         return message_id
+
+    async def upload_attachment(
+        self, data: bytes, mime_type: str, filename: str | None = None
+    ) -> dict[str, Any]:
+        """Encrypt a file with a fresh key and upload the ciphertext; returns the descriptor to
+        put in a message's content (it holds the key: send it only end-to-end encrypted)."""
+        return await attachments.upload(self.api, data, mime_type, filename)
+
+    async def download_attachment(self, descriptor: dict[str, Any]) -> bytes:
+        """Fetch a received attachment, check its digests and decrypt it."""
+        return await attachments.download(self.api, descriptor)
 
     async def send_typing(self, to: str) -> None:
         """Show a typing indicator on every device of `to` (nothing is stored)."""

@@ -10,12 +10,15 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from tidings.protocol import api
+from tidings.protocol.attachments import AttachmentUploaded
 from tidings.sdk import errors
 from tidings.sdk.errors import SdkError
 
 Model = TypeVar("Model", bound=BaseModel)
 
 DEFAULT_TIMEOUT = 30.0
+# Files of up to 100 MB take longer than a JSON call.
+ATTACHMENT_TIMEOUT = 300.0
 # Long polls are held by the server for up to `wait` seconds; allow for that plus slack.
 LONG_POLL_SLACK = 15.0
 
@@ -154,6 +157,50 @@ class ServerApi:
     async def ack(self, seqs: list[int]) -> int:
         request = api.AckRequest(seqs=seqs)
         return (await self._call("POST", "/v1/mailbox/ack", api.AckResponse, body=request)).deleted
+
+    # -- attachments ------------------------------------------------------------------------
+
+    async def upload_attachment(self, ciphertext: bytes) -> AttachmentUploaded:
+        response = await self._raw(
+            "POST",
+            "/v1/attachments",
+            content=ciphertext,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        try:
+            return AttachmentUploaded.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise SdkError(errors.PROTOCOL_ERROR, f"unexpected upload response: {exc}") from exc
+
+    async def download_attachment(self, attachment_id: str) -> bytes:
+        path = f"/v1/attachments/{quote(attachment_id, safe='')}"
+        return (await self._raw("GET", path)).content
+
+    async def _raw(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        try:
+            response = await self._http.request(
+                method,
+                path,
+                content=content,
+                headers={**self.auth_headers(), **(headers or {})},
+                timeout=ATTACHMENT_TIMEOUT,
+            )
+        except httpx.TimeoutException as exc:
+            raise SdkError(errors.TIMEOUT, f"{method} {path} timed out") from exc
+        except httpx.TransportError as exc:
+            raise SdkError(
+                errors.NETWORK_ERROR, f"cannot reach {self.base_url}: {exc or type(exc).__name__}"
+            ) from exc
+        if response.is_error:
+            raise error_from(response)
+        return response
 
 
 class _Version(BaseModel):

@@ -1,0 +1,159 @@
+"""`tidings templates review`: the operator's queue of templates waiting for a person.
+
+    tidings templates review list [--waba-id ID] [--json]
+    tidings templates review approve TEMPLATE_ID
+    tidings templates review reject TEMPLATE_ID --reason "why" [--code SCAM]
+    tidings templates review recategorize TEMPLATE_ID --category MARKETING
+
+Each acts on the data folder (`--data`, `--db`) like `tidings admin invite`; decisions queue
+their webhooks, which the running server delivers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from tidings.cli.errors import fail
+from tidings.cli.server import DataOption, DbOption, prepare, settings_for
+from tidings.config import Settings
+from tidings.errors import AppError
+from tidings.runtime import Runtime, build_runtime
+from tidings.templates.desk import REJECTION_REASONS, TemplateDesk
+from tidings.templates.service import TemplateService
+from tidings.templates.views import TemplateView
+
+out = Console(soft_wrap=True, highlight=False, markup=False)  # findings read "[rule] ..."
+T = TypeVar("T")
+
+
+def template_desk(runtime: Runtime) -> TemplateDesk:
+    """The desk over this runtime's database and webhook outbox."""
+    templates = TemplateService(
+        database=runtime.database, clock=runtime.clock, webhooks=runtime.webhooks
+    )
+    return TemplateDesk(database=runtime.database, clock=runtime.clock, templates=templates)
+
+
+async def with_desk(settings: Settings, action: Callable[[TemplateDesk], Awaitable[T]]) -> T:
+    runtime = build_runtime(settings)
+    try:
+        return await action(template_desk(runtime))
+    finally:
+        await runtime.close()
+
+
+def _run(settings: Settings, action: Callable[[TemplateDesk], Awaitable[T]]) -> T:
+    try:
+        return asyncio.run(with_desk(settings, action))
+    except AppError as exc:
+        raise fail(exc.message) from None
+
+
+def queue_entry(view: TemplateView) -> dict[str, Any]:
+    review = view.review
+    classifier = review.get("classifier") or {}
+    return {
+        "template_id": view.template_id,
+        "waba_id": view.waba_id,
+        "name": view.name,
+        "language": view.language,
+        "filed_category": review.get("filed_category", view.category),
+        "proposed_category": view.category,
+        "classifier": classifier.get("probabilities", {}),
+        "evidence": classifier.get("evidence", []),
+        "findings": review.get("findings", []),
+        "components": view.components,
+    }
+
+
+def install(app: typer.Typer) -> None:
+    templates = typer.Typer(help="Message templates of the Business API.", no_args_is_help=True)
+    review = typer.Typer(help="The human review queue.", no_args_is_help=True)
+    templates.add_typer(review, name="review")
+    app.add_typer(templates, name="templates")
+
+    @review.command("list")
+    def list_queue(
+        waba_id: Annotated[
+            str | None, typer.Option("--waba-id", help="Only this business's templates.")
+        ] = None,
+        data: DataOption = None,
+        db: DbOption = None,
+        json_output: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+    ) -> None:
+        """Templates waiting for a person, oldest first, with the automated findings."""
+        settings = settings_for(data, db)
+        prepare(settings)
+        views = _run(settings, lambda desk: desk.queue(waba_id))
+        if json_output:
+            for view in views:
+                print(json.dumps(queue_entry(view)))
+            return
+        if not views:
+            out.print("No templates are waiting for review.")
+            return
+        for view in views:
+            entry = queue_entry(view)
+            body = next((c.get("text") for c in view.components if c.get("type") == "BODY"), "")
+            out.print(
+                f"{view.template_id}  {view.name} ({view.language})  waba {view.waba_id}\n"
+                f"  filed {entry['filed_category']}, proposed {entry['proposed_category']}"
+                f"  classifier {_probabilities(entry['classifier'])}\n  body: {body}"
+            )
+            for finding in entry["findings"]:
+                out.print(f"  [{finding['rule']}] {finding['message']}")
+
+    @review.command("approve")
+    def approve(
+        template_id: Annotated[str, typer.Argument(help="The template id.")],
+        data: DataOption = None,
+        db: DbOption = None,
+    ) -> None:
+        """Approve a template in its proposed category."""
+        settings = settings_for(data, db)
+        prepare(settings)
+        view = _run(settings, lambda desk: desk.approve(template_id))
+        out.print(f"Approved {view.name} ({view.language}) as {view.category}.")
+
+    @review.command("reject")
+    def reject(
+        template_id: Annotated[str, typer.Argument(help="The template id.")],
+        reason: Annotated[
+            str, typer.Option("--reason", help="What the business must change (sent to it).")
+        ],
+        code: Annotated[
+            str, typer.Option("--code", help=f"Meta's reason: {', '.join(REJECTION_REASONS)}.")
+        ] = "NONE",
+        data: DataOption = None,
+        db: DbOption = None,
+    ) -> None:
+        """Reject a template, telling the business why."""
+        settings = settings_for(data, db)
+        prepare(settings)
+        view = _run(settings, lambda desk: desk.reject(template_id, reason, reason=code.upper()))
+        out.print(f"Rejected {view.name} ({view.language}): {view.rejected_reason}.")
+
+    @review.command("recategorize")
+    def recategorize(
+        template_id: Annotated[str, typer.Argument(help="The template id.")],
+        category: Annotated[
+            str, typer.Option("--category", help="MARKETING, UTILITY or AUTHENTICATION.")
+        ],
+        data: DataOption = None,
+        db: DbOption = None,
+    ) -> None:
+        """Put a template in another category (a pending one stays in the queue)."""
+        settings = settings_for(data, db)
+        prepare(settings)
+        view = _run(settings, lambda desk: desk.recategorize(template_id, category))
+        out.print(f"{view.name} ({view.language}) is now {view.category} ({view.status}).")
+
+
+def _probabilities(probabilities: dict[str, float]) -> str:
+    return ", ".join(f"{label.lower()} {p:.2f}" for label, p in probabilities.items()) or "n/a"

@@ -1,0 +1,1 @@
+"""Message templates: management API, automated and human review, versions."""
