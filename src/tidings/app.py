@@ -7,6 +7,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -28,6 +29,12 @@ from tidings.gateway.routes import router as gateway_router
 from tidings.mailbox.routes import router as mailbox_router
 from tidings.protocol.codes import ErrorCode
 from tidings.runtime import Runtime
+from tidings.templates.routes import (
+    edit_template_node,
+    get_template_node,
+    template_exists,
+)
+from tidings.templates.routes import router as templates_router
 from tidings.webhooks.routes import router as webhooks_router
 
 log = logging.getLogger(__name__)
@@ -86,6 +93,11 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.attachments = runtime.attachments
     app.state.business_media = runtime.business_media
     app.state.idempotency = runtime.idempotency
+    app.state.templates = runtime.templates
+    app.state.template_desk = runtime.template_desk
+    app.state.template_nodes = SimpleNamespace(
+        exists=template_exists, get=get_template_node, edit=edit_template_node
+    )
     # API devices reach the core through this very app, in-process (no socket).
     runtime.api_devices.set_transport(lambda: httpx.ASGITransport(app=app))
 
@@ -102,6 +114,8 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     # Graph routes match any /{version}/{id}/...: they come after every fixed route. Media
     # first: `/{phone}/media` and the download URL would otherwise match `/{version}/{id}`.
+    # Templates before media: `/{waba}/message_templates` has the shape of `/{version}/{id}`.
+    app.include_router(templates_router)
     app.include_router(media_router)
     app.include_router(webhooks_router)
     app.include_router(business_router)

@@ -70,6 +70,16 @@ class BusinessSettings(BaseModel):
     worker_poll_seconds: float = 30.0
 
 
+class TemplatesSettings(BaseModel):
+    max_templates: int = 250  # per WABA (Meta: 250 unverified, 6,000 verified)
+    creations_per_hour: int = 100
+    # A UTILITY/AUTHENTICATION template that reads as promotional: approve it as MARKETING
+    # ("recategorize", as Meta does since April 2025) or reject it.
+    miscategorized: Literal["recategorize", "reject"] = "recategorize"
+    # Whether a person must approve: never, when the classifier is unsure, or always.
+    human_review: Literal["never", "uncertain", "always"] = "never"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TIDINGS_", env_nested_delimiter="__", extra="ignore"
@@ -85,6 +95,7 @@ class Settings(BaseSettings):
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     outbound: OutboundSettings = Field(default_factory=OutboundSettings)
     business: BusinessSettings = Field(default_factory=BusinessSettings)
+    templates: TemplatesSettings = Field(default_factory=TemplatesSettings)
 
     @property
     def database_url(self) -> str:

@@ -30,6 +30,9 @@ from tidings.kit.clock import Clock, SystemClock
 from tidings.mailbox.service import MailboxService
 from tidings.outbound import OutboundPolicy
 from tidings.storage import BlobStore, FileBlobStore
+from tidings.templates.desk import TemplateDesk
+from tidings.templates.review import ReviewSettings
+from tidings.templates.service import TemplateLimits, TemplateService
 from tidings.webhooks.service import WebhookService
 
 
@@ -53,6 +56,8 @@ class Runtime:
     business_media: BusinessMediaService
     business_worker: BusinessWorker
     idempotency: IdempotencyKeys
+    templates: TemplateService
+    template_desk: TemplateDesk
 
     async def close(self) -> None:
         await self.webhooks.close()
@@ -170,6 +175,19 @@ def build_runtime(
         poll_seconds=settings.business.worker_poll_seconds,
         housekeeping=(attachments.purge_expired, business_media.purge_expired),
     )
+    templates = TemplateService(
+        database=database,
+        clock=clock,
+        webhooks=webhooks,
+        limits=TemplateLimits(
+            max_templates=settings.templates.max_templates,
+            creations_per_hour=settings.templates.creations_per_hour,
+        ),
+        review_settings=ReviewSettings(
+            miscategorized=settings.templates.miscategorized,
+            human_review=settings.templates.human_review,
+        ),
+    )
     return Runtime(
         settings=settings,
         clock=clock,
@@ -189,6 +207,8 @@ def build_runtime(
         business_media=business_media,
         business_worker=business_worker,
         idempotency=IdempotencyKeys(database=database, clock=clock),
+        templates=templates,
+        template_desk=TemplateDesk(database=database, clock=clock, templates=templates),
     )
 
 

@@ -1,46 +1,18 @@
-"""A server with the templates routes mounted (until app.py wires them), and helpers.
-
-The app is `create_app(runtime)` with the template services on `app.state` and the templates
-router placed first; the shared `/{version}/{node_id}` dispatcher the lead will add is stood in
-for by `node_get` / `node_post`, which send template ids to the template node and everything
-else to the phone node.
-"""
+"""A server for template tests (optionally with its own review settings), and helpers."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import httpx
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI
 
 from conftest import RunningServer, ServerThread
 from tidings.app import create_app
-from tidings.business_api import routes as business_routes
 from tidings.runtime import Runtime
 from tidings.templates.desk import TemplateDesk
 from tidings.templates.review import ReviewSettings
-from tidings.templates.routes import (
-    edit_template_node,
-    get_template_node,
-    template_exists,
-)
-from tidings.templates.routes import router as templates_router
 from tidings.templates.service import TemplateLimits, TemplateService
-
-# The business API's own GET dispatcher (media, then phone) when it has one.
-_business_get = getattr(business_routes, "get_node", business_routes.phone_node)
-
-
-async def node_get(request: Request, node_id: str, version: str | None = None) -> Any:
-    if await template_exists(request, node_id):
-        return await get_template_node(request, node_id)
-    return await _business_get(request, node_id, version)
-
-
-async def node_post(request: Request, node_id: str, version: str | None = None) -> Any:
-    if await template_exists(request, node_id):
-        return await edit_template_node(request, node_id)
-    return await business_routes.configure_phone(request, node_id, version)
 
 
 def templates_app(
@@ -49,40 +21,21 @@ def templates_app(
     limits: TemplateLimits | None = None,
     review_settings: ReviewSettings | None = None,
 ) -> FastAPI:
+    """The real app; a test may swap in template services with its own limits and review."""
     app = create_app(runtime)
-    templates = TemplateService(
-        database=runtime.database,
-        clock=runtime.clock,
-        webhooks=runtime.webhooks,
-        limits=limits,
-        review_settings=review_settings,
-    )
-    app.state.templates = templates
-    app.state.template_desk = TemplateDesk(
-        database=runtime.database, clock=runtime.clock, templates=templates
-    )
-    nodes = APIRouter()
-    for path in ("/{version}/{node_id}", "/{node_id}"):
-        nodes.add_api_route(path, node_get, methods=["GET"])
-        nodes.add_api_route(path, node_post, methods=["POST"])
-    # Both go just before the first router with Graph catch-all paths (`/{version}/{id}`),
-    # where the lead's wiring will put the templates router and the template node.
-    app.include_router(templates_router)
-    app.include_router(nodes)
-    routes = app.router.routes
-    added = routes[-2:]
-    del routes[-2:]
-    first_graph = next(i for i, r in enumerate(routes) if _has_graph_paths(r))
-    routes[first_graph:first_graph] = added
+    if limits is not None or review_settings is not None:
+        templates = TemplateService(
+            database=runtime.database,
+            clock=runtime.clock,
+            webhooks=runtime.webhooks,
+            limits=limits,
+            review_settings=review_settings,
+        )
+        app.state.templates = templates
+        app.state.template_desk = TemplateDesk(
+            database=runtime.database, clock=runtime.clock, templates=templates
+        )
     return app
-
-
-def _has_graph_paths(route: Any) -> bool:
-    inner = getattr(route, "original_router", None) or getattr(route, "router", None)
-    paths = [getattr(r, "path", "") for r in getattr(inner, "routes", [])] or [
-        getattr(route, "path", "")
-    ]
-    return any(p.startswith("/{version}/") for p in paths)
 
 
 class TemplatesServer(ServerThread):

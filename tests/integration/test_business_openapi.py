@@ -149,6 +149,7 @@ async def test_every_endpoint_answers_as_documented(
             await exercise_nodes(api, phone, other, management_only, messaging_only, receiver)
             await exercise_media(api, made, other, management_only)
             await exercise_webhooks(api, waba, other, messaging_only, receiver)
+            await exercise_templates(api, waba, other)
             # A customer writes; the business marks it read (the other success of /messages).
             await customer.send_text(BUSINESS, "hello?")
             wamid = await inbound_wamid(api, waba)
@@ -288,3 +289,29 @@ async def inbound_wamid(api, waba: str, timeout: float = 20.0) -> str:
                 return str(message["id"])
         await asyncio.sleep(0.1)
     raise AssertionError("the customer's message did not arrive")
+
+
+async def exercise_templates(api, waba: str, other) -> None:
+    """Templates: one success and one error for each documented operation."""
+    from templates_support import body as template_body
+
+    created = await api.post(f"{waba}/message_templates", json=template_body("order_ready"))
+    assert created.status_code == 200, created.text
+    template_id = created.json()["id"]
+    assert (await api.post(f"{waba}/message_templates", json={"name": "x"})).status_code == 400
+    assert (await api.get(f"{waba}/message_templates", params={"limit": 5})).status_code == 200
+    assert (await api.get(f"/v23.0/{other.waba_id}/message_templates")).status_code == 400
+    versions = await api.get(f"/v23.0/{template_id}/versions")
+    assert versions.status_code == 200
+    assert (await api.get("/v23.0/999999999999999/versions")).status_code == 400
+    diff = await api.get(
+        f"/v23.0/{template_id}/versions/diff", params={"from_version": 1, "to_version": 1}
+    )
+    assert diff.status_code == 200, diff.text
+    missing = await api.get(
+        f"/v23.0/{template_id}/versions/diff", params={"from_version": 1, "to_version": 9}
+    )
+    assert missing.status_code >= 400
+    deleted = await api.delete(f"{waba}/message_templates", params={"name": "order_ready"})
+    assert deleted.json() == {"success": True}
+    assert (await api.delete(f"{waba}/message_templates")).status_code == 400

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from tidings.cli import templates as templates_cli
 from tidings.cli.business import _create
-from tidings.cli.templates import template_desk, with_desk
+from tidings.cli.templates import with_desk
 from tidings.runtime import build_runtime
 from tidings.templates.review import ReviewSettings
 
@@ -187,4 +187,3 @@ def test_sending_uses_the_approved_version_while_an_edit_waits(held, settings) -
         )
     )
     assert missing is None
-    assert template_desk  # the CLI's composition helper is importable for the lead

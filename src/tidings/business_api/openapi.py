@@ -289,6 +289,55 @@ def webhook_paths() -> dict[str, Any]:
     }
 
 
+def template_paths() -> dict[str, Any]:
+    """Message templates (Graph's management API). Their bodies follow Meta's template objects
+    (reference/cloud-api.md §5); the schemas here only pin the envelope, not every field."""
+    template_id = path_param("template_id", "A message template id")
+    anything = {"type": "object"}
+    return {
+        "/{version}/{waba_id}/message_templates": {
+            "parameters": [VERSION, WABA_ID],
+            "get": operation(
+                "listMessageTemplates",
+                "Templates of this WABA, with fields=, summary=, filters and cursor paging",
+                "Templates",
+                ok(anything) | graph_errors(*COMMON_ERRORS),
+            ),
+            "post": operation(
+                "createMessageTemplate",
+                "Create a template; it is reviewed at once (or queued for a person)",
+                "Templates",
+                ok(anything) | graph_errors(*COMMON_ERRORS, 413),
+                requestBody=body(anything),
+            ),
+            "delete": operation(
+                "deleteMessageTemplate",
+                "Delete by name (all languages), hsm_id or hsm_ids",
+                "Templates",
+                ok(ref("Success")) | graph_errors(*COMMON_ERRORS),
+            ),
+        },
+        "/{version}/{template_id}/versions": {
+            "parameters": [VERSION, template_id],
+            "get": operation(
+                "listTemplateVersions",
+                "Beyond Meta: every submitted version of a template",
+                "Templates",
+                ok(anything) | graph_errors(*COMMON_ERRORS),
+            ),
+        },
+        "/{version}/{template_id}/versions/diff": {
+            "parameters": [VERSION, template_id],
+            "get": operation(
+                "diffTemplateVersions",
+                "Beyond Meta: a structured diff between two versions",
+                "Templates",
+                ok(anything) | graph_errors(*COMMON_ERRORS),
+            ),
+        },
+    }
+
+
 @cache
 def business_api_document() -> dict[str, Any]:
     """The document (built once; treat it as read-only)."""
@@ -304,8 +353,10 @@ def business_api_document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}],
-        "tags": [{"name": name} for name in ("Messages", "Nodes", "Media", "Webhooks")],
-        "paths": messaging_paths() | media_paths() | webhook_paths(),
+        "tags": [
+            {"name": name} for name in ("Messages", "Nodes", "Media", "Webhooks", "Templates")
+        ],
+        "paths": messaging_paths() | media_paths() | webhook_paths() | template_paths(),
         "components": {
             "schemas": dict(sorted(schemas.schemas.items())),
             "securitySchemes": {

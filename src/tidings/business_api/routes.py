@@ -97,11 +97,24 @@ async def phone_node(request: Request, phone_number_id: str, version: str | None
     }
 
 
+async def _template_node(request: Request, node_id: str, action: str) -> Any:
+    """A message template's node, if the id is one. The templates domain sits above this
+    adapter, so its handlers come in through `app.state.template_nodes` (set by app.py)."""
+    nodes = getattr(request.app.state, "template_nodes", None)
+    if nodes is None or not await nodes.exists(request, node_id):
+        return None
+    handler = nodes.get if action == "get" else nodes.edit
+    return await handler(request, node_id)
+
+
 async def get_node(request: Request, node_id: str, version: str | None = None) -> Any:
     """`GET /{id}`: one path for every node type, so look up what the id is, as Graph does
     (reference/cloud-api.md §1): the caller's media, else a phone number (or "no such object",
     the same answer for another business's media)."""
     check_path(version, node_id)
+    template = await _template_node(request, node_id, "get")
+    if template is not None:
+        return template
     media = await media_node(request, node_id)
     if media is not None:
         return media
@@ -118,6 +131,9 @@ async def configure_phone(
     """`POST /{phone_number_id}` with `webhook_configuration`: this number's webhook override
     (verified with the GET handshake first; an empty URL removes it)."""
     check_path(version, phone_number_id)
+    template = await _template_node(request, phone_number_id, "edit")
+    if template is not None:
+        return template
     caller = await business_caller(request)
     caller.require(MANAGEMENT)
     phone = await businesses_of(request).phone_for(caller, phone_number_id)

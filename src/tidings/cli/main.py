@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tidings.cli import business, client, server
+from tidings.cli import business, client, server, templates
 
 app = typer.Typer(
     name="tidings",
@@ -15,6 +15,7 @@ app = typer.Typer(
 server.install(app)
 client.install(app)
 business.install(app)
+templates.install(app)
 
 
 def main() -> None:

@@ -23,27 +23,18 @@ from tidings.cli.errors import fail
 from tidings.cli.server import DataOption, DbOption, prepare, settings_for
 from tidings.config import Settings
 from tidings.errors import AppError
-from tidings.runtime import Runtime, build_runtime
+from tidings.runtime import build_runtime
 from tidings.templates.desk import REJECTION_REASONS, TemplateDesk
-from tidings.templates.service import TemplateService
 from tidings.templates.views import TemplateView
 
 out = Console(soft_wrap=True, highlight=False, markup=False)  # findings read "[rule] ..."
 T = TypeVar("T")
 
 
-def template_desk(runtime: Runtime) -> TemplateDesk:
-    """The desk over this runtime's database and webhook outbox."""
-    templates = TemplateService(
-        database=runtime.database, clock=runtime.clock, webhooks=runtime.webhooks
-    )
-    return TemplateDesk(database=runtime.database, clock=runtime.clock, templates=templates)
-
-
 async def with_desk(settings: Settings, action: Callable[[TemplateDesk], Awaitable[T]]) -> T:
     runtime = build_runtime(settings)
     try:
-        return await action(template_desk(runtime))
+        return await action(runtime.template_desk)
     finally:
         await runtime.close()
 
