@@ -36,6 +36,7 @@ from tidings.templates.routes import (
 )
 from tidings.templates.routes import router as templates_router
 from tidings.webhooks.routes import router as webhooks_router
+from tidings.webhooks.service import relay_doorbell
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +73,15 @@ def create_app(runtime: Runtime) -> FastAPI:
         runtime.webhooks.start()
         stop = asyncio.Event()
         worker = asyncio.create_task(runtime.business_worker.run(stop), name="business-worker")
+        relay = asyncio.create_task(
+            relay_doorbell(runtime.bus, runtime.webhooks.dispatcher, stop), name="webhook-relay"
+        )
         try:
             yield
         finally:
             stop.set()
             await worker
+            await relay
             await runtime.close()
 
     app = FastAPI(title="Tidings", version=__version__, lifespan=lifespan)

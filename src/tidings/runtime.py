@@ -33,7 +33,7 @@ from tidings.storage import BlobStore, FileBlobStore
 from tidings.templates.desk import TemplateDesk
 from tidings.templates.review import ReviewSettings
 from tidings.templates.service import TemplateLimits, TemplateService
-from tidings.webhooks.service import WebhookService
+from tidings.webhooks.service import WEBHOOK_DOORBELL, WebhookService
 
 
 @dataclass
@@ -147,6 +147,11 @@ def build_runtime(
         else OutboundPolicy.embedded()
     )
     webhooks = WebhookService(database, clock, sealer, businesses.app_secret, policy)
+
+    async def announce_webhooks() -> None:
+        await bus.publish(WEBHOOK_DOORBELL, {})
+
+    webhooks.announce = announce_webhooks
     api_devices = ApiDeviceHost(settings.data_dir / "api-devices")
 
     business_media = BusinessMediaService(

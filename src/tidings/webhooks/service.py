@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from tidings.bus.base import Bus
 from tidings.crypto.sealing import Sealer
 from tidings.db.uow import Database, UnitOfWork
 from tidings.errors import Conflict, NotFound, ValidationFailed
@@ -76,6 +77,17 @@ def resolve_targets(
     return targets
 
 
+WEBHOOK_DOORBELL = "webhooks.doorbell"
+
+
+async def relay_doorbell(bus: Bus, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
+    """Ring this node's dispatcher when another node queued deliveries (several nodes)."""
+    async with bus.subscribe(WEBHOOK_DOORBELL) as subscription:
+        while not stop.is_set():
+            if await subscription.get(timeout=1.0) is not None:
+                dispatcher.ring()
+
+
 class WebhookService:
     def __init__(
         self,
@@ -106,6 +118,8 @@ class WebhookService:
             batch_size=batch_size,
             max_in_flight=max_in_flight,
         )
+        # Tells the other nodes' dispatchers (set by the runtime to a bus publish).
+        self.announce: Callable[[], Awaitable[None]] | None = None
         # Units of work that already ring the doorbell at commit: once per transaction.
         self._ringing: weakref.WeakSet[UnitOfWork] = weakref.WeakSet()
         self._client: httpx.AsyncClient | None = None
@@ -198,6 +212,8 @@ class WebhookService:
 
         async def ring() -> None:
             self.dispatcher.ring()
+            if self.announce is not None:
+                await self.announce()
 
         uow.after_commit(ring)
 
