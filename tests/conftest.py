@@ -160,33 +160,43 @@ def server(settings: Settings, clock: FrozenClock) -> Iterator[RunningServer]:
         thread.stop()
 
 
-def invite_code(server: RunningServer, phone: str) -> str:
-    """Issue an operator invite straight through the service, as `tidings admin invite` does."""
+def issue_invite(settings: Settings, phone: str, clock: FrozenClock | None = None) -> str:
+    """An operator invite issued through the service, as `tidings admin invite` does, from a
+    runtime of its own (like another process). Callable from inside or outside a test loop."""
 
     async def issue() -> str:
-        runtime = build_runtime(server.settings, clock=server.clock)
+        runtime = build_runtime(settings, clock=clock)
         try:
             async with runtime.database.unit_of_work() as uow:
                 return (await runtime.accounts.invite(uow, phone)).code
         finally:
             await runtime.close()
 
-    return asyncio.run(issue()) if not _loop_running() else _run_in_thread(issue)
+    result: str = run_in_thread(issue)
+    return result
 
 
-def _loop_running() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
+def invite_code(server: RunningServer, phone: str) -> str:
+    return issue_invite(server.settings, phone, server.clock)
 
 
-def _run_in_thread(factory):  # type: ignore[no-untyped-def]
+def run_in_thread(factory):  # type: ignore[no-untyped-def]
+    """Run a coroutine on its own loop in a thread (a separate runtime, like another process);
+    its exception, if any, is raised here."""
     result: list[object] = []
-    thread = threading.Thread(target=lambda: result.append(asyncio.run(factory())))
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(asyncio.run(factory()))
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
     thread.start()
     thread.join()
+    if errors:
+        raise errors[0]
     return result[0]
 
 

@@ -3,7 +3,6 @@ CRM: the outer edge, so the test runs it), pywa pointed at our server, and SDK c
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 from dataclasses import dataclass, field
@@ -12,6 +11,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
+
+from conftest import run_in_thread
 
 
 @dataclass
@@ -106,20 +107,4 @@ class ToOurServer(httpx.BaseTransport):
         return self._inner.handle_request(request)
 
 
-def run_in_thread(factory):  # type: ignore[no-untyped-def]
-    """Run a coroutine on its own loop in a thread (a separate runtime, like another process)."""
-    result: list[Any] = []
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            result.append(asyncio.run(factory()))
-        except BaseException as exc:  # re-raised in the caller
-            errors.append(exc)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
-    return result[0]
+__all__ = ["Receiver", "ToOurServer", "run_in_thread", "start_receiver"]

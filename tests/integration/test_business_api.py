@@ -13,7 +13,7 @@ import pytest
 from business_support import Receiver, ToOurServer, run_in_thread, start_receiver
 from pywa import WhatsApp, handlers
 
-from conftest import RunningServer, ServerThread
+from conftest import RunningServer, ServerThread, issue_invite
 from tidings.cli.business import _create, _webhook
 from tidings.runtime import build_runtime
 from tidings.sdk import DeviceClient, IncomingMessage, ReceiptEvent, TypingEvent
@@ -59,15 +59,7 @@ def pywa_client(made, server_url: str) -> WhatsApp:
 async def customer_device(
     settings, clock, server_url: str, tmp_path, phone: str = CUSTOMER
 ) -> DeviceClient:
-    async def issue() -> str:
-        runtime = build_runtime(settings, clock=clock)
-        try:
-            async with runtime.database.unit_of_work() as uow:
-                return (await runtime.accounts.invite(uow, phone)).code
-        finally:
-            await runtime.close()
-
-    code = await asyncio.to_thread(run_in_thread, issue)
+    code = await asyncio.to_thread(issue_invite, settings, phone, clock)
     return await DeviceClient.register(server_url, phone, code, tmp_path / phone.lstrip("+"))
 
 

@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 import websockets
 from core_helpers import envelope, register
 
-from conftest import ServerThread, _truncate_pg
+from conftest import ServerThread, _truncate_pg, issue_invite
 from tidings.bus.redis import RedisBus
 from tidings.config import load_settings
 from tidings.db.ratelimit_redis import RedisRateLimiter
@@ -109,19 +109,7 @@ def two_nodes(pg_database, tmp_path):
 
 
 def invite_on(thread: ServerThread, phone: str) -> str:
-    from business_support import run_in_thread
-
-    settings = thread.server.config.app.state.settings
-
-    async def issue() -> str:
-        runtime = build_runtime(settings)
-        try:
-            async with runtime.database.unit_of_work() as uow:
-                return (await runtime.accounts.invite(uow, phone)).code
-        finally:
-            await runtime.close()
-
-    return run_in_thread(issue)
+    return issue_invite(thread.server.config.app.state.settings, phone)
 
 
 async def test_a_device_on_node_b_receives_what_node_a_accepted(two_nodes) -> None:
