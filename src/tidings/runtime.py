@@ -15,6 +15,7 @@ from tidings.business.api_devices import ApiDeviceHost
 from tidings.business.idempotency import IdempotencyKeys
 from tidings.business.media import BusinessMediaService
 from tidings.business.messaging import BusinessMessaging
+from tidings.business.policy_gate import PolicyGate
 from tidings.business.service import BusinessService
 from tidings.business.tasks import BusinessWorker, outbound_topic
 from tidings.business_api.shapes import CloudShapes
@@ -29,6 +30,7 @@ from tidings.devices.service import DeviceService
 from tidings.kit.clock import Clock, SystemClock
 from tidings.mailbox.service import MailboxService
 from tidings.outbound import OutboundPolicy
+from tidings.policy.evaluate import Limits
 from tidings.storage import BlobStore, FileBlobStore
 from tidings.templates.desk import TemplateDesk
 from tidings.templates.review import ReviewSettings
@@ -170,6 +172,7 @@ def build_runtime(
         shapes=CloudShapes(),
         ring=ring_outbound,
         media=business_media,
+        gate=PolicyGate(Limits()),
     )
     business_worker = BusinessWorker(
         bus=bus,

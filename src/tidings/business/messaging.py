@@ -25,6 +25,7 @@ from tidings.business.inbound import to_cloud_message
 from tidings.business.media import BusinessMediaService, MediaUnavailable, ReceivedMedia
 from tidings.business.media_types import MEDIA_KINDS
 from tidings.business.models import BusinessMessage
+from tidings.business.policy_gate import PolicyGate, TemplateUse
 from tidings.business.repository import BusinessRepository
 from tidings.business.service import PhoneInfo
 from tidings.crypto.sealing import Sealer
@@ -91,6 +92,7 @@ class BusinessMessaging:
         shapes: WebhookShapes,
         ring: Callable[[int], Awaitable[None]],
         media: BusinessMediaService,
+        gate: PolicyGate,
     ) -> None:
         self._database = database
         self._clock = clock
@@ -100,6 +102,7 @@ class BusinessMessaging:
         self._shapes = shapes
         self._ring = ring
         self._media = media
+        self._gate = gate
 
     # -- sealing ----------------------------------------------------------------------------
 
@@ -124,8 +127,13 @@ class BusinessMessaging:
         *,
         context_wamid: str | None = None,
         callback_data: str | None = None,
+        template: TemplateUse | None = None,
     ) -> str:
-        """Store an outbound message for delivery; returns its wamid."""
+        """Store an outbound message for delivery; returns its wamid.
+
+        `template` is the approved template version a `type: template` send renders (the policy
+        gate takes its category and status from it).
+        """
         now = self._clock.now()
         wamid = new_wamid()
         async with self._database.unit_of_work() as uow:
