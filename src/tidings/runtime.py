@@ -181,7 +181,9 @@ def build_runtime(
         media=business_media,
         gate=policy_gate(limits),
     )
-    signals = SignalService(database=database, clock=clock, messaging=business_messaging)
+    signals = SignalService(
+        database=database, clock=clock, messaging=business_messaging, limits=limits
+    )
     business_messaging.observers.append(signals)
     business_worker = BusinessWorker(
         bus=bus,
