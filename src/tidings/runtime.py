@@ -182,7 +182,12 @@ def build_runtime(
         gate=policy_gate(limits),
     )
     signals = SignalService(
-        database=database, clock=clock, messaging=business_messaging, limits=limits
+        database=database,
+        clock=clock,
+        messaging=business_messaging,
+        webhooks=webhooks,
+        limits=limits,
+        confirm_opt_outs=settings.policy.confirm_opt_outs,
     )
     business_messaging.observers.append(signals)
     business_worker = BusinessWorker(
