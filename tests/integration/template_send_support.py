@@ -7,10 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from business_support import run_in_thread
+import pytest
+from business_support import Receiver, run_in_thread, start_receiver
+from media_support import LinkServer, start_link_server
 from sqlalchemy import func, select, update
 
+from conftest import RunningServer, ServerThread
 from tidings.business.models import BusinessMessage
+from tidings.cli.business import _create, _webhook
 from tidings.runtime import build_runtime
 from tidings.templates.models import MessageTemplate
 
@@ -18,6 +22,41 @@ BUSINESS = "+15550109999"
 CUSTOMER = "+15550100001"
 
 MP4 = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + b"\x00\x00\x00\x08free" + b"\x00" * 64
+
+
+@pytest.fixture
+def receiver():
+    made = Receiver()
+    httpd = start_receiver(made)
+    yield made
+    httpd.shutdown()
+
+
+@pytest.fixture
+def links():
+    served = LinkServer()
+    httpd = start_link_server(served)
+    yield served
+    httpd.shutdown()
+
+
+@pytest.fixture
+def shop(settings, clock, receiver):
+    """A provisioned business (webhooks to `receiver`), its server, and a Graph client."""
+    made = run_in_thread(lambda: _create(settings, "Acme Shop", BUSINESS))
+    run_in_thread(
+        lambda: _webhook(settings, made.phone_number_id, receiver.url, receiver.verify_token)
+    )
+    runtime = build_runtime(settings, clock=clock)
+    thread = ServerThread(runtime)
+    thread.start()
+    server = RunningServer(f"http://127.0.0.1:{thread.port}", runtime, settings, clock)
+    graph = httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {made.access_token}"}, timeout=30
+    )
+    yield made, server, graph
+    graph.close()
+    thread.stop()
 
 
 def create_approved(graph_client: httpx.Client, waba_id: str, body: dict[str, Any]) -> str:

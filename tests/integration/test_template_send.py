@@ -8,9 +8,9 @@ import asyncio
 from typing import Any
 
 import httpx
-import pytest
-from business_support import Receiver, ToOurServer, run_in_thread, start_receiver
-from media_support import PDF, LinkServer, png, start_link_server
+import template_send_support
+from business_support import Receiver, ToOurServer
+from media_support import PDF, png
 from pywa import WhatsApp, handlers
 from pywa.types.templates import (
     BodyText,
@@ -31,44 +31,15 @@ from template_send_support import (
     send_body,
 )
 
-from conftest import RunningServer, ServerThread, issue_invite
-from tidings.cli.business import _create, _webhook
-from tidings.runtime import build_runtime
+from conftest import issue_invite
 from tidings.sdk import DeviceClient, IncomingMessage
 
-
-@pytest.fixture
-def receiver():
-    made = Receiver()
-    httpd = start_receiver(made)
-    yield made
-    httpd.shutdown()
-
-
-@pytest.fixture
-def links():
-    served = LinkServer()
-    httpd = start_link_server(served)
-    yield served
-    httpd.shutdown()
-
-
-@pytest.fixture
-def shop(settings, clock, receiver):
-    made = run_in_thread(lambda: _create(settings, "Acme Shop", BUSINESS))
-    run_in_thread(
-        lambda: _webhook(settings, made.phone_number_id, receiver.url, receiver.verify_token)
-    )
-    runtime = build_runtime(settings, clock=clock)
-    thread = ServerThread(runtime)
-    thread.start()
-    server = RunningServer(f"http://127.0.0.1:{thread.port}", runtime, settings, clock)
-    graph = httpx.Client(
-        base_url=server.url, headers={"Authorization": f"Bearer {made.access_token}"}, timeout=30
-    )
-    yield made, server, graph
-    graph.close()
-    thread.stop()
+# Fixtures shared with the other template-send tests.
+receiver, links, shop = (
+    template_send_support.receiver,
+    template_send_support.links,
+    template_send_support.shop,
+)
 
 
 async def customer_device(settings, clock, server_url: str, tmp_path) -> DeviceClient:
