@@ -277,6 +277,8 @@ class BusinessMessaging:
                 if content.get("type") in MEDIA_KINDS:
                     # Outside the device lock: a link fetch may take seconds.
                     content = await self._media.attach(phone, client, content)
+                elif content.get("type") == "template":
+                    content = await self._attach_template_header(phone, client, content)
                 async with self._devices.lock(phone.phone_number_id):
                     await client.send_content(customer, content, message_id=e2e_id)
             except MediaUnavailable as exc:
@@ -290,6 +292,19 @@ class BusinessMessaging:
                 error = UNDELIVERABLE
             await self._record_status(phone, row_id, "failed" if error else "sent", error=error)
         return len(pending)
+
+    async def _attach_template_header(
+        self, phone: PhoneInfo, client: DeviceClient, content: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A template's media header travels as an attachment, as a media message's file."""
+        template = content["template"]
+        header = template.get("header") or {}
+        kind = next((k for k in MEDIA_KINDS if isinstance(header.get(k), dict)), None)
+        if kind is None:
+            return content
+        attached = await self._media.attach(phone, client, {"type": kind, kind: header[kind]})
+        header = {**header, kind: attached[kind]}
+        return {**content, "template": {**template, "header": header}}
 
     async def _record_status(
         self,
