@@ -29,6 +29,8 @@ from tidings.gateway.routes import router as gateway_router
 from tidings.mailbox.routes import router as mailbox_router
 from tidings.protocol.codes import ErrorCode
 from tidings.runtime import Runtime
+from tidings.signals.routes import router as signals_router
+from tidings.templates.preflight import TemplateLookup
 from tidings.templates.routes import (
     edit_template_node,
     get_template_node,
@@ -102,6 +104,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.templates = runtime.templates
     app.state.template_desk = runtime.template_desk
     app.state.template_sending = prepare_template_send
+    app.state.signals = runtime.signals
+    app.state.template_lookup = TemplateLookup(runtime.template_desk)
     app.state.template_nodes = SimpleNamespace(
         exists=template_exists, get=get_template_node, edit=edit_template_node
     )
@@ -125,6 +129,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(templates_router)
     app.include_router(media_router)
     app.include_router(webhooks_router)
+    # Consents and preflight before `/{version}/{node_id}`, which `/{phone}/consents` fits.
+    app.include_router(signals_router)
     app.include_router(business_router)
 
     default_max_bytes = runtime.settings.server.max_request_bytes

@@ -95,6 +95,9 @@ class SignalService:
         self._confirm = confirm_opt_outs
         self.quality_hooks: list[QualityHook] = []
 
+    def now(self) -> datetime:
+        return self._clock.now()
+
     # -- the messaging observer -------------------------------------------------------------
 
     async def control(
