@@ -105,6 +105,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.template_desk = runtime.template_desk
     app.state.template_sending = prepare_template_send
     app.state.signals = runtime.signals
+    app.state.phone_quality = runtime.phone_quality
     app.state.template_lookup = TemplateLookup(runtime.template_desk)
     app.state.template_nodes = SimpleNamespace(
         exists=template_exists, get=get_template_node, edit=edit_template_node

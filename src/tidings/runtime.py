@@ -34,10 +34,12 @@ from tidings.outbound import OutboundPolicy
 from tidings.policy.caps import MarketingCap
 from tidings.policy.evaluate import Limits
 from tidings.policy.window import WindowLengths
+from tidings.signals.quality import PhoneQualityService
 from tidings.signals.service import SignalService
 from tidings.signals.sources import ConsentFacts, MarketingFacts, WindowFacts
 from tidings.storage import BlobStore, FileBlobStore
 from tidings.templates.desk import TemplateDesk
+from tidings.templates.quality import TemplateQualityService
 from tidings.templates.review import ReviewSettings
 from tidings.templates.service import TemplateLimits, TemplateService
 from tidings.webhooks.service import WEBHOOK_DOORBELL, WebhookService
@@ -66,6 +68,8 @@ class Runtime:
     templates: TemplateService
     template_desk: TemplateDesk
     signals: SignalService
+    phone_quality: PhoneQualityService
+    template_quality: TemplateQualityService
 
     async def close(self) -> None:
         await self.webhooks.close()
@@ -190,6 +194,11 @@ def build_runtime(
         confirm_opt_outs=settings.policy.confirm_opt_outs,
     )
     business_messaging.observers.append(signals)
+    phone_quality = PhoneQualityService(
+        database=database, clock=clock, businesses=businesses, webhooks=webhooks
+    )
+    template_quality = TemplateQualityService(database=database, clock=clock, webhooks=webhooks)
+    signals.quality_hooks.extend((phone_quality.evaluate, template_quality.on_signal))
     business_worker = BusinessWorker(
         bus=bus,
         businesses=businesses,
@@ -197,7 +206,12 @@ def build_runtime(
         api_devices=api_devices,
         core_devices=devices,
         poll_seconds=settings.business.worker_poll_seconds,
-        housekeeping=(attachments.purge_expired, business_media.purge_expired),
+        housekeeping=(
+            attachments.purge_expired,
+            business_media.purge_expired,
+            phone_quality.evaluate_all,
+            template_quality.unpause_due,
+        ),
     )
     templates = TemplateService(
         database=database,
@@ -234,6 +248,8 @@ def build_runtime(
         templates=templates,
         template_desk=TemplateDesk(database=database, clock=clock, templates=templates),
         signals=signals,
+        phone_quality=phone_quality,
+        template_quality=template_quality,
     )
 
 

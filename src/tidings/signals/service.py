@@ -61,7 +61,7 @@ ATTRIBUTION_WINDOW = timedelta(days=7)
 BLOCK_REASONS = frozenset({"spam", "offensive", "other"})
 
 # Runs after signals are recorded, in the same unit of work: (uow, phone, template_id or None).
-QualityHook = Callable[[UnitOfWork, PhoneInfo, str | None], Awaitable[None]]
+QualityHook = Callable[[UnitOfWork, PhoneInfo, str | None], Awaitable[object]]
 
 
 @dataclass(frozen=True)
