@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import timedelta
 
 from tidings.accounts.service import AccountService
 from tidings.accounts.verification import HttpSmsProvider, OperatorProvider, VerificationProvider
 from tidings.attachments.service import AttachmentService
+from tidings.billing.service import Billing, load_rate_card
+from tidings.billing.sources import PricingSource
 from tidings.bus.base import Bus
 from tidings.bus.memory import MemoryBus
 from tidings.bus.redis import RedisBus
@@ -21,6 +24,7 @@ from tidings.business.tasks import BusinessWorker, outbound_topic
 from tidings.business_api.shapes import CloudShapes
 from tidings.config import Settings
 from tidings.crypto.sealing import Sealer
+from tidings.db.counters import CounterStore, DatabaseCounters, RedisCounters
 from tidings.db.engine import make_engine
 from tidings.db.ratelimit import DatabaseRateLimiter, RateLimiter
 from tidings.db.ratelimit_redis import RedisRateLimiter
@@ -28,9 +32,13 @@ from tidings.db.uow import Database
 from tidings.devices.linking import LinkService, link_topic
 from tidings.devices.service import DeviceService
 from tidings.kit.clock import Clock, SystemClock
+from tidings.limits.service import MessagingLimits, TierSettings
+from tidings.limits.sources import PairRateSource, ThroughputSource, TierSource
 from tidings.mailbox.service import MailboxService
 from tidings.outbound import OutboundPolicy
 from tidings.policy.evaluate import Limits
+from tidings.policy.throughput import RateLimit, ThroughputLimits
+from tidings.policy.tiers import Tier
 from tidings.storage import BlobStore, FileBlobStore
 from tidings.templates.desk import TemplateDesk
 from tidings.templates.review import ReviewSettings
@@ -60,9 +68,14 @@ class Runtime:
     idempotency: IdempotencyKeys
     templates: TemplateService
     template_desk: TemplateDesk
+    counters: CounterStore
+    policy_gate: PolicyGate
+    messaging_limits: MessagingLimits
+    billing: Billing
 
     async def close(self) -> None:
         await self.webhooks.close()
+        await self.counters.close()
         await self.api_devices.close()
         await self.bus.close()
         await self.database.dispose()
@@ -81,6 +94,23 @@ def build_bus(settings: Settings) -> Bus:
     if settings.bus.kind == "redis":
         return RedisBus(settings.bus.redis_url)
     return MemoryBus()
+
+
+def build_limits(settings: Settings) -> Limits:
+    """The policy's numbers from the operator's settings."""
+    limits = settings.messaging_limits
+    return Limits(
+        throughput=ThroughputLimits(
+            standard=RateLimit.per_second(limits.throughput_per_second),
+            high=RateLimit.per_second(limits.high_throughput_per_second),
+        ),
+        pair_rate=RateLimit.every(
+            timedelta(seconds=limits.pair_interval_seconds), burst=limits.pair_burst
+        ),
+        rate_card=load_rate_card(
+            settings.pricing.currency, settings.pricing.rates, settings.pricing.rate_card_file
+        ),
+    )
 
 
 def build_runtime(
@@ -163,6 +193,35 @@ def build_runtime(
     async def ring_outbound(phone_pk: int) -> None:
         await bus.publish(outbound_topic(phone_pk), {"phone": phone_pk})
 
+    # Send-policy counters are shared by every node: Redis when nodes share Redis, else rows
+    # stepped inside each send's own transaction.
+    counters: CounterStore = (
+        RedisCounters(settings.bus.redis_url)
+        if settings.bus.kind == "redis"
+        else DatabaseCounters()
+    )
+    limits = build_limits(settings)
+    messaging_limits = MessagingLimits(
+        database=database,
+        clock=clock,
+        businesses=businesses,
+        webhooks=webhooks,
+        settings=TierSettings(
+            initial_tier=Tier(settings.messaging_limits.initial_tier),
+            period=limits.tier_period,
+            upgrade_delay=timedelta(seconds=settings.messaging_limits.tier_upgrade_delay_seconds),
+        ),
+    )
+    billing = Billing(database=database)
+    gate = PolicyGate(
+        limits,
+        (
+            TierSource(messaging_limits),
+            ThroughputSource(counters, limits, messaging_limits),
+            PairRateSource(counters, limits),
+            PricingSource(billing),
+        ),
+    )
     business_messaging = BusinessMessaging(
         database=database,
         clock=clock,
@@ -172,7 +231,8 @@ def build_runtime(
         shapes=CloudShapes(),
         ring=ring_outbound,
         media=business_media,
-        gate=PolicyGate(Limits()),
+        gate=gate,
+        charges=billing,
     )
     business_worker = BusinessWorker(
         bus=bus,
@@ -181,7 +241,11 @@ def build_runtime(
         api_devices=api_devices,
         core_devices=devices,
         poll_seconds=settings.business.worker_poll_seconds,
-        housekeeping=(attachments.purge_expired, business_media.purge_expired),
+        housekeeping=(
+            attachments.purge_expired,
+            business_media.purge_expired,
+            messaging_limits.review_tiers,
+        ),
     )
     templates = TemplateService(
         database=database,
@@ -217,6 +281,10 @@ def build_runtime(
         idempotency=IdempotencyKeys(database=database, clock=clock),
         templates=templates,
         template_desk=TemplateDesk(database=database, clock=clock, templates=templates),
+        counters=counters,
+        policy_gate=gate,
+        messaging_limits=messaging_limits,
+        billing=billing,
     )
 
 

@@ -43,6 +43,8 @@ class SendContext:
     customer: str  # E.164
     template: TemplateUse | None
     now: datetime
+    # The message id the send will have, so what a source records (its charge) names it.
+    wamid: str | None = None
 
 
 class FactSource(Protocol):
