@@ -100,6 +100,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.idempotency = runtime.idempotency
     app.state.templates = runtime.templates
     app.state.template_desk = runtime.template_desk
+    app.state.messaging_limits = runtime.messaging_limits
+    app.state.billing = runtime.billing
     app.state.template_nodes = SimpleNamespace(
         exists=template_exists, get=get_template_node, edit=edit_template_node
     )

@@ -40,6 +40,7 @@ from tidings.business_api.wire_messages import (
 )
 
 REF_TEMPLATE = "#/components/schemas/{model}"
+MESSAGING_LIMIT_TIERS = ["TIER_250", "TIER_2K", "TIER_10K", "TIER_100K", "TIER_UNLIMITED"]
 Schema = dict[str, Any]
 
 
@@ -252,7 +253,9 @@ def add_response_schemas(schemas: SchemaSet) -> None:
                 "quality_rating": {"enum": ["GREEN", "YELLOW", "RED", "UNKNOWN"]},
                 "code_verification_status": STRING,
                 "platform_type": STRING,
-                "throughput": closed({"level": STRING}),
+                "throughput": closed({"level": {"enum": ["STANDARD", "HIGH", "COEXISTENCE"]}}),
+                "whatsapp_business_manager_messaging_limit": {"enum": MESSAGING_LIMIT_TIERS},
+                "messaging_limit_tier": {"enum": MESSAGING_LIMIT_TIERS},
             }
         ),
     )

@@ -21,6 +21,7 @@ from tidings.business_api.idempotent import idempotent
 from tidings.business_api.media_routes import check_sendable_media, media_node
 from tidings.business_api.paths import check_path
 from tidings.kit.phone import InvalidPhoneNumber, normalize_phone
+from tidings.limits.service import MessagingLimits
 
 router = APIRouter()
 
@@ -86,6 +87,8 @@ async def phone_node(request: Request, phone_number_id: str, version: str | None
     """`GET /{phone_number_id}`: the phone number as Graph describes it."""
     check_path(version, phone_number_id)
     phone = await messaging_phone(request, phone_number_id)
+    limits: MessagingLimits = request.app.state.messaging_limits
+    in_force = await limits.phone_limits(phone)
     return {
         "verified_name": phone.verified_name,
         "display_phone_number": phone.display_phone_number,
@@ -93,7 +96,10 @@ async def phone_node(request: Request, phone_number_id: str, version: str | None
         "quality_rating": "GREEN",
         "code_verification_status": "VERIFIED",
         "platform_type": "CLOUD_API",
-        "throughput": {"level": "STANDARD"},
+        "throughput": {"level": str(in_force.throughput_level)},
+        # The business's limit, under Meta's current name and the deprecated one.
+        "whatsapp_business_manager_messaging_limit": str(in_force.tier),
+        "messaging_limit_tier": str(in_force.tier),
     }
 
 
