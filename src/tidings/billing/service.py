@@ -128,20 +128,20 @@ class Billing:
         """Delivered messages per UTC day, pricing category and type, over whole days covering
         [start, end). Free messages count in `volume` at cost 0."""
         first, last = day_range(start, end)
-        async with self._database.read_only() as uow:
-            rows = await BillingRepository(uow.session).delivered_between(business_id, first, last)
         volume: dict[tuple[date, str, str, str], int] = defaultdict(int)
         cost: dict[tuple[date, str, str, str], int] = defaultdict(int)
-        for row in rows:
-            assert row.delivered_at is not None
-            key = (
-                row.delivered_at.astimezone(UTC).date(),
-                row.pricing_category,
-                row.pricing_type,
-                row.currency,
-            )
-            volume[key] += 1
-            cost[key] += row.amount_micros if row.billable else 0
+        async with self._database.read_only() as uow:
+            rows = await BillingRepository(uow.session).delivered_between(business_id, first, last)
+            for row in rows:
+                assert row.delivered_at is not None
+                key = (
+                    row.delivered_at.astimezone(UTC).date(),
+                    row.pricing_category,
+                    row.pricing_type,
+                    row.currency,
+                )
+                volume[key] += 1
+                cost[key] += row.amount_micros if row.billable else 0
         return [
             CostLine(day, category, kind, volume[key], from_micros(cost[key]), currency)
             for key in sorted(volume)

@@ -20,6 +20,7 @@ from tidings.business_api.graph_errors import GraphError
 from tidings.business_api.idempotent import idempotent
 from tidings.business_api.media_routes import check_sendable_media, media_node
 from tidings.business_api.paths import check_path
+from tidings.business_api.pricing_routes import waba_node
 from tidings.kit.phone import InvalidPhoneNumber, normalize_phone
 from tidings.limits.service import MessagingLimits
 
@@ -115,8 +116,9 @@ async def _template_node(request: Request, node_id: str, action: str) -> Any:
 
 async def get_node(request: Request, node_id: str, version: str | None = None) -> Any:
     """`GET /{id}`: one path for every node type, so look up what the id is, as Graph does
-    (reference/cloud-api.md §1): the caller's media, else a phone number (or "no such object",
-    the same answer for another business's media)."""
+    (reference/cloud-api.md §1): the caller's media, else the caller's WABA (pricing
+    analytics), else a phone number (or "no such object", the same answer for another
+    business's media or WABA)."""
     check_path(version, node_id)
     template = await _template_node(request, node_id, "get")
     if template is not None:
@@ -124,6 +126,9 @@ async def get_node(request: Request, node_id: str, version: str | None = None) -
     media = await media_node(request, node_id)
     if media is not None:
         return media
+    waba = await waba_node(request, node_id)
+    if waba is not None:
+        return waba
     return await phone_node(request, node_id)
 
 
