@@ -149,13 +149,32 @@ def data_points(query: AnalyticsQuery, lines: list[CostLine]) -> list[dict[str, 
     return result
 
 
+def split_fields(text: str) -> list[str]:
+    """`fields=a,b.c([X,Y])`: split on the commas outside parentheses and brackets."""
+    fields: list[str] = []
+    current: list[str] = []
+    depth = 0
+    for char in text:
+        if char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        if char == "," and depth == 0:
+            fields.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    fields.append("".join(current))
+    return [f.strip() for f in fields if f.strip()]
+
+
 async def waba_node(request: Request, node_id: str) -> dict[str, Any] | None:
     """The caller's WABA node, or None if `node_id` is not the caller's WABA."""
     caller = await business_caller(request)
     if node_id != caller.waba_id:
         return None
     caller.require(MANAGEMENT)
-    requested = [f.strip() for f in request.query_params.get("fields", "").split(",") if f.strip()]
+    requested = split_fields(request.query_params.get("fields", ""))
     node: dict[str, Any] = {"id": caller.waba_id}
     for spec in requested:
         if spec == "id":
