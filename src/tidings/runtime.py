@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from tidings.accounts.service import AccountService
@@ -22,7 +22,7 @@ from tidings.business.policy_gate import PolicyGate
 from tidings.business.service import BusinessService
 from tidings.business.tasks import BusinessWorker, outbound_topic
 from tidings.business_api.shapes import CloudShapes
-from tidings.config import Settings
+from tidings.config import PolicySettings, Settings
 from tidings.crypto.sealing import Sealer
 from tidings.db.counters import CounterStore, DatabaseCounters, RedisCounters
 from tidings.db.engine import make_engine
@@ -36,9 +36,13 @@ from tidings.limits.service import MessagingLimits, TierSettings
 from tidings.limits.sources import PairRateSource, ThroughputSource, TierSource
 from tidings.mailbox.service import MailboxService
 from tidings.outbound import OutboundPolicy
+from tidings.policy.caps import MarketingCap
 from tidings.policy.evaluate import Limits
 from tidings.policy.throughput import RateLimit, ThroughputLimits
 from tidings.policy.tiers import Tier
+from tidings.policy.window import WindowLengths
+from tidings.signals.service import SignalService
+from tidings.signals.sources import ConsentFacts, MarketingFacts, WindowFacts
 from tidings.storage import BlobStore, FileBlobStore
 from tidings.templates.desk import TemplateDesk
 from tidings.templates.review import ReviewSettings
@@ -72,6 +76,7 @@ class Runtime:
     policy_gate: PolicyGate
     messaging_limits: MessagingLimits
     billing: Billing
+    signals: SignalService
 
     async def close(self) -> None:
         await self.webhooks.close()
@@ -97,9 +102,11 @@ def build_bus(settings: Settings) -> Bus:
 
 
 def build_limits(settings: Settings) -> Limits:
-    """The policy's numbers from the operator's settings."""
+    """The policy's numbers from the operator's settings: the `policy` section, then the
+    `messaging_limits` and `pricing` sections."""
     limits = settings.messaging_limits
-    return Limits(
+    return replace(
+        policy_limits(settings.policy),
         throughput=ThroughputLimits(
             standard=RateLimit.per_second(limits.throughput_per_second),
             high=RateLimit.per_second(limits.high_throughput_per_second),
@@ -186,6 +193,7 @@ def build_runtime(
     webhooks.announce = announce_webhooks
     api_devices = ApiDeviceHost(settings.data_dir / "api-devices")
 
+    limits = build_limits(settings)
     business_media = BusinessMediaService(
         database=database, clock=clock, sealer=sealer, blobs=blobs, policy=policy
     )
@@ -200,7 +208,6 @@ def build_runtime(
         if settings.bus.kind == "redis"
         else DatabaseCounters()
     )
-    limits = build_limits(settings)
     messaging_limits = MessagingLimits(
         database=database,
         clock=clock,
@@ -213,14 +220,11 @@ def build_runtime(
         ),
     )
     billing = Billing(database=database)
-    gate = PolicyGate(
-        limits,
-        (
-            TierSource(messaging_limits),
-            ThroughputSource(counters, limits, messaging_limits),
-            PairRateSource(counters, limits),
-            PricingSource(billing),
-        ),
+    gate = policy_gate(limits).with_sources(
+        TierSource(messaging_limits),
+        ThroughputSource(counters, limits, messaging_limits),
+        PairRateSource(counters, limits),
+        PricingSource(billing),
     )
     business_messaging = BusinessMessaging(
         database=database,
@@ -234,6 +238,8 @@ def build_runtime(
         gate=gate,
         charges=billing,
     )
+    signals = SignalService(database=database, clock=clock, messaging=business_messaging)
+    business_messaging.observers.append(signals)
     business_worker = BusinessWorker(
         bus=bus,
         businesses=businesses,
@@ -285,7 +291,37 @@ def build_runtime(
         policy_gate=gate,
         messaging_limits=messaging_limits,
         billing=billing,
+        signals=signals,
     )
+
+
+def policy_limits(policy: PolicySettings) -> Limits:
+    """The pure policy core's numbers, from the operator's `policy` settings."""
+    cap = (
+        None
+        if policy.marketing_cap is None
+        else MarketingCap(
+            count=policy.marketing_cap,
+            period=timedelta(hours=policy.marketing_cap_period_hours),
+            exempt_in_window=policy.marketing_cap_exempt_in_window,
+        )
+    )
+    return Limits(
+        windows=WindowLengths(
+            customer_service=timedelta(hours=policy.customer_service_window_hours),
+            free_entry_point=timedelta(hours=policy.free_entry_point_hours),
+            entry_point_reply_within=timedelta(hours=policy.entry_point_reply_within_hours),
+        ),
+        marketing_cap=cap,
+        marketing_blocked_countries=frozenset(
+            c.upper() for c in policy.marketing_blocked_countries
+        ),
+    )
+
+
+def policy_gate(limits: Limits) -> PolicyGate:
+    """The gate every send passes: windows, consent and blocks, the marketing cap."""
+    return PolicyGate(limits, (WindowFacts(), ConsentFacts(), MarketingFacts(limits.marketing_cap)))
 
 
 def master_key(settings: Settings) -> bytes:

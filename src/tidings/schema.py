@@ -9,6 +9,7 @@ import tidings.business.models
 import tidings.devices.models
 import tidings.limits.models
 import tidings.mailbox.models
+import tidings.signals.models
 import tidings.templates.models
 import tidings.webhooks.models
 from tidings.db import counters, ratelimit
@@ -24,6 +25,7 @@ _MODELS = (
     tidings.devices.models,
     tidings.limits.models,
     tidings.mailbox.models,
+    tidings.signals.models,
     tidings.templates.models,
     tidings.webhooks.models,
     ratelimit,

@@ -2,7 +2,7 @@
 counters, message charges
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-11-25 12:43:18.659941
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import tidings.db.base
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
