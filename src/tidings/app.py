@@ -103,6 +103,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.idempotency = runtime.idempotency
     app.state.templates = runtime.templates
     app.state.template_desk = runtime.template_desk
+    app.state.messaging_limits = runtime.messaging_limits
+    app.state.billing = runtime.billing
     app.state.template_sending = prepare_template_send
     app.state.signals = runtime.signals
     app.state.phone_quality = runtime.phone_quality

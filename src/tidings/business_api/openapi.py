@@ -92,7 +92,7 @@ def path_param(name: str, description: str, pattern: str | None = None) -> dict[
 
 VERSION = path_param("version", "Any Graph version, e.g. `v23.0`", r"^v\d+\.\d+$")
 PHONE_NUMBER_ID = path_param("phone_number_id", "The business phone number's id", r"^\d{1,32}$")
-NODE_ID = path_param("node_id", "A phone number id or a media id", r"^\d{1,32}$")
+NODE_ID = path_param("node_id", "A phone number, media or WABA id", r"^\d{1,32}$")
 MEDIA_PHONE_NUMBER_ID = {
     "name": "phone_number_id",
     "in": "query",
@@ -100,6 +100,15 @@ MEDIA_PHONE_NUMBER_ID = {
     "schema": {"type": "string"},
 }
 WABA_ID = path_param("waba_id", "The WhatsApp Business Account id")
+WABA_FIELDS = {
+    "name": "fields",
+    "in": "query",
+    "description": "WABA only: `id` and/or `pricing_analytics.start(<unix>).end(<unix>)"
+    ".granularity(DAILY)`, optionally `.metric_types([COST,VOLUME])`,"
+    " `.dimensions([PRICING_CATEGORY,PRICING_TYPE])`, `.pricing_types([...])` and"
+    " `.pricing_categories([...])`. Days are whole UTC days; other options answer 100.",
+    "schema": {"type": "string"},
+}
 
 IDEMPOTENCY_KEY = {
     "name": IDEMPOTENCY_HEADER,
@@ -161,11 +170,13 @@ def messaging_paths() -> dict[str, Any]:
             "parameters": [VERSION, NODE_ID],
             "get": operation(
                 "getNode",
-                "A node by id: a phone number, or media the caller uploaded",
+                "A node by id: a phone number, media the caller uploaded, or the caller's"
+                " WABA with `fields=pricing_analytics...` (what delivered messages cost, per"
+                " day)",
                 "Nodes",
-                ok({"oneOf": [ref("PhoneNumber"), ref("MediaInfo")]})
+                ok({"oneOf": [ref("PhoneNumber"), ref("MediaInfo"), ref("BusinessAccount")]})
                 | graph_errors(*COMMON_ERRORS),
-                parameters=[MEDIA_PHONE_NUMBER_ID],
+                parameters=[MEDIA_PHONE_NUMBER_ID, WABA_FIELDS],
             ),
             "post": operation(
                 "configurePhoneNumber",
