@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from tidings.accounts.service import AccountService
 from tidings.accounts.verification import HttpSmsProvider, OperatorProvider, VerificationProvider
+from tidings.admin.service import OperatorTokens
 from tidings.attachments.service import AttachmentService
 from tidings.bus.base import Bus
 from tidings.bus.memory import MemoryBus
@@ -60,6 +61,7 @@ class Runtime:
     idempotency: IdempotencyKeys
     templates: TemplateService
     template_desk: TemplateDesk
+    operator_tokens: OperatorTokens
 
     async def close(self) -> None:
         await self.webhooks.close()
@@ -217,6 +219,7 @@ def build_runtime(
         idempotency=IdempotencyKeys(database=database, clock=clock),
         templates=templates,
         template_desk=TemplateDesk(database=database, clock=clock, templates=templates),
+        operator_tokens=OperatorTokens(database=database, clock=clock),
     )
 
 

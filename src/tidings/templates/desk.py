@@ -70,6 +70,14 @@ class TemplateDesk:
             raise not_found(template_id)
         return row
 
+    async def view(self, template_id: str) -> TemplateView:
+        """One template of any business, as the operator sees it."""
+        async with self._database.read_only() as uow:
+            row = await TemplateRepository(uow.session).by_template_id(template_id)
+            if row is None or row.status == DELETED:
+                raise not_found(template_id)
+            return TemplateView.of(row)
+
     # -- the human review queue -----------------------------------------------------------------
 
     async def queue(self, waba_id: str | None = None) -> list[TemplateView]:
