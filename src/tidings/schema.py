@@ -8,6 +8,7 @@ import tidings.attachments.models
 import tidings.business.models
 import tidings.devices.models
 import tidings.mailbox.models
+import tidings.signals.models
 import tidings.templates.models
 import tidings.webhooks.models
 from tidings.db import ratelimit
@@ -21,6 +22,7 @@ _MODELS = (
     tidings.business.models,
     tidings.devices.models,
     tidings.mailbox.models,
+    tidings.signals.models,
     tidings.templates.models,
     tidings.webhooks.models,
     ratelimit,

@@ -1,7 +1,7 @@
 """operator tokens: bearer tokens of the admin API, hashed at rest
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0007
 Create Date: 2026-11-25 12:50:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import tidings.db.base
 
 revision = "0009"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
