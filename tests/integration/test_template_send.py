@@ -9,7 +9,8 @@ from typing import Any
 
 import httpx
 import template_send_support
-from business_support import Receiver, ToOurServer
+import typer
+from business_support import Receiver, ToOurServer, run_in_thread
 from media_support import PDF, png
 from pywa import WhatsApp, handlers
 from pywa.types.templates import (
@@ -30,8 +31,10 @@ from template_send_support import (
     create_approved,
     send_body,
 )
+from typer.testing import CliRunner
 
 from conftest import issue_invite
+from tidings.cli import client as client_cli
 from tidings.sdk import DeviceClient, IncomingMessage
 
 # Fixtures shared with the other template-send tests.
@@ -414,3 +417,45 @@ def test_language_code_null_names_the_only_language(shop) -> None:
     response = graph.post(f"/{made.phone_number_id}/messages", json=send)
     assert response.status_code == 200, response.text
     assert response.json()["contacts"] == [{"input": CUSTOMER, "wa_id": CUSTOMER.lstrip("+")}]
+
+
+def test_tidings_listen_prints_a_template_readably(shop, settings, clock, tmp_path) -> None:
+    made, server, graph = shop
+    create_approved(graph, made.waba_id, ORDER_UPDATE)
+    profile = tmp_path / "customer"
+
+    async def register() -> None:
+        client = await customer_device(settings, clock, server.url, tmp_path)
+        await client.close()
+
+    run_in_thread(register)
+    send = send_body(
+        "order_update",
+        [
+            {"type": "header", "parameters": [{"type": "text", "text": "A-7"}]},
+            body_params("Cy", "$7.00", "Monday"),
+            {
+                "type": "button",
+                "sub_type": "url",
+                "index": 2,
+                "parameters": [{"type": "text", "text": "A-7"}],
+            },
+        ],
+    )
+    assert graph.post(f"/v23.0/{made.phone_number_id}/messages", json=send).status_code == 200
+    app = typer.Typer()
+    client_cli.install(app)
+    result = CliRunner().invoke(
+        app, ["listen", "--profile", str(profile), "--once", "--timeout", "20"]
+    )
+    assert result.exit_code == 0, result.output
+    lines = [line.strip() for line in result.output.splitlines()]
+    assert lines[0].endswith(f"{BUSINESS} (device 1): (template order_update, utility)")
+    assert lines[1:] == [
+        "Order A-7 update",
+        "Hi Cy, we charged $7.00 for your order, which ships on Monday. Reply below if"
+        " anything looks wrong.",
+        "-- Acme Shop customer care",
+        "[Looks right] [Change it] [Track -> https://shop.example/track/A-7]"
+        " [Call us: +15550100002]",
+    ]
