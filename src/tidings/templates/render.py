@@ -225,17 +225,22 @@ def _media(fmt: str, parameter: Mapping[str, Any]) -> dict[str, Any]:
     return {"format": fmt, key: ref}
 
 
+def _coordinate(value: Any, limit: float) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if -limit <= value <= limit else None
+
+
 def _location(parameter: Mapping[str, Any]) -> dict[str, Any]:
     if str(parameter.get("type", "")).lower() != "location":
         raise _refuse(132012, "header: this template's header is LOCATION; send a location.")
     place = parameter.get("location")
     if not isinstance(place, Mapping):
         raise _refuse(131008, "header: the parameter location is required.")
-    lat, lon = place.get("latitude"), place.get("longitude")
-    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lat, lon))
-    if not numbers or not (-90 <= float(lat) <= 90 and -180 <= float(lon) <= 180):  # type: ignore[arg-type]
+    lat, lon = _coordinate(place.get("latitude"), 90), _coordinate(place.get("longitude"), 180)
+    if lat is None or lon is None:
         raise _refuse(132012, "header: location needs a latitude and a longitude in range.")
-    result: dict[str, Any] = {"latitude": float(lat), "longitude": float(lon)}  # type: ignore[arg-type]
+    result: dict[str, Any] = {"latitude": lat, "longitude": lon}
     for key in ("name", "address"):
         if isinstance(place.get(key), str) and place[key]:
             result[key] = place[key]
