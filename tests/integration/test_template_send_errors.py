@@ -308,6 +308,9 @@ def test_a_paused_template_is_refused_while_others_send(shop, settings, clock) -
     paused = graph.post(url, json=send_body("order_update", order(body_params("A", "B", "C"))))
     assert paused.json()["error"]["code"] == 132015
     assert "paused until" in paused.json()["error"]["error_data"]["details"]
+    clock.advance(timedelta(hours=3))  # the pause ends, though nothing has reinstated it yet
+    resumed = graph.post(url, json=send_body("order_update", order(body_params("A", "B", "C"))))
+    assert resumed.status_code == 200, resumed.text
     named = [
         {
             "type": "body",

@@ -9,6 +9,7 @@ review does.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from tidings.business_api.graph_errors import GraphError
@@ -59,6 +60,9 @@ class TemplateDesk:
         self._database = database
         self._clock = clock
         self._templates = templates
+
+    def now(self) -> datetime:
+        return self._clock.now()
 
     async def _row(
         self, repository: TemplateRepository, template_id: str, business_id: int | None
