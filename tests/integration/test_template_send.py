@@ -17,6 +17,8 @@ from pywa.types.templates import (
     BodyText,
     Currency,
     DateTime,
+    HeaderDocument,
+    HeaderImage,
     HeaderText,
     QuickReplyButton,
     TemplateLanguage,
@@ -459,3 +461,49 @@ def test_tidings_listen_prints_a_template_readably(shop, settings, clock, tmp_pa
         "[Looks right] [Change it] [Track -> https://shop.example/track/A-7]"
         " [Call us: +15550100002]",
     ]
+
+
+async def test_pywa_uploads_a_header_image_and_sends_it(
+    shop, settings, clock, links, tmp_path
+) -> None:
+    made, server, graph = shop
+    create_approved(graph, made.waba_id, MEDIA_TEMPLATES[0])  # receipt_image
+    create_approved(graph, made.waba_id, MEDIA_TEMPLATES[1])  # invoice_document
+    links.files["/invoice.pdf"] = ("application/pdf", PDF)
+    receipt = png(b"pywa-uploaded")
+    customer = await customer_device(settings, clock, server.url, tmp_path)
+    wa = pywa_client(made, server.url)
+    try:
+        # pywa uploads the bytes through /media, then sends the header with the media id.
+        await asyncio.to_thread(
+            wa.send_template,
+            to=CUSTOMER,
+            name="receipt_image",
+            language=TemplateLanguage.ENGLISH_US,
+            params=[
+                HeaderImage.params(image=receipt, mime_type="image/png"),
+                BodyText.params("A-5"),
+            ],
+        )
+        # A URL is passed on as a `link`, which the server fetches at delivery.
+        await asyncio.to_thread(
+            wa.send_template,
+            to=CUSTOMER,
+            name="invoice_document",
+            language=TemplateLanguage.ENGLISH_US,
+            params=[
+                HeaderDocument.params(document=f"{links.base}/invoice.pdf"),
+                BodyText.params("A-6"),
+            ],
+        )
+        got = {
+            m.content["template"]["name"]: m.content["template"]
+            for m in await received(customer, 2)
+        }
+        image = got["receipt_image"]["header"]["image"]["attachment"]
+        assert await customer.download_attachment(image) == receipt
+        document = got["invoice_document"]["header"]["document"]["attachment"]
+        assert await customer.download_attachment(document) == PDF
+        assert links.hits == ["/invoice.pdf"]
+    finally:
+        await customer.close()
