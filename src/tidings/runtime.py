@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from tidings.accounts.service import AccountService
 from tidings.accounts.verification import HttpSmsProvider, OperatorProvider, VerificationProvider
+from tidings.admin.service import OperatorTokens
 from tidings.attachments.service import AttachmentService
 from tidings.billing.service import Billing, load_rate_card
 from tidings.billing.sources import PricingSource
@@ -78,6 +79,7 @@ class Runtime:
     policy_gate: PolicyGate
     messaging_limits: MessagingLimits
     billing: Billing
+    operator_tokens: OperatorTokens
     signals: SignalService
     phone_quality: PhoneQualityService
     template_quality: TemplateQualityService
@@ -309,6 +311,7 @@ def build_runtime(
         policy_gate=gate,
         messaging_limits=messaging_limits,
         billing=billing,
+        operator_tokens=OperatorTokens(database=database, clock=clock),
         signals=signals,
         phone_quality=phone_quality,
         template_quality=template_quality,

@@ -48,7 +48,9 @@ Beyond Meta: the `Idempotency-Key` header on sends, the webhook event log
 # What each error status means here; the details come in `error.code` / `error_data.details`.
 ERROR_MEANINGS: dict[int, str] = {
     400: "Invalid or missing parameter (100, 131008, 131009), a refused send (131021,"
-    " 131051, 131053), or an object of another business (100 with subcode 33)",
+    " 131051, 131053), a template send the approved template does not allow (132000"
+    " parameter count, 132005 too long, 132007 format characters, 132012 parameter format,"
+    " 132015 paused, 132016 disabled), or an object of another business (100 with subcode 33)",
     401: "No access token, or one that is unknown, revoked or expired (190)",
     403: "The token lacks the permission this call needs (10)",
     404: "No such template (132001) or no such path (100)",
