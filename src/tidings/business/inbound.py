@@ -57,6 +57,16 @@ def _interactive(inner: Any) -> dict[str, Any] | None:
     return None
 
 
+def _button(inner: Any) -> dict[str, Any] | None:
+    """A quick-reply tap on a template. Meta reports the button's text as the payload when
+    the send gave none; a client that leaves it out means the same."""
+    if not isinstance(inner, dict):
+        return None
+    text = _str(inner.get("text"), 256) or ""
+    payload = _str(inner.get("payload"), 256) or text
+    return {"payload": payload, "text": text} if payload else None
+
+
 def _location(inner: Any) -> dict[str, Any] | None:
     if not isinstance(inner, dict):
         return None
@@ -132,13 +142,8 @@ def to_cloud_message(
     elif kind == "reaction":
         body = _reaction(content.get("reaction"), quoted_wamid)
         message.pop("context", None)  # a reaction names its target inside the reaction
-    elif kind == "button" and isinstance(content.get("button"), dict):
-        payload = _str(content["button"].get("payload"), 256)
-        body = (
-            {"payload": payload, "text": _str(content["button"].get("text"), 256) or ""}
-            if payload
-            else None
-        )
+    elif kind == "button":
+        body = _button(content.get("button"))
     elif kind in _MEDIA:
         body = _media(kind, content.get(kind), media)
         if body is None and media_error is not None:
