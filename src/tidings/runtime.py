@@ -217,6 +217,7 @@ def build_runtime(
             initial_tier=Tier(settings.messaging_limits.initial_tier),
             period=limits.tier_period,
             upgrade_delay=timedelta(seconds=settings.messaging_limits.tier_upgrade_delay_seconds),
+            throughput_upgrade_reach=settings.messaging_limits.throughput_upgrade_reach,
         ),
     )
     billing = Billing(database=database)

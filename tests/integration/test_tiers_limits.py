@@ -17,6 +17,7 @@ from tidings.limits.service import SteadyQuality, peak_rolling_count
 from tidings.policy.categories import Category
 from tidings.policy.quality import Quality
 from tidings.policy.reasons import MetaCode, Rule
+from tidings.policy.throughput import ThroughputLevel
 from tidings.policy.tiers import Tier
 from tidings.runtime import build_runtime
 
@@ -174,3 +175,42 @@ def test_the_phone_node_shows_the_tier_in_force_and_the_throughput_level(setting
         assert node["throughput"] == {"level": "STANDARD"}
     finally:
         thread.stop()
+
+
+async def test_an_unlimited_business_with_enough_reach_gets_high_throughput(
+    settings: Settings, clock: FrozenClock
+) -> None:
+    unlimited = settings.model_copy(
+        update={
+            "messaging_limits": settings.messaging_limits.model_copy(
+                update={"initial_tier": "TIER_UNLIMITED", "throughput_upgrade_reach": 3}
+            )
+        }
+    )
+    runtime = build_runtime(unlimited, clock=clock)
+    try:
+        phone = await provision(runtime, BUSINESS)
+        await reach(runtime, phone, 2)
+        runtime.messaging_limits.quality = SteadyQuality(Quality.RED)
+        await reach(runtime, phone, 1, start=2)
+        await runtime.messaging_limits.review_tiers()
+        assert (await runtime.messaging_limits.phone_limits(phone)).throughput_level is (
+            ThroughputLevel.STANDARD
+        )  # quality too low
+        runtime.messaging_limits.quality = SteadyQuality(Quality.YELLOW)
+        await runtime.messaging_limits.review_tiers()
+        await runtime.messaging_limits.review_tiers()  # once
+        limits = await runtime.messaging_limits.phone_limits(phone)
+        assert limits.throughput_level is ThroughputLevel.HIGH
+        assert limits.tier is Tier.TIER_UNLIMITED
+        events, _ = await runtime.webhooks.events_since(phone.waba_id)
+        assert [e.payload for e in events if e.field == "phone_number_quality_update"] == [
+            {
+                "display_phone_number": phone.display_phone_number,
+                "event": "THROUGHPUT_UPGRADE",
+                "current_limit": "TIER_UNLIMITED",
+                "max_daily_conversations_per_business": "TIER_UNLIMITED",
+            }
+        ]
+    finally:
+        await runtime.close()
