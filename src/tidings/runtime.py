@@ -251,7 +251,7 @@ def build_runtime(
         housekeeping=(
             attachments.purge_expired,
             business_media.purge_expired,
-            messaging_limits.review_tiers,
+            messaging_limits.review_tiers_when_due,
         ),
     )
     templates = TemplateService(

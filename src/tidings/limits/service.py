@@ -74,6 +74,9 @@ class TierSettings:
     lookback: timedelta = UPGRADE_LOOKBACK
     upgrade_delay: timedelta = UPGRADE_DELAY
     throughput_upgrade_reach: int = 100_000
+    # How often the worker reviews tiers (Meta upgrades "within 6 hours"; a review scans up
+    # to 8 days of reaches per business, so not on every worker pass).
+    review_every: timedelta = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,7 @@ class MessagingLimits:
         # Hook for the phone quality service: upgrades need quality GREEN or YELLOW.
         self.quality: QualityReader = quality or SteadyQuality()
         self.settings = settings or TierSettings()
+        self._reviewed_at: datetime | None = None
 
     # -- inside a send's transaction ---------------------------------------------------------
 
@@ -186,6 +190,14 @@ class MessagingLimits:
                 )
 
     # -- the worker's chore ------------------------------------------------------------------
+
+    async def review_tiers_when_due(self) -> int:
+        """`review_tiers` at most once per `settings.review_every` (the worker's chore)."""
+        now = self._clock.now()
+        if self._reviewed_at is not None and now < self._reviewed_at + self.settings.review_every:
+            return 0
+        self._reviewed_at = now
+        return await self.review_tiers()
 
     async def review_tiers(self) -> int:
         """Decide due upgrades and put decided ones in force; returns how many took effect.
