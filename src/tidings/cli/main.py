@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tidings.cli import business, client, server, templates
+from tidings.cli import business, chat, client, server, templates
 
 app = typer.Typer(
     name="tidings",
@@ -16,6 +16,7 @@ server.install(app)
 client.install(app)
 business.install(app)
 templates.install(app)
+chat.install(app)
 
 
 def main() -> None:
