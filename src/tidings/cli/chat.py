@@ -27,7 +27,10 @@ def install(app: typer.Typer) -> None:
             str, typer.Option("--code", help="Invite code; with --phone registers at once.")
         ] = "",
         name: Annotated[str, typer.Option("--name", help="This device's name.")] = "terminal",
+        open_chat: Annotated[
+            str | None, typer.Option("--open", help="Open the chat with this number at start.")
+        ] = None,
     ) -> None:
         """Open the chat app: chats, messages with buttons and lists, devices, controls."""
         registration = Registration(server=server, phone=phone, code=code, name=name)
-        ChatApp(profile, registration=registration).run()
+        ChatApp(profile, registration=registration, open_chat=open_chat).run()

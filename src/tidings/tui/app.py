@@ -108,8 +108,10 @@ class ChatApp(App[None]):
         transport: httpx.AsyncBaseTransport | None = None,
         media_dir: Path | None = None,
         open_files: bool = True,
+        open_chat: str | None = None,
     ) -> None:
         super().__init__()
+        self.initial_chat = open_chat
         self.profile = profile.expanduser()
         self.registration = registration or Registration()
         self.clock = clock
@@ -170,6 +172,11 @@ class ChatApp(App[None]):
         self.controls = Controls(client, self.conversations)
         self.sub_title = client.phone
         await self.refresh_screen()
+        if self.initial_chat:
+            try:
+                await self.open_chat(check_phone(self.initial_chat))
+            except SdkError as exc:
+                self.notify(exc.message, severity="error")
         self.stay_connected()
 
     async def on_unmount(self) -> None:
@@ -255,13 +262,50 @@ class ChatApp(App[None]):
 
     async def show_chat(self) -> None:
         container = self.query_one("#messages", VerticalScroll)
-        await container.remove_children()
         title = self.query_one("#chat-title", Label)
         if self.peer is None or self.conversations is None:
+            await container.remove_children()
             self._bump()
             return
-        settings = self.conversations.settings(self.peer)
-        heading = settings.verified_name or settings.name or self.peer
+        title.update(self._chat_heading(self.peer))
+        history = self.conversations.messages(self.peer)
+        by_id = {m.id: m for m in history}
+        reactions = self.conversations.reactions(self.peer)
+        answered = self.conversations.answered(self.peer)
+        shown = [
+            m for m in history if not isinstance(messages.parse(m.content).body, messages.Reaction)
+        ]
+        existing = {box.message.key: box for box in container.query_children(MessageBox)}
+        wanted = {m.key for m in shown}
+        stale = [box for key, box in existing.items() if key not in wanted]
+        if stale or list(existing)[: len(existing)] != [m.key for m in shown][: len(existing)]:
+            await container.remove_children()  # another chat, or a chat deleted: start over
+            existing = {}
+        new_boxes = []
+        for message in shown:
+            box = existing.get(message.key)
+            if box is not None:
+                box.update_state(message, reactions.get(message.id, []), answered)
+                continue
+            quote = messages.parse(message.content).quote
+            new_boxes.append(
+                MessageBox(
+                    message,
+                    quoted=by_id.get(quote.message_id) if quote else None,
+                    reactions=reactions.get(message.id, []),
+                    answered=answered,
+                    tz=self.tz,
+                )
+            )
+        if new_boxes:
+            await container.mount_all(new_boxes)
+            container.scroll_end(animate=False)
+        self._bump()
+
+    def _chat_heading(self, peer: str) -> str:
+        assert self.conversations is not None
+        settings = self.conversations.settings(peer)
+        heading = settings.verified_name or settings.name or peer
         if settings.verified_name:
             heading += " ✔ verified business"
         if settings.security_verified:
@@ -270,31 +314,9 @@ class ChatApp(App[None]):
             heading += "  · promotions stopped"
         if settings.blocked:
             heading += "  · blocked"
-        if self.peer in self.typing:
+        if peer in self.typing:
             heading += "  · typing…"
-        title.update(heading)
-        history = self.conversations.messages(self.peer)
-        by_id = {m.id: m for m in history}
-        reactions = self.conversations.reactions(self.peer)
-        answered = self.conversations.answered(self.peer)
-        boxes = []
-        for message in history:
-            parsed = messages.parse(message.content)
-            if isinstance(parsed.body, messages.Reaction):
-                continue
-            quoted = by_id.get(parsed.quote.message_id) if parsed.quote else None
-            boxes.append(
-                MessageBox(
-                    message,
-                    quoted=quoted,
-                    reactions=reactions.get(message.id, []),
-                    answered=answered,
-                    tz=self.tz,
-                )
-            )
-        await container.mount_all(boxes)
-        container.scroll_end(animate=False)
-        self._bump()
+        return heading
 
     def message_boxes(self) -> list[MessageBox]:
         return list(self.query(MessageBox))

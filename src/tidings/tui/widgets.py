@@ -106,21 +106,43 @@ class MessageBox(Vertical, can_focus=True):
         self.actions = actions_for(message)
 
     def compose(self) -> ComposeResult:
-        meta = RichText(clock_time(self.message.ts, self._tz), style="dim")
-        meta.append("  ")
-        meta.append_text(ticks(self.message))
         yield Static(body_text(self.message, self._quoted), classes="body")
-        if self._reactions:
-            yield Static(" ".join(emoji for _, emoji in self._reactions), classes="reactions")
+        reactions = Static(self._reaction_text(), classes="reactions")
+        reactions.display = bool(self._reactions)
+        yield reactions
         if self.actions:
             with Horizontal(classes="actions"):
                 for index, action in enumerate(self.actions):
                     button = Button(action.label, id=f"act-{index}", compact=True)
-                    chosen = getattr(action.data, "id", None)
-                    if chosen is not None and chosen in self._answered:
-                        button.add_class("chosen")
+                    button.set_class(self._was_chosen(action), "chosen")
                     yield button
-        yield Static(meta, classes="meta")
+        yield Static(self._meta_text(), classes="meta")
+
+    def _meta_text(self) -> RichText:
+        meta = RichText(clock_time(self.message.ts, self._tz), style="dim")
+        meta.append("  ")
+        meta.append_text(ticks(self.message))
+        return meta
+
+    def _reaction_text(self) -> str:
+        return " ".join(emoji for _, emoji in self._reactions)
+
+    def _was_chosen(self, action: Action) -> bool:
+        chosen = getattr(action.data, "id", None)
+        return chosen is not None and chosen in self._answered
+
+    def update_state(
+        self, message: StoredMessage, reactions: list[tuple[str, str]], answered: set[str]
+    ) -> None:
+        """Receipts, reactions and chosen buttons change; the message itself never does, so
+        the widget stays (and keeps focus) while only these parts are redrawn."""
+        self.message, self._reactions, self._answered = message, reactions, answered
+        self.query_one(".meta", Static).update(self._meta_text())
+        reactions = self.query_one(".reactions", Static)
+        reactions.update(self._reaction_text())
+        reactions.display = bool(self._reactions)
+        for index, action in enumerate(self.actions):
+            self.query_one(f"#act-{index}", Button).set_class(self._was_chosen(action), "chosen")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
