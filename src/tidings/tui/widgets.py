@@ -138,9 +138,9 @@ class MessageBox(Vertical, can_focus=True):
         the widget stays (and keeps focus) while only these parts are redrawn."""
         self.message, self._reactions, self._answered = message, reactions, answered
         self.query_one(".meta", Static).update(self._meta_text())
-        reactions = self.query_one(".reactions", Static)
-        reactions.update(self._reaction_text())
-        reactions.display = bool(self._reactions)
+        line = self.query_one(".reactions", Static)
+        line.update(self._reaction_text())
+        line.display = bool(self._reactions)
         for index, action in enumerate(self.actions):
             self.query_one(f"#act-{index}", Button).set_class(self._was_chosen(action), "chosen")
 
