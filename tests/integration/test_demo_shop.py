@@ -91,7 +91,8 @@ async def test_demo_register_say_hi_and_get_the_greeting_with_buttons(demo, tmp_
         buttons = [str(b.label) for b in greeting.query(Button)]
         assert buttons == ["Track my order", "Talk to a person", "Today's offers"]
         # Tapping 'Track my order' brings the list of orders, with its menu button.
-        await pilot.click(greeting.query_one("#act-0", Button))
+        await pilot.pause()  # let the layout settle after the last message arrived
+        assert await pilot.click(greeting.query_one("#act-0", Button))
         await app.wait_until(
             lambda: any(a.kind == "list" for box in app.message_boxes() for a in box.actions)
         )

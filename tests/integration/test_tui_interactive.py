@@ -70,12 +70,12 @@ async def test_reply_button_press_reaches_the_business_webhook(shop, receiver, t
     async with app.run_test(size=SIZE) as pilot:
         await app.wait_until(lambda: app.connection == "online")
         wamid = await business_send(made, server, GREETING)
-        await app.wait_until(lambda: bool(app.query(f"#{chat_item_id(BUSINESS)}")))
+        await app.wait_until(lambda: len(app.conversations.messages(BUSINESS)) == 2)
         assert "(1)" in await screen_text(app)  # one unread message in the chat list
 
         await pilot.click(f"#{chat_item_id(BUSINESS)}")
-        await app.wait_until(lambda: len(app.message_boxes()) == 1)
-        [box] = app.message_boxes()
+        await app.wait_until(lambda: len(app.message_boxes()) == 2)
+        box = app.message_boxes()[-1]
         labels = [str(b.label) for b in box.query(Button)]
         assert labels == ["Track my order", "Talk to a person", "Today's offers"]
         text = await screen_text(app)
@@ -85,9 +85,9 @@ async def test_reply_button_press_reaches_the_business_webhook(shop, receiver, t
         await app.wait_until(lambda: not app.conversations.unread_ids(BUSINESS))
         await check_snapshot(app, "tui_buttons")
 
-        await pilot.click(box.query_one("#act-0", Button))
-        inbound = await wait_webhook(receiver, lambda ms: [m for m in ms if m["type"] != "text"])
-        [reply] = [m for m in inbound if m["type"] == "interactive"]
+        await pilot.pause()  # let the layout settle after the last message arrived
+        assert await pilot.click(box.query_one("#act-0", Button))
+        [reply] = await wait_webhook(receiver, lambda ms: ms)
         assert reply["from"] == CUSTOMER.lstrip("+")
         assert reply["interactive"] == {
             "type": "button_reply",
@@ -95,9 +95,9 @@ async def test_reply_button_press_reaches_the_business_webhook(shop, receiver, t
         }
         assert reply["context"]["id"] == wamid
         # The reply shows in the conversation, and the pressed button is marked.
-        await app.wait_until(lambda: len(app.message_boxes()) == 2)
+        await app.wait_until(lambda: len(app.message_boxes()) == 3)
         assert "Track my order" in await screen_text(app)
-        assert app.message_boxes()[0].query_one("#act-0", Button).has_class("chosen")
+        assert app.message_boxes()[1].query_one("#act-0", Button).has_class("chosen")
 
 
 async def test_list_menu_row_sends_list_reply(shop, receiver, tmp_path) -> None:
@@ -107,9 +107,9 @@ async def test_list_menu_row_sends_list_reply(shop, receiver, tmp_path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await app.wait_until(lambda: app.connection == "online")
         await business_send(made, server, ORDERS)
-        await app.wait_until(lambda: bool(app.query(f"#{chat_item_id(BUSINESS)}")))
+        await app.wait_until(lambda: len(app.conversations.messages(BUSINESS)) == 2)
         await app.open_chat(BUSINESS)
-        [box] = app.message_boxes()
+        box = app.message_boxes()[-1]
         [menu] = box.query(Button)
         assert str(menu.label) == "☰ Your orders"
         menu.focus()

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from business_support import Receiver, run_in_thread, start_receiver
+from business_support import Receiver, open_window, run_in_thread, start_receiver
 
 from conftest import RunningServer, ServerThread, issue_invite
 from tidings.cli.business import _create, _webhook
@@ -61,11 +61,22 @@ def shop(settings, clock, receiver):
 
 
 async def register_customer(
-    server: RunningServer, folder: Path, phone: str = CUSTOMER, name: str = "laptop"
+    server: RunningServer,
+    folder: Path,
+    phone: str = CUSTOMER,
+    name: str = "laptop",
+    *,
+    first_words: str | None = "hi",
 ) -> Path:
+    """A registered customer profile; by default the customer has written to the business
+    (opening the service window free-form messages need)."""
     code = await asyncio.to_thread(issue_invite, server.settings, phone, server.clock)
     client = await DeviceClient.register(server.url, phone, code, folder, name, clock=server.clock)
-    await client.close()
+    try:
+        if first_words is not None:
+            await open_window(client, BUSINESS, server.settings, server.clock, first_words)
+    finally:
+        await client.close()
     return folder
 
 
@@ -89,8 +100,13 @@ async def business_send(made: Any, server: RunningServer, message: dict[str, Any
 
 
 async def wait_webhook(receiver: Receiver, predicate) -> list[dict[str, Any]]:
-    await asyncio.to_thread(receiver.wait_for, lambda _posts: bool(predicate(receiver.messages())))
-    return receiver.messages()
+    """Inbound messages the business received, other than the customer's opening text."""
+
+    def replies() -> list[dict[str, Any]]:
+        return [m for m in receiver.messages() if m["type"] != "text"]
+
+    await asyncio.to_thread(receiver.wait_for, lambda _posts: bool(predicate(replies())))
+    return replies()
 
 
 async def screen_text(app: ChatApp) -> str:

@@ -26,6 +26,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.widgets import Footer, Input, Label, ListView
 
 from tidings.kit.clock import Clock
@@ -256,9 +257,12 @@ class ChatApp(App[None]):
     async def refresh_screen(self) -> None:
         if self.conversations is None:
             return
-        chats = self.conversations.chats()
-        await self.query_one(ChatList).show(chats, self.tz, self.peer)
-        await self.show_chat()
+        try:
+            chats = self.conversations.chats()
+            await self.query_one(ChatList).show(chats, self.tz, self.peer)
+            await self.show_chat()
+        except NoMatches:
+            pass  # the app is closing and its widgets are gone
 
     async def show_chat(self) -> None:
         container = self.query_one("#messages", VerticalScroll)
