@@ -14,6 +14,7 @@ from tui_support import (
     chat_app,
     check_snapshot,
     clock,  # noqa: F401 - the fixed clock these tests share
+    read_everything,
     receiver,  # noqa: F401
     register_customer,
     screen_text,
@@ -82,7 +83,7 @@ async def test_reply_button_press_reaches_the_business_webhook(shop, receiver, t
         for shown in ("Acme Shop", "Hi! How can we help?", "Replies in minutes"):
             assert shown in text
         # Opening the chat read the message: the business gets a read status.
-        await app.wait_until(lambda: not app.conversations.unread_ids(BUSINESS))
+        await read_everything(app)
         await check_snapshot(app, "tui_buttons")
 
         await pilot.pause()  # let the layout settle after the last message arrived

@@ -109,6 +109,14 @@ async def wait_webhook(receiver: Receiver, predicate) -> list[dict[str, Any]]:
     return replies()
 
 
+async def read_everything(app: ChatApp) -> None:
+    """Wait until the open chat is read and the chat list on screen says so (opening a chat
+    sends read receipts in a worker, then redraws)."""
+    from tidings.tui.widgets import ChatItem
+
+    await app.wait_until(lambda: all(item.chat.unread == 0 for item in app.query(ChatItem)))
+
+
 async def screen_text(app: ChatApp) -> str:
     """The text of the whole screen as the terminal shows it (after pending refreshes)."""
     await app.wait_for_refresh()
@@ -156,6 +164,7 @@ __all__ = [
     "business_send",
     "chat_app",
     "check_snapshot",
+    "read_everything",
     "register_customer",
     "run_in_thread",
     "screen_text",

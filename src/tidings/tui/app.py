@@ -276,9 +276,9 @@ class ChatApp(App[None]):
         by_id = {m.id: m for m in history}
         reactions = self.conversations.reactions(self.peer)
         answered = self.conversations.answered(self.peer)
-        shown = [
-            m for m in history if not isinstance(messages.parse(m.content).body, messages.Reaction)
-        ]
+        # A reaction is shown on the message it answers; one to a message this device does
+        # not have (or cannot match) is shown on its own line.
+        shown = [m for m in history if not _attached_reaction(m, by_id)]
         existing = {box.message.key: box for box in container.query_children(MessageBox)}
         wanted = {m.key for m in shown}
         stale = [box for key, box in existing.items() if key not in wanted]
@@ -513,6 +513,11 @@ class ChatApp(App[None]):
             self.conversations.update(peer, security_verified=number)
             self.notify("Security code marked as verified")
             await self.refresh_screen()
+
+
+def _attached_reaction(message: StoredMessage, by_id: dict[str, StoredMessage]) -> bool:
+    body = messages.parse(message.content).body
+    return isinstance(body, messages.Reaction) and body.target in by_id
 
 
 def _registered(profile: Path) -> bool:
