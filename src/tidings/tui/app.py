@@ -130,6 +130,7 @@ class ChatApp(App[None]):
         self.last_saved: Path | None = None
         self.revision = 0  # bumped after each screen update (tests wait on it)
         self._changed = asyncio.Event()
+        self._redraw = asyncio.Lock()  # one redraw at a time: workers finish in any order
 
     # -- layout -----------------------------------------------------------------------------
 
@@ -258,9 +259,10 @@ class ChatApp(App[None]):
         if self.conversations is None:
             return
         try:
-            chats = self.conversations.chats()
-            await self.query_one(ChatList).show(chats, self.tz, self.peer)
-            await self.show_chat()
+            async with self._redraw:
+                chats = self.conversations.chats()
+                await self.query_one(ChatList).show(chats, self.tz, self.peer)
+                await self.show_chat()
         except NoMatches:
             pass  # the app is closing and its widgets are gone
 
