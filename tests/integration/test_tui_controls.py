@@ -12,7 +12,6 @@ from template_send_support import body_params, create_approved
 from textual.widgets import Button, Input, Static
 from tui_support import (
     BUSINESS,
-    CUSTOMER,
     SIZE,
     business_send,
     chat_app,
