@@ -43,7 +43,7 @@ OFFERS = {
 async def test_ticks_and_message_info_show_receipts_per_device(shop, receiver, tmp_path) -> None:
     made, server = shop
     profile = await register_customer(server, tmp_path / "alice")
-    app = chat_app(profile, server, tmp_path)
+    app = chat_app(profile, server.clock, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await app.wait_until(lambda: app.connection == "online")
         await app.open_chat(BUSINESS)
@@ -98,7 +98,7 @@ async def test_stop_promotions_makes_the_next_marketing_template_fail(
         base_url=server.url, headers={"authorization": f"Bearer {made.access_token}"}
     ) as graph:
         await asyncio.to_thread(create_approved, graph, made.waba_id, OFFERS)
-    app = chat_app(profile, server, tmp_path)
+    app = chat_app(profile, server.clock, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await app.wait_until(lambda: app.connection == "online")
         await app.open_chat(BUSINESS)
@@ -161,7 +161,7 @@ async def test_stop_promotions_makes_the_next_marketing_template_fail(
 async def test_block_and_report_then_delete_the_chat(shop, receiver, tmp_path) -> None:
     made, server = shop
     profile = await register_customer(server, tmp_path / "alice")
-    app = chat_app(profile, server, tmp_path)
+    app = chat_app(profile, server.clock, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await app.wait_until(lambda: app.connection == "online")
         await business_send(made, server, {"type": "text", "text": {"body": "Buy now!!!"}})

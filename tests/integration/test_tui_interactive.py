@@ -67,7 +67,7 @@ ORDERS = {
 async def test_reply_button_press_reaches_the_business_webhook(shop, receiver, tmp_path) -> None:
     made, server = shop
     profile = await register_customer(server, tmp_path / "alice")
-    app = chat_app(profile, server, tmp_path)
+    app = chat_app(profile, server.clock, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await app.wait_until(lambda: app.connection == "online")
         wamid = await business_send(made, server, GREETING)
@@ -104,7 +104,7 @@ async def test_reply_button_press_reaches_the_business_webhook(shop, receiver, t
 async def test_list_menu_row_sends_list_reply(shop, receiver, tmp_path) -> None:
     made, server = shop
     profile = await register_customer(server, tmp_path / "alice")
-    app = chat_app(profile, server, tmp_path)
+    app = chat_app(profile, server.clock, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await app.wait_until(lambda: app.connection == "online")
         await business_send(made, server, ORDERS)

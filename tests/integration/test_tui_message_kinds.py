@@ -102,7 +102,7 @@ async def test_each_message_kind_reaches_the_screen(shop, receiver, tmp_path) ->
             },
         },
     ]
-    app = chat_app(profile, server, tmp_path)
+    app = chat_app(profile, server.clock, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await app.wait_until(lambda: app.connection == "online")
         for message in sends:
@@ -160,7 +160,7 @@ async def test_template_renders_and_its_quick_reply_reaches_the_business(
         base_url=server.url, headers={"authorization": f"Bearer {made.access_token}"}
     ) as graph:
         await asyncio.to_thread(create_approved, graph, made.waba_id, ORDER_UPDATE)
-    app = chat_app(profile, server, tmp_path)
+    app = chat_app(profile, server.clock, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await app.wait_until(lambda: app.connection == "online")
         wamid = await business_send(

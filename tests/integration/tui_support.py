@@ -80,10 +80,8 @@ async def register_customer(
     return folder
 
 
-def chat_app(profile: Path, server: RunningServer, tmp_path: Path) -> ChatApp:
-    return ChatApp(
-        profile, clock=server.clock, tz=UTC, media_dir=tmp_path / "media", open_files=False
-    )
+def chat_app(profile: Path, clock: FrozenClock, tmp_path: Path) -> ChatApp:
+    return ChatApp(profile, clock=clock, tz=UTC, media_dir=tmp_path / "media", open_files=False)
 
 
 async def business_send(made: Any, server: RunningServer, message: dict[str, Any]) -> str:
