@@ -35,6 +35,7 @@ from tidings.templates.routes import (
     template_exists,
 )
 from tidings.templates.routes import router as templates_router
+from tidings.templates.sending import prepare_template_send
 from tidings.webhooks.routes import router as webhooks_router
 from tidings.webhooks.service import relay_doorbell
 
@@ -100,6 +101,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.idempotency = runtime.idempotency
     app.state.templates = runtime.templates
     app.state.template_desk = runtime.template_desk
+    app.state.template_sending = prepare_template_send
     app.state.template_nodes = SimpleNamespace(
         exists=template_exists, get=get_template_node, edit=edit_template_node
     )

@@ -80,6 +80,24 @@ class TemplatesSettings(BaseModel):
     human_review: Literal["never", "uncertain", "always"] = "never"
 
 
+class PolicySettings(BaseModel):
+    """The operator's messaging policy numbers (docs/policy.md); built into policy.Limits."""
+
+    customer_service_window_hours: float = Field(default=24.0, gt=0)
+    free_entry_point_hours: float = Field(default=72.0, gt=0)
+    entry_point_reply_within_hours: float = Field(default=24.0, gt=0)
+    # Marketing templates one customer may receive from all businesses together in a rolling
+    # period (Meta does not publish its number). None turns the cap off.
+    marketing_cap: int | None = Field(default=4, ge=0)
+    marketing_cap_period_hours: float = Field(default=24.0, gt=0)
+    # A customer whose service window is open asked to talk: the cap does not apply.
+    marketing_cap_exempt_in_window: bool = True
+    # ISO country codes where marketing templates are not delivered at all (e.g. ["US"]).
+    marketing_blocked_countries: list[str] = Field(default_factory=list)
+    # Answer STOP/START keywords and "Stop promotions" with a confirmation message.
+    confirm_opt_outs: bool = True
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TIDINGS_", env_nested_delimiter="__", extra="ignore"
@@ -96,6 +114,7 @@ class Settings(BaseSettings):
     outbound: OutboundSettings = Field(default_factory=OutboundSettings)
     business: BusinessSettings = Field(default_factory=BusinessSettings)
     templates: TemplatesSettings = Field(default_factory=TemplatesSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
 
     @property
     def database_url(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import timedelta
 
 from tidings.accounts.service import AccountService
 from tidings.accounts.verification import HttpSmsProvider, OperatorProvider, VerificationProvider
@@ -19,7 +20,7 @@ from tidings.business.policy_gate import PolicyGate
 from tidings.business.service import BusinessService
 from tidings.business.tasks import BusinessWorker, outbound_topic
 from tidings.business_api.shapes import CloudShapes
-from tidings.config import Settings
+from tidings.config import PolicySettings, Settings
 from tidings.crypto.sealing import Sealer
 from tidings.db.engine import make_engine
 from tidings.db.ratelimit import DatabaseRateLimiter, RateLimiter
@@ -30,7 +31,11 @@ from tidings.devices.service import DeviceService
 from tidings.kit.clock import Clock, SystemClock
 from tidings.mailbox.service import MailboxService
 from tidings.outbound import OutboundPolicy
+from tidings.policy.caps import MarketingCap
 from tidings.policy.evaluate import Limits
+from tidings.policy.window import WindowLengths
+from tidings.signals.service import SignalService
+from tidings.signals.sources import ConsentFacts, MarketingFacts, WindowFacts
 from tidings.storage import BlobStore, FileBlobStore
 from tidings.templates.desk import TemplateDesk
 from tidings.templates.review import ReviewSettings
@@ -60,6 +65,7 @@ class Runtime:
     idempotency: IdempotencyKeys
     templates: TemplateService
     template_desk: TemplateDesk
+    signals: SignalService
 
     async def close(self) -> None:
         await self.webhooks.close()
@@ -156,6 +162,7 @@ def build_runtime(
     webhooks.announce = announce_webhooks
     api_devices = ApiDeviceHost(settings.data_dir / "api-devices")
 
+    limits = policy_limits(settings.policy)
     business_media = BusinessMediaService(
         database=database, clock=clock, sealer=sealer, blobs=blobs, policy=policy
     )
@@ -172,8 +179,10 @@ def build_runtime(
         shapes=CloudShapes(),
         ring=ring_outbound,
         media=business_media,
-        gate=PolicyGate(Limits()),
+        gate=policy_gate(limits),
     )
+    signals = SignalService(database=database, clock=clock, messaging=business_messaging)
+    business_messaging.observers.append(signals)
     business_worker = BusinessWorker(
         bus=bus,
         businesses=businesses,
@@ -217,7 +226,37 @@ def build_runtime(
         idempotency=IdempotencyKeys(database=database, clock=clock),
         templates=templates,
         template_desk=TemplateDesk(database=database, clock=clock, templates=templates),
+        signals=signals,
     )
+
+
+def policy_limits(policy: PolicySettings) -> Limits:
+    """The pure policy core's numbers, from the operator's `policy` settings."""
+    cap = (
+        None
+        if policy.marketing_cap is None
+        else MarketingCap(
+            count=policy.marketing_cap,
+            period=timedelta(hours=policy.marketing_cap_period_hours),
+            exempt_in_window=policy.marketing_cap_exempt_in_window,
+        )
+    )
+    return Limits(
+        windows=WindowLengths(
+            customer_service=timedelta(hours=policy.customer_service_window_hours),
+            free_entry_point=timedelta(hours=policy.free_entry_point_hours),
+            entry_point_reply_within=timedelta(hours=policy.entry_point_reply_within_hours),
+        ),
+        marketing_cap=cap,
+        marketing_blocked_countries=frozenset(
+            c.upper() for c in policy.marketing_blocked_countries
+        ),
+    )
+
+
+def policy_gate(limits: Limits) -> PolicyGate:
+    """The gate every send passes: windows, consent and blocks, the marketing cap."""
+    return PolicyGate(limits, (WindowFacts(), ConsentFacts(), MarketingFacts(limits.marketing_cap)))
 
 
 def master_key(settings: Settings) -> bytes:

@@ -7,6 +7,7 @@ import tidings.attachments.models
 import tidings.business.models
 import tidings.devices.models
 import tidings.mailbox.models
+import tidings.signals.models
 import tidings.templates.models
 import tidings.webhooks.models
 from tidings.db import ratelimit
@@ -20,6 +21,7 @@ _MODELS = (
     tidings.business.models,
     tidings.devices.models,
     tidings.mailbox.models,
+    tidings.signals.models,
     tidings.templates.models,
     tidings.webhooks.models,
     ratelimit,

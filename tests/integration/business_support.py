@@ -3,6 +3,7 @@ CRM: the outer edge, so the test runs it), pywa pointed at our server, and SDK c
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from dataclasses import dataclass, field
@@ -11,8 +12,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
+from sqlalchemy import func, select
 
 from conftest import run_in_thread
+from tidings.business.models import BusinessMessage
+from tidings.config import Settings
+from tidings.kit.clock import Clock
+from tidings.runtime import Runtime, build_runtime
+from tidings.sdk import DeviceClient
 
 
 @dataclass
@@ -107,4 +114,47 @@ class ToOurServer(httpx.BaseTransport):
         return self._inner.handle_request(request)
 
 
-__all__ = ["Receiver", "ToOurServer", "run_in_thread", "start_receiver"]
+async def open_window(
+    customer: DeviceClient,
+    business: str,
+    settings: Settings,
+    clock: Clock,
+    text: str = "Hi, a question about my order",
+    timeout: float = 20.0,
+) -> None:
+    """The customer writes first, opening the 24-hour customer service window (free-form
+    sends outside it fail with 131047), and this returns once the platform has applied the
+    message (read from the database through a runtime on the test's own loop)."""
+    runtime = build_runtime(settings, clock=clock)
+    try:
+        before = await inbound_count(runtime, customer.phone)
+        await customer.send_text(business, text)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while await inbound_count(runtime, customer.phone) <= before:
+            if loop.time() > deadline:
+                raise AssertionError("the customer's message did not open a window in time")
+            await asyncio.sleep(0.05)
+    finally:
+        await runtime.close()
+
+
+async def inbound_count(runtime: Runtime, customer: str) -> int:
+    """Messages from `customer` the business platform has applied."""
+    async with runtime.database.read_only() as uow:
+        count = await uow.session.scalar(
+            select(func.count())
+            .select_from(BusinessMessage)
+            .where(BusinessMessage.direction == "in", BusinessMessage.customer == customer)
+        )
+    return int(count or 0)
+
+
+__all__ = [
+    "Receiver",
+    "ToOurServer",
+    "inbound_count",
+    "open_window",
+    "run_in_thread",
+    "start_receiver",
+]

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from business_support import Receiver, ToOurServer, run_in_thread, start_receiver
+from business_support import Receiver, ToOurServer, open_window, run_in_thread, start_receiver
 from pywa import WhatsApp, handlers
 
 from conftest import RunningServer, ServerThread, issue_invite
@@ -57,10 +57,15 @@ def pywa_client(made, server_url: str) -> WhatsApp:
 
 
 async def customer_device(
-    settings, clock, server_url: str, tmp_path, phone: str = CUSTOMER
+    settings, clock, server_url: str, tmp_path, phone: str = CUSTOMER, window: bool = True
 ) -> DeviceClient:
+    """A registered customer who (unless `window` is False) has written to BUSINESS, so its
+    customer service window is open and free-form messages may reach them."""
     code = await asyncio.to_thread(issue_invite, settings, phone, clock)
-    return await DeviceClient.register(server_url, phone, code, tmp_path / phone.lstrip("+"))
+    client = await DeviceClient.register(server_url, phone, code, tmp_path / phone.lstrip("+"))
+    if window:
+        await open_window(client, BUSINESS, settings, clock)
+    return client
 
 
 async def collect(client: DeviceClient, want, timeout: float = 20.0) -> list[Any]:
@@ -121,7 +126,11 @@ async def test_text_round_trip_with_statuses_and_signed_webhooks(
             assert wa.webhook_update_validator(post.body, post.signature) is None
         # The customer answers; pywa parses the signed webhook as a Message.
         await customer.send_text(BUSINESS, "Thanks! é")
-        receiver.wait_for(lambda posts: any(m.get("type") == "text" for m in _messages(posts)))
+        receiver.wait_for(
+            lambda posts: any(
+                m.get("text", {}).get("body") == "Thanks! é" for m in _messages(posts)
+            )
+        )
         for post in receiver.posts:
             wa.webhook_update_handler(post.body)
         texts = [p for p in parsed if getattr(p, "text", None) == "Thanks! é"]
@@ -338,10 +347,16 @@ async def test_customer_replies_arrive_as_cloud_api_webhooks(
                 "location": {"latitude": 48.85, "longitude": 2.35, "name": "Home"},
             },
         )
-        receiver.wait_for(lambda posts: len(_messages(posts)) >= 3)
-        # Webhooks are delivered concurrently (as Meta's are), so order is not asserted.
+        receiver.wait_for(lambda posts: len(_messages(posts)) >= 4)
+        # Webhooks are delivered concurrently (as Meta's are), so order is not asserted. The
+        # text is the customer's first message, which opened the service window.
         inbound = _messages(receiver.posts)
-        assert sorted(m["type"] for m in inbound) == ["interactive", "interactive", "location"]
+        assert sorted(m["type"] for m in inbound) == [
+            "interactive",
+            "interactive",
+            "location",
+            "text",
+        ]
         [tapped] = [m for m in inbound if m.get("interactive", {}).get("type") == "button_reply"]
         assert tapped["interactive"]["button_reply"] == {"id": "slot-pm", "title": "Afternoon"}
         assert tapped["context"]["id"].startswith("wamid.")
@@ -436,7 +451,9 @@ async def test_graph_errors_and_async_failures(shop, settings, clock, receiver, 
             assert (response.status_code, body["error"]["code"]) == (status, code), body
             assert body["error"]["type"] == "OAuthException" and body["error"]["fbtrace_id"]
             assert body["error"]["message"].startswith(f"(#{code})")
-        # Not on the network: accepted, then a failed status with 131026, as Meta does.
+        # Free-form to someone who never wrote: accepted, then a failed status with 131047
+        # (no customer service window), as Meta does. (A template to a number not on the
+        # network fails with 131026: tests/integration/test_policy_send.py.)
         accepted = await api.post(
             url, json={**good, "to": STRANGER, "biz_opaque_callback_data": "order-7"}
         )
@@ -444,7 +461,7 @@ async def test_graph_errors_and_async_failures(shop, settings, clock, receiver, 
         wamid = accepted.json()["messages"][0]["id"]
     receiver.wait_for(lambda posts: any(s["id"] == wamid for s in _statuses(posts)))
     [failed] = [s for s in _statuses(receiver.posts) if s["id"] == wamid]
-    assert failed["status"] == "failed" and failed["errors"][0]["code"] == 131026
+    assert failed["status"] == "failed" and failed["errors"][0]["code"] == 131047
     assert failed["biz_opaque_callback_data"] == "order-7"
 
 

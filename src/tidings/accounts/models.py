@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.db.base import Base, UTCDateTime
@@ -41,3 +41,19 @@ class VerificationCode(Base):
     used_by_account_id: Mapped[int | None] = mapped_column(
         ForeignKey("accounts.id", ondelete="SET NULL"), default=None
     )
+
+
+class AccountBlock(Base):
+    """An account refuses envelopes from `blocked_phone` (a customer blocking a business).
+
+    The core files nothing from a blocked sender into any device of the blocker; the sender is
+    told so (`blocked`), which the business platform reports as 131026, as Meta does.
+    """
+
+    __tablename__ = "account_blocks"
+    __table_args__ = (UniqueConstraint("account_id", "blocked_phone"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    blocked_phone: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

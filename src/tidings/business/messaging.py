@@ -25,13 +25,20 @@ from tidings.business.inbound import to_cloud_message
 from tidings.business.media import BusinessMediaService, MediaUnavailable, ReceivedMedia
 from tidings.business.media_types import MEDIA_KINDS
 from tidings.business.models import BusinessMessage
-from tidings.business.policy_gate import PolicyGate, TemplateUse
+from tidings.business.policy_gate import (
+    PolicyGate,
+    PolicyRefused,
+    SendContext,
+    TemplateUse,
+    how_refused,
+)
 from tidings.business.repository import BusinessRepository
 from tidings.business.service import PhoneInfo
 from tidings.crypto.sealing import Sealer
 from tidings.db.uow import Database, UnitOfWork
 from tidings.errors import NotFound, ValidationFailed
 from tidings.kit.clock import Clock
+from tidings.policy.reasons import Reporting
 from tidings.sdk.client import DeviceClient
 from tidings.sdk.errors import SdkError
 
@@ -71,6 +78,39 @@ class WebhookShapes(Protocol):
     ) -> dict[str, Any]: ...
 
 
+class CustomerObserver(Protocol):
+    """Told, inside the applying transaction, what customers do (signals, consent, windows)."""
+
+    async def control(
+        self, uow: UnitOfWork, phone: PhoneInfo, customer: str, content: dict[str, Any]
+    ) -> bool:
+        """Handle a customer control (the client's block / preferences contents); True when
+        `content` was one, so it is not stored or forwarded as a message."""
+        ...
+
+    async def inbound(
+        self,
+        uow: UnitOfWork,
+        phone: PhoneInfo,
+        customer: str,
+        content: dict[str, Any],
+        wamid: str,
+    ) -> None:
+        """A customer message was stored (after its `messages` webhook was queued)."""
+        ...
+
+    async def receipt(
+        self,
+        uow: UnitOfWork,
+        phone: PhoneInfo,
+        message: BusinessMessage,
+        status: str,
+        previous: str,
+    ) -> None:
+        """An outbound message advanced to delivered or read (from `previous`)."""
+        ...
+
+
 def is_transient(exc: SdkError) -> bool:
     """A failure worth retrying later (the core was unreachable or failed), not a refusal."""
     return exc.status is None or exc.status >= 500 or exc.code in ("network_error", "timeout")
@@ -103,6 +143,12 @@ class BusinessMessaging:
         self._ring = ring
         self._media = media
         self._gate = gate
+        # Added by the composition root (runtime.py): the signals domain sits above this one.
+        self.observers: list[CustomerObserver] = []
+
+    @property
+    def gate(self) -> PolicyGate:
+        return self._gate
 
     # -- sealing ----------------------------------------------------------------------------
 
@@ -132,46 +178,85 @@ class BusinessMessaging:
         """Store an outbound message for delivery; returns its wamid.
 
         `template` is the approved template version a `type: template` send renders (the policy
-        gate takes its category and status from it).
+        gate takes its category and status from it). A send the policy refuses synchronously
+        raises `PolicyRefused`; one Meta refuses asynchronously is accepted and stored as
+        `failed`, with the `failed` status webhook queued in the same transaction.
         """
-        now = self._clock.now()
-        wamid = new_wamid()
         async with self._database.unit_of_work() as uow:
-            repository = BusinessRepository(uow.session)
-            context_e2e = None
-            if context_wamid is not None:
-                quoted = await repository.message_by_wamid(context_wamid)
-                if quoted is None or quoted.phone_id != phone.phone_pk:
-                    raise ValidationFailed(
-                        f"context.message_id {context_wamid!r} is not a message of this number"
-                    )
-                context_e2e = {
-                    "message_id": quoted.e2e_id,
-                    "from": quoted.customer if quoted.direction == "in" else phone.phone,
-                }
-            content: dict[str, Any] = {"type": kind, kind: payload}
-            if context_e2e is not None:
-                content["context"] = context_e2e
-            stored = {"content": content, "callback": callback_data, "context_wamid": context_wamid}
-            repository.add(
-                BusinessMessage(
-                    phone_id=phone.phone_pk,
-                    wamid=wamid,
-                    e2e_id=secrets.token_hex(16),
-                    direction="out",
-                    customer=customer,
-                    type=kind,
-                    content_sealed=self._seal(wamid, stored),
-                    status="accepted",
-                    created_at=now,
-                    updated_at=now,
-                )
+            return await self.accept_in(
+                uow,
+                phone,
+                customer,
+                kind,
+                payload,
+                context_wamid=context_wamid,
+                callback_data=callback_data,
+                template=template,
             )
 
-            async def ring() -> None:
-                await self._ring(phone.phone_pk)
+    async def accept_in(
+        self,
+        uow: UnitOfWork,
+        phone: PhoneInfo,
+        customer: str,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        context_wamid: str | None = None,
+        callback_data: str | None = None,
+        template: TemplateUse | None = None,
+    ) -> str:
+        """`accept` inside the caller's unit of work (e.g. a confirmation sent while an
+        inbound message is applied)."""
+        now = self._clock.now()
+        wamid = new_wamid()
+        repository = BusinessRepository(uow.session)
+        context_e2e = None
+        if context_wamid is not None:
+            quoted = await repository.message_by_wamid(context_wamid)
+            if quoted is None or quoted.phone_id != phone.phone_pk:
+                raise ValidationFailed(
+                    f"context.message_id {context_wamid!r} is not a message of this number"
+                )
+            context_e2e = {
+                "message_id": quoted.e2e_id,
+                "from": quoted.customer if quoted.direction == "in" else phone.phone,
+            }
+        send = SendContext(phone, customer, template, now, wamid)
+        decision = await self._gate.decide(uow.session, send)
+        refusal = how_refused(decision)
+        if refusal is not None and refusal[0] is Reporting.SYNC:
+            raise PolicyRefused(refusal[1])
+        content: dict[str, Any] = {"type": kind, kind: payload}
+        if context_e2e is not None:
+            content["context"] = context_e2e
+        stored = {"content": content, "callback": callback_data, "context_wamid": context_wamid}
+        message = BusinessMessage(
+            phone_id=phone.phone_pk,
+            wamid=wamid,
+            e2e_id=secrets.token_hex(16),
+            direction="out",
+            customer=customer,
+            type=kind,
+            content_sealed=self._seal(wamid, stored),
+            status="accepted",
+            created_at=now,
+            updated_at=now,
+        )
+        repository.add(message)
+        if refusal is not None:
+            # Meta accepts the request and reports the refusal in a `failed` status webhook.
+            reason = refusal[1]
+            await self._advance(
+                uow, phone, message, "failed", error=int(reason.code), details=reason.details
+            )
+            return wamid
+        await self._gate.record(uow.session, send, decision)
 
-            uow.after_commit(ring)
+        async def ring() -> None:
+            await self._ring(phone.phone_pk)
+
+        uow.after_commit(ring)
         return wamid
 
     async def deliver_pending(self, phone: PhoneInfo, batch: int = 50) -> int:
@@ -192,6 +277,8 @@ class BusinessMessaging:
                 if content.get("type") in MEDIA_KINDS:
                     # Outside the device lock: a link fetch may take seconds.
                     content = await self._media.attach(phone, client, content)
+                elif content.get("type") == "template":
+                    content = await self._attach_template_header(phone, client, content)
                 async with self._devices.lock(phone.phone_number_id):
                     await client.send_content(customer, content, message_id=e2e_id)
             except MediaUnavailable as exc:
@@ -205,6 +292,19 @@ class BusinessMessaging:
                 error = UNDELIVERABLE
             await self._record_status(phone, row_id, "failed" if error else "sent", error=error)
         return len(pending)
+
+    async def _attach_template_header(
+        self, phone: PhoneInfo, client: DeviceClient, content: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A template's media header travels as an attachment, as a media message's file."""
+        template = content["template"]
+        header = template.get("header") or {}
+        kind = next((k for k in MEDIA_KINDS if isinstance(header.get(k), dict)), None)
+        if kind is None:
+            return content
+        attached = await self._media.attach(phone, client, {"type": kind, kind: header[kind]})
+        header = {**header, kind: attached[kind]}
+        return {**content, "template": {**template, "header": header}}
 
     async def _record_status(
         self,
@@ -230,16 +330,22 @@ class BusinessMessaging:
         *,
         error: int | None = None,
         ts: int | None = None,
+        details: str | None = None,
     ) -> None:
         if _RANK.get(status, 0) <= _RANK.get(message.status, 0) or message.status == "failed":
             return
+        previous = message.status
         message.status = status
         message.error_code = error
         message.updated_at = self._clock.now()
         stored = self.content_of(message)
         when = ts if ts is not None else int(self._clock.now().timestamp())
         value = self._shapes.status(
-            phone, message, status, when, {"callback": stored.get("callback"), "error": error}
+            phone,
+            message,
+            status,
+            when,
+            {"callback": stored.get("callback"), "error": error, "error_details": details},
         )
         await self._webhooks.enqueue(
             uow,
@@ -248,6 +354,9 @@ class BusinessMessaging:
             field="messages",
             value=value,
         )
+        if status in ("delivered", "read"):
+            for observer in self.observers:
+                await observer.receipt(uow, phone, message, status, previous)
 
     # -- inbound ----------------------------------------------------------------------------
 
@@ -349,6 +458,9 @@ class BusinessMessaging:
         now = self._clock.now()
         wamid = new_wamid()
         content = event.get("content") or {}
+        for observer in self.observers:
+            if await observer.control(uow, phone, customer, content):
+                return False  # a customer control (block, preferences), not a message
         quoted = None
         context = content.get("context") if isinstance(content.get("context"), dict) else None
         if context and isinstance(context.get("message_id"), str):
@@ -388,6 +500,8 @@ class BusinessMessaging:
             field="messages",
             value=value,
         )
+        for observer in self.observers:
+            await observer.inbound(uow, phone, customer, content, wamid)
         return True
 
     # -- read receipts and typing -----------------------------------------------------------

@@ -18,8 +18,10 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.business.service import PhoneInfo
+from tidings.errors import AppError
 from tidings.policy.categories import Category
 from tidings.policy.evaluate import Decision, Limits, SendFacts, evaluate
+from tidings.policy.reasons import Reason, Reporting
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,34 @@ class SendContext:
     customer: str  # E.164
     template: TemplateUse | None
     now: datetime
+    # The message's id once the send is accepted (None while only asking, as preflight does).
+    wamid: str | None = None
+
+
+class PolicyRefused(AppError):
+    """A send refused synchronously, as Meta answers it (throughput, pair rate, paused
+    template, messaging limit...). `details["graph_code"]` carries Meta's code, so the Cloud
+    API surface renders the Graph error with that code and title."""
+
+    def __init__(self, refusal: Reason) -> None:
+        details: dict[str, Any] = {"graph_code": int(refusal.code), "rule": str(refusal.rule)}
+        if refusal.retry_after is not None:
+            details["retry_after"] = max(1, round(refusal.retry_after))
+        super().__init__(refusal.details, details=details)
+        self.reason = refusal
+
+
+def how_refused(decision: Decision) -> tuple[Reporting, Reason] | None:
+    """How to surface a refused decision: any synchronous reason wins (Meta's edge rate-limits
+    and checks the template before accepting a send); otherwise the first reason, reported
+    the way Meta does, as a `failed` status webhook after the send is accepted. None when
+    the send is allowed."""
+    if decision.allowed or decision.primary is None:
+        return None
+    sync = decision.first(Reporting.SYNC)
+    if sync is not None:
+        return Reporting.SYNC, sync
+    return Reporting.ASYNC, decision.primary
 
 
 class FactSource(Protocol):

@@ -7,13 +7,14 @@ Errors are rendered in the Graph envelope by the app (see app.py).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import APIRouter, Request
 
 from tidings.business.media_types import MEDIA_KINDS
 from tidings.business.messaging import BusinessMessaging
-from tidings.business.service import MANAGEMENT
+from tidings.business.policy_gate import TemplateUse
+from tidings.business.service import MANAGEMENT, PhoneInfo
 from tidings.business_api import wire
 from tidings.business_api.auth import business_caller, businesses_of, messaging_phone
 from tidings.business_api.graph_errors import GraphError
@@ -41,6 +42,20 @@ def messaging_of(request: Request) -> BusinessMessaging:
     return service
 
 
+class TemplateSending(Protocol):
+    """Checks a `type: template` send against the approved version and renders it (the
+    templates domain sits above this adapter, so app.py sets `app.state.template_sending`)."""
+
+    async def __call__(
+        self, request: Request, phone: PhoneInfo, payload: dict[str, Any]
+    ) -> tuple[dict[str, Any], TemplateUse]: ...
+
+
+def template_sending_of(request: Request) -> TemplateSending:
+    sending: TemplateSending = request.app.state.template_sending
+    return sending
+
+
 async def send_message(request: Request, phone_number_id: str, version: str | None = None) -> Any:
     check_path(version, phone_number_id)
     phone = await messaging_phone(request, phone_number_id)
@@ -51,12 +66,6 @@ async def send_message(request: Request, phone_number_id: str, version: str | No
         return wire.SUCCESS
     parsed.require_supported()
     message = parsed.message
-    if message.type == "template":
-        raise GraphError(
-            132001,
-            f"template name ({message.payload.get('name')}) does not exist in the translation:"
-            " this server has no approved templates yet",
-        )
     if message.type in MEDIA_KINDS:
         await check_sendable_media(request, phone, message.type, message.payload)
     try:
@@ -65,13 +74,17 @@ async def send_message(request: Request, phone_number_id: str, version: str | No
         raise GraphError(100, f"Invalid parameter: to: {exc}") from exc
     if customer == phone.phone:
         raise GraphError(131021, "Recipient cannot be sender.")
+    payload, template = message.payload, None
+    if message.type == "template":
+        payload, template = await template_sending_of(request)(request, phone, message.payload)
     wamid = await messaging.accept(
         phone,
         customer,
         message.type,
-        message.payload,
+        payload,
         context_wamid=message.context_message_id,
         callback_data=message.biz_opaque_callback_data,
+        template=template,
     )
     return wire.send_response(message.to_input, customer.lstrip("+"), wamid)
 

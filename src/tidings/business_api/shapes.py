@@ -38,7 +38,8 @@ class CloudShapes:
         errors = None
         if extra.get("error"):
             code = int(extra["error"])
-            errors = [async_error(code, _ERROR_DETAILS.get(code, "The message failed."))]
+            details = extra.get("error_details") or _ERROR_DETAILS.get(code, "The message failed.")
+            errors = [async_error(code, details)]
         priced = status in ("sent", "delivered") and message.type != "reaction"
         item = wire.status_object(
             message.wamid,

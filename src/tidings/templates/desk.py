@@ -227,15 +227,22 @@ class TemplateDesk:
         return diff(by_number[from_version].snapshot(), by_number[to_version].snapshot())
 
     async def approved_for_sending(
-        self, waba_id: str, name: str, language: str
+        self, waba_id: str, name: str, language: str | None
     ) -> SendableTemplate | None:
         """The template a send names, with the version last approved (None: no such template).
 
         While an edit is in review the template is PENDING and its previous approved version
         is still returned; the caller decides what a status allows (132001/132015/132016).
+        Clients do send `language.code: null`: then a name that exists in one language only
+        names that template.
         """
         async with self._database.read_only() as uow:
             repository = TemplateRepository(uow.session)
+            if language is None:
+                languages = await repository.live_languages(waba_id, name)
+                if len(languages) != 1:
+                    return None
+                language = languages[0]
             row = await repository.live_for_sending(waba_id, name, language)
             if row is None:
                 return None

@@ -218,6 +218,17 @@ class TemplateRepository:
         )
         return result
 
+    async def live_languages(self, waba_id: str, name: str) -> list[str]:
+        """The languages a live template called `name` exists in (for a send without one)."""
+        rows = await self.session.scalars(
+            select(MessageTemplate.language).where(
+                MessageTemplate.waba_id == waba_id,
+                MessageTemplate.name == name,
+                MessageTemplate.deleted_at.is_(None),
+            )
+        )
+        return sorted(rows)
+
     # -- versions -------------------------------------------------------------------------------
 
     async def version(self, template_pk: int, number: int) -> MessageTemplateVersion | None:

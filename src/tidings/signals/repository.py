@@ -1,0 +1,146 @@
+"""All SQL of the signals domain."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.signals.models import (
+    ConsentRecord,
+    CustomerBlock,
+    CustomerSignal,
+    CustomerWindow,
+    PhoneQuality,
+    PolicySend,
+)
+
+
+class SignalsRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, *rows: object) -> None:
+        self.session.add_all(rows)
+
+    # -- windows ----------------------------------------------------------------------------
+
+    async def window(self, phone_pk: int, customer: str) -> CustomerWindow | None:
+        found: CustomerWindow | None = await self.session.scalar(
+            select(CustomerWindow).where(
+                CustomerWindow.phone_id == phone_pk, CustomerWindow.customer == customer
+            )
+        )
+        return found
+
+    async def window_for_update(self, phone_pk: int, customer: str) -> CustomerWindow:
+        """The window row, created empty if the pair has none (callers hold the phone's
+        journal lock, so two appliers never race to create it)."""
+        found = await self.window(phone_pk, customer)
+        if found is None:
+            found = CustomerWindow(phone_id=phone_pk, customer=customer)
+            self.session.add(found)
+            await self.session.flush()
+        return found
+
+    # -- consent ----------------------------------------------------------------------------
+
+    async def consent_ledger(self, business_id: int, customer: str) -> Sequence[ConsentRecord]:
+        rows = await self.session.scalars(
+            select(ConsentRecord)
+            .where(ConsentRecord.business_id == business_id, ConsentRecord.customer == customer)
+            .order_by(ConsentRecord.at, ConsentRecord.id)
+        )
+        return rows.all()
+
+    async def consent_export(
+        self, business_id: int, customer: str | None, after_id: int, limit: int
+    ) -> Sequence[ConsentRecord]:
+        query = select(ConsentRecord).where(
+            ConsentRecord.business_id == business_id, ConsentRecord.id > after_id
+        )
+        if customer is not None:
+            query = query.where(ConsentRecord.customer == customer)
+        rows = await self.session.scalars(query.order_by(ConsentRecord.id).limit(limit))
+        return rows.all()
+
+    # -- blocks -----------------------------------------------------------------------------
+
+    async def block(self, business_id: int, customer: str) -> CustomerBlock | None:
+        found: CustomerBlock | None = await self.session.scalar(
+            select(CustomerBlock).where(
+                CustomerBlock.business_id == business_id, CustomerBlock.customer == customer
+            )
+        )
+        return found
+
+    # -- sends and signals ------------------------------------------------------------------
+
+    async def marketing_received(self, customer: str, since: datetime) -> list[datetime]:
+        """When `customer` was sent marketing templates by any business, after `since`."""
+        rows = await self.session.scalars(
+            select(PolicySend.at).where(
+                PolicySend.customer == customer,
+                PolicySend.category == "MARKETING",
+                PolicySend.at > since,
+            )
+        )
+        return list(rows.all())
+
+    async def send_of(self, wamid: str) -> PolicySend | None:
+        found: PolicySend | None = await self.session.scalar(
+            select(PolicySend).where(PolicySend.wamid == wamid)
+        )
+        return found
+
+    async def last_template_send(
+        self, phone_pk: int, customer: str, since: datetime
+    ) -> PolicySend | None:
+        """The latest template this number sent the customer after `since` (a block or an
+        opt-out is charged to it)."""
+        found: PolicySend | None = await self.session.scalar(
+            select(PolicySend)
+            .where(
+                PolicySend.phone_id == phone_pk,
+                PolicySend.customer == customer,
+                PolicySend.template_id.is_not(None),
+                PolicySend.at > since,
+            )
+            .order_by(PolicySend.at.desc(), PolicySend.id.desc())
+            .limit(1)
+        )
+        return found
+
+    async def signals_of_phone(self, phone_pk: int, since: datetime) -> Sequence[CustomerSignal]:
+        rows = await self.session.scalars(
+            select(CustomerSignal).where(
+                CustomerSignal.phone_id == phone_pk, CustomerSignal.at > since
+            )
+        )
+        return rows.all()
+
+    async def signals_of_template(
+        self, template_id: str, since: datetime
+    ) -> Sequence[CustomerSignal]:
+        rows = await self.session.scalars(
+            select(CustomerSignal).where(
+                CustomerSignal.template_id == template_id, CustomerSignal.at > since
+            )
+        )
+        return rows.all()
+
+    async def signal_count(self, phone_pk: int, kind: str) -> int:
+        count = await self.session.scalar(
+            select(func.count())
+            .select_from(CustomerSignal)
+            .where(CustomerSignal.phone_id == phone_pk, CustomerSignal.kind == kind)
+        )
+        return int(count or 0)
+
+    # -- phone quality ----------------------------------------------------------------------
+
+    async def phone_quality(self, phone_pk: int) -> PhoneQuality | None:
+        found: PhoneQuality | None = await self.session.get(PhoneQuality, phone_pk)
+        return found
