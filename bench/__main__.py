@@ -1,6 +1,6 @@
 """`python -m bench all` runs every scenario; `python -m bench accept` runs one.
 
-    PYTHONPATH=src .venv/bin/python -m bench all [--quick] [--store postgresql]
+    PYTHONPATH=src .venv/bin/python -m bench all [--quick | --size tiny] [--store postgresql]
 
 Each scenario starts real servers (a fresh data folder or database each), drives them from
 separate processes over loopback, measures its baseline in the same run, prints a table and
@@ -15,7 +15,7 @@ import shlex
 import sys
 import time
 
-from bench.harness import console
+from bench.harness import PROFILE, console
 
 SCENARIOS = ("accept", "e2e", "sustained", "connections", "inbound", "crypto")
 
@@ -27,12 +27,25 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("scenario", choices=(*SCENARIOS, "all"))
-    parser.add_argument("--quick", action="store_true", help="short runs (minutes, not tens)")
+    parser.add_argument(
+        "--size",
+        choices=("tiny", "quick", "full"),
+        default="full",
+        help="full: the issue's figures; quick: a few minutes; tiny: proves the harness works",
+    )
+    parser.add_argument(
+        "--quick", action="store_const", const="quick", dest="size", help="the same as --size quick"
+    )
     parser.add_argument(
         "--store",
         choices=("sqlite", "postgresql"),
         default="sqlite",
         help="sqlite: the embedded default; postgresql: PostgreSQL + Redis (the scale-out stack)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the Tidings server with py-spy (bench/results/profile-<scenario>.txt)",
     )
     args = parser.parse_args(argv)
     command = "python -m bench " + shlex.join(argv if argv is not None else sys.argv[1:])
@@ -40,10 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     failed = []
     for name in chosen:
         module = importlib.import_module(f"bench.scenario_{name}")
+        if args.profile:
+            PROFILE["scenario"] = name
         began = time.monotonic()
         console.rule(f"{name}: {module.TITLE}")
         try:
-            module.run(args.store, args.quick, command).emit()
+            module.run(args.store, args.size, command).emit()
         except Exception:
             console.print_exception()
             failed.append(name)

@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -29,7 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
+RESULTS = Path(os.environ.get("TIDINGS_BENCH_RESULTS", ROOT / "bench" / "results"))
 PG_ADMIN = os.environ.get("TIDINGS_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TIDINGS_BENCH_REDIS", "redis://127.0.0.1:6379/0")
 BUSINESS_PHONE = "+15550109999"
@@ -279,12 +280,17 @@ class Business:
         return {"Authorization": f"Bearer {self.access_token}"}
 
 
+# Set by `python -m bench --profile`: py-spy samples the Tidings server of each scenario.
+PROFILE: dict[str, str] = {}
+
+
 @dataclass
 class Stack:
     """A fresh data folder and store, and every process started for one scenario."""
 
     store: Store
     services: list[Service] = field(default_factory=list)
+    profilers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
     def data(self) -> Path:
@@ -313,7 +319,34 @@ class Stack:
         ]
         if self.store.tidings_url:
             command += ["--db", self.store.tidings_url]
-        return self._start("tidings", command, port)
+        service = self._start("tidings", command, port)
+        if PROFILE:
+            self.profile(service)
+        return service
+
+    def profile(self, service: Service) -> None:
+        """Sample the server with py-spy until it stops; collapsed stacks go to results/."""
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        output = RESULTS / f"profile-{PROFILE['scenario']}.txt"
+        spy = Path(sys.executable).with_name("py-spy")
+        self.profilers.append(
+            subprocess.Popen(
+                [
+                    str(spy),
+                    "record",
+                    "--pid",
+                    str(service.pid),
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "100",
+                    "--idle",
+                    "-o",
+                    str(output),
+                ],
+                stdout=subprocess.DEVNULL,
+            )
+        )
 
     def start_baseline(self) -> Service:
         port = free_port()
@@ -385,6 +418,9 @@ def stack(store_kind: str) -> Iterator[Stack]:
     try:
         yield made
     finally:
+        for profiler in made.profilers:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(timeout=60)
         for service in reversed(made.services):
             service.stop()
         store.drop()
@@ -462,7 +498,7 @@ class Report:
     title: str
     command: str
     store: str
-    quick: bool
+    size: str  # tiny (the smoke test), quick or full
     rows: list[tuple[str, str, str]] = field(default_factory=list)  # metric, ours, baseline
     targets: list[Target] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
@@ -486,11 +522,12 @@ class Report:
             console.print(f"  target {target.name}: {target.goal}; measured {target.value}: {mark}")
         RESULTS.mkdir(parents=True, exist_ok=True)
         suffix = "" if self.store == "sqlite" else f"-{self.store}"
+        suffix += "" if self.size == "full" else f"-{self.size}"
         path = RESULTS / f"{self.scenario}{suffix}.json"
         document = asdict(self)
         document["rows"] = [{"metric": m, "tidings": o, "baseline": b} for m, o, b in self.rows]
         document["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         document["cpus"] = os.cpu_count()
         path.write_text(json.dumps(document, indent=2) + "\n")
-        console.print(f"  written to {path.relative_to(ROOT)}")
+        console.print(f"  written to {path}")
         return path

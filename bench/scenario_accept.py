@@ -41,8 +41,8 @@ def hammer(
     )
 
 
-def run(store: str, quick: bool, command: str) -> Report:
-    total, warmup = (600, 64) if quick else (10_000, 500)
+def run(store: str, size: str, command: str) -> Report:
+    total, warmup = {"tiny": (64, 0), "quick": (600, 64), "full": (10_000, 500)}[size]
     with stack(store) as made:
         receiver = made.start_receiver()
         business = made.create_business()
@@ -54,7 +54,7 @@ def run(store: str, quick: bool, command: str) -> Report:
         bare = hammer(baseline, business.messages_path, {}, bodies, total, warmup)
         ours = hammer(server, business.messages_path, business.auth, bodies, total, warmup)
     ratio = ours["per_second"] / bare["per_second"]
-    report = Report(NAME, TITLE, command, store, quick)
+    report = Report(NAME, TITLE, command, store, size)
     report.row("accepted messages/s", f"{ours['per_second']:,.0f}", f"{bare['per_second']:,.0f}")
     report.row("ratio to baseline", f"{ratio:.2f}", "1.00")
     for key in ("p50", "p99", "max"):

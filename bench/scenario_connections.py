@@ -26,7 +26,6 @@ from bench.harness import (
 NAME = "connections"
 TITLE = "idle device websockets in one process"
 TARGET_KB = 30.0
-SETTLE_SECONDS = 2.0
 
 
 def hold(url: str, count: int, profile: str | None) -> Worker:
@@ -39,13 +38,18 @@ def hold(url: str, count: int, profile: str | None) -> Worker:
 
 
 def measure(
-    service: Service, url: str, count: int, push: Any, profile: str | None = None
+    service: Service,
+    url: str,
+    count: int,
+    push: Any,
+    settle: float,
+    profile: str | None = None,
 ) -> dict[str, Any]:
     """RSS before and after `count` idle connections, then the push to all of them."""
-    time.sleep(SETTLE_SECONDS)
+    time.sleep(settle)
     before = rss_kb(service.pid)
     clients = hold(url, count, profile)
-    time.sleep(SETTLE_SECONDS)
+    time.sleep(settle)
     after = rss_kb(service.pid)
     began = time.time()
     push()
@@ -62,8 +66,8 @@ def measure(
     }
 
 
-def run(store: str, quick: bool, command: str) -> Report:
-    count = 100 if quick else 2000
+def run(store: str, size: str, command: str) -> Report:
+    count, settle = {"tiny": (10, 0.2), "quick": (200, 2.0), "full": (2000, 2.0)}[size]
     with stack(store) as made:
         receiver = made.start_receiver()
         business = made.create_business()
@@ -87,6 +91,7 @@ def run(store: str, quick: bool, command: str) -> Report:
             server.url.replace("http://", "ws://") + "/v1/ws",
             count,
             send,
+            settle,
             customer["profiles"][0],
         )
         baseline = made.start_baseline()
@@ -94,8 +99,10 @@ def run(store: str, quick: bool, command: str) -> Report:
         def bare_send() -> None:
             httpx.post(baseline.url + "/send", json=body, timeout=60).raise_for_status()
 
-        bare = measure(baseline, baseline.url.replace("http://", "ws://") + "/ws", count, bare_send)
-    report = Report(NAME, TITLE, command, store, quick)
+        bare = measure(
+            baseline, baseline.url.replace("http://", "ws://") + "/ws", count, bare_send, settle
+        )
+    report = Report(NAME, TITLE, command, store, size)
     report.row("idle connections", str(count), str(count))
     report.row(
         "RSS before (MB)",

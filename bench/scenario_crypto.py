@@ -59,8 +59,8 @@ async def send_path_us(
         await sender.close()
 
 
-def run(store: str, quick: bool, command: str) -> Report:
-    rounds = 300 if quick else 3000
+def run(store: str, size: str, command: str) -> Report:
+    rounds = {"tiny": 20, "quick": 300, "full": 3000}[size]
     with stack(store) as made:
         receiver = made.start_receiver()
         business = made.create_business()
@@ -91,7 +91,7 @@ def run(store: str, quick: bool, command: str) -> Report:
     )
     raw = per_call_us(lambda: raw_session.encrypt(plaintext), rounds)
     ratio = path / raw
-    report = Report(NAME, TITLE, command, store, quick)
+    report = Report(NAME, TITLE, command, store, size)
     report.row("send path, per device (µs)", f"{path:.0f}", f"{raw:.0f} (raw vodozemac)")
     report.row("SessionManager.encrypt (µs)", f"{managed:.0f}", "")
     report.row("ratio to raw vodozemac", f"{ratio:.1f}", "1.0")

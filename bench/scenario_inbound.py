@@ -47,8 +47,8 @@ WEBHOOK_BODY: dict[str, Any] = {
 }
 
 
-def run(store: str, quick: bool, command: str) -> Report:
-    customers_n, each = (4, 25) if quick else (20, 100)
+def run(store: str, size: str, command: str) -> Report:
+    customers_n, each = {"tiny": (2, 3), "quick": (4, 25), "full": (20, 100)}[size]
     total = customers_n * each
     with stack(store) as made:
         receiver = made.start_receiver()
@@ -78,7 +78,7 @@ def run(store: str, quick: bool, command: str) -> Report:
             },
         )
     rate = total / elapsed
-    report = Report(NAME, TITLE, command, store, quick)
+    report = Report(NAME, TITLE, command, store, size)
     report.row("messages (customers)", f"{total} ({customers_n})", f"{min(total, 1000)} POSTs")
     report.row("webhooks posted per second", f"{rate:,.0f}", f"{bare['per_second']:,.0f}")
     report.row("ratio to baseline", f"{rate / bare['per_second']:.2f}", "1.00")

@@ -64,9 +64,12 @@ def statuses(receiver: Service) -> dict[str, int]:
     return counts
 
 
-def run(store: str, quick: bool, command: str) -> Report:
-    customers_n, rate, seconds = (10, 100, 5.0) if quick else (500, 1000, 60.0)
-    drain_limit = 30.0 if quick else 180.0
+def run(store: str, size: str, command: str) -> Report:
+    customers_n, rate, seconds, drain_limit = {
+        "tiny": (2, 20, 1.0, 15.0),
+        "quick": (10, 100, 5.0, 30.0),
+        "full": (500, 1000, 60.0, 180.0),
+    }[size]
     with stack(store) as made:
         receiver = made.start_receiver()
         business = made.create_business()
@@ -106,7 +109,7 @@ def run(store: str, quick: bool, command: str) -> Report:
         began = time.monotonic()
         finished_at: float | None = None
         while True:
-            time.sleep(1.0)
+            time.sleep(0.25 if size == "tiny" else 1.0)
             accepted = load.status().get("done", 0)
             now = statuses(receiver)
             sample = {"t": round(time.monotonic() - began, 1), "accepted": accepted}
@@ -134,7 +137,7 @@ def run(store: str, quick: bool, command: str) -> Report:
     ok = sent["ok"]
     limit = 2 * rate
     held = sent["per_second"] >= 0.95 * rate and at_end["not_read"] <= limit
-    report = Report(NAME, TITLE, command, store, quick)
+    report = Report(NAME, TITLE, command, store, size)
     report.row("customers x devices", f"{customers_n} x {devices // customers_n}", "")
     report.row("offered rate; seconds", f"{rate}; {seconds:.0f}", f"{rate}; {seconds:.0f}")
     report.row("accepted messages/s", f"{sent['per_second']:,.0f}", f"{bare['per_second']:,.0f}")
