@@ -26,7 +26,11 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("scenario", choices=(*SCENARIOS, "all"))
+    parser.add_argument(
+        "scenario",
+        choices=(*SCENARIOS, "all", "docs"),
+        help="a scenario, all of them, or docs: put the latest results into docs/performance.md",
+    )
     parser.add_argument(
         "--size",
         choices=("tiny", "quick", "full"),
@@ -49,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     command = "python -m bench " + shlex.join(argv if argv is not None else sys.argv[1:])
+    if args.scenario == "docs":
+        from bench.docs import update
+
+        update(SCENARIOS, args.store, args.size)
+        return 0
     chosen = SCENARIOS if args.scenario == "all" else (args.scenario,)
     failed = []
     for name in chosen:

@@ -178,6 +178,7 @@ class Worker:
         if code != 0:
             raise RuntimeError(f"worker failed with exit code {code}")
         loaded: dict[str, Any] = json.loads((self.folder / "result.json").read_text())
+        shutil.rmtree(self.folder, ignore_errors=True)
         return loaded
 
 
@@ -303,7 +304,8 @@ class Stack:
             command += ["--db", self.store.tidings_url]
         return subprocess.check_output(command, text=True, env=child_env(self.store.env()))
 
-    def start_tidings(self) -> Service:
+    def start_tidings(self, settings_env: dict[str, str] | None = None) -> Service:
+        """`tidings serve`; `settings_env` overrides settings (TIDINGS_SECTION__NAME=value)."""
         port = free_port()
         command = [
             sys.executable,
@@ -319,7 +321,7 @@ class Stack:
         ]
         if self.store.tidings_url:
             command += ["--db", self.store.tidings_url]
-        service = self._start("tidings", command, port)
+        service = self._start("tidings", command, port, settings_env)
         if PROFILE:
             self.profile(service)
         return service
@@ -358,8 +360,11 @@ class Stack:
         command = [sys.executable, "-m", "bench.receiver", str(port), VERIFY_TOKEN]
         return self._start("receiver", command, port)
 
-    def _start(self, name: str, command: list[str], port: int) -> Service:
-        process = subprocess.Popen(command, env=child_env(self.store.env()), cwd=ROOT)
+    def _start(
+        self, name: str, command: list[str], port: int, extra: dict[str, str] | None = None
+    ) -> Service:
+        env = child_env({**self.store.env(), **(extra or {})})
+        process = subprocess.Popen(command, env=env, cwd=ROOT)
         service = Service(name, f"http://127.0.0.1:{port}", process)
         self.services.append(service)
         wait_until_up(service)

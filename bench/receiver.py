@@ -23,6 +23,7 @@ class Counts:
         self.posts = 0
         self.messages = 0
         self.statuses: dict[str, int] = {}
+        self.errors: dict[str, int] = {}  # failed statuses by Graph code and title
         self.first_message_at: float | None = None
         self.last_message_at: float | None = None
 
@@ -35,6 +36,9 @@ class Counts:
                 for status in value.get("statuses", ()):
                     kind = status.get("status", "?")
                     self.statuses[kind] = self.statuses.get(kind, 0) + 1
+                    for error in status.get("errors", ()):
+                        key = f"{error.get('code')} {error.get('title', '')}"
+                        self.errors[key] = self.errors.get(key, 0) + 1
                 if value.get("messages"):
                     now = time.time()
                     self.messages += len(value["messages"])
@@ -47,6 +51,7 @@ class Counts:
                 "posts": self.posts,
                 "messages": self.messages,
                 "statuses": self.statuses,
+                "errors": self.errors,
                 "first_message_at": self.first_message_at,
                 "last_message_at": self.last_message_at,
                 "now": time.time(),
