@@ -80,6 +80,36 @@ class TemplatesSettings(BaseModel):
     human_review: Literal["never", "uncertain", "always"] = "never"
 
 
+# --- messaging limits and pricing (issue 5 items 5, 6, 8) -------------------------------------
+
+
+class MessagingLimitsSettings(BaseModel):
+    """Meta's numbers by default (reference/cloud-api.md §6)."""
+
+    initial_tier: Literal["TIER_250", "TIER_2K", "TIER_10K", "TIER_100K", "TIER_UNLIMITED"] = (
+        "TIER_250"
+    )
+    # Meta puts an automatic upgrade in force "within 6 hours".
+    tier_upgrade_delay_seconds: float = Field(default=6 * 3600, ge=0)
+    throughput_per_second: int = Field(default=80, ge=1)  # per number, STANDARD level
+    high_throughput_per_second: int = Field(default=1000, ge=1)  # after the upgrade (HIGH)
+    pair_interval_seconds: float = Field(default=6.0, gt=0)  # one message per interval ...
+    pair_burst: int = Field(default=45, ge=1)  # ... after a burst of this many
+
+
+class PricingSettings(BaseModel):
+    """The rate card. Empty: the illustrative default card (tidings.policy.rates).
+
+    `rates` (or a JSON/TOML file at `rate_card_file`) maps "default" and ISO country codes to
+    {pricing category: price per delivered message}, e.g.
+    {"default": {"marketing": "0.05", "utility": "0.01", "authentication": "0.01"}}.
+    """
+
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    rate_card_file: Path | None = None
+    rates: dict[str, dict[str, str | float | int]] | None = None
+
+
 class PolicySettings(BaseModel):
     """The operator's messaging policy numbers (docs/policy.md); built into policy.Limits."""
 
@@ -114,6 +144,8 @@ class Settings(BaseSettings):
     outbound: OutboundSettings = Field(default_factory=OutboundSettings)
     business: BusinessSettings = Field(default_factory=BusinessSettings)
     templates: TemplatesSettings = Field(default_factory=TemplatesSettings)
+    messaging_limits: MessagingLimitsSettings = Field(default_factory=MessagingLimitsSettings)
+    pricing: PricingSettings = Field(default_factory=PricingSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
 
     @property

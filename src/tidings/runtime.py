@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from tidings.accounts.service import AccountService
 from tidings.accounts.verification import HttpSmsProvider, OperatorProvider, VerificationProvider
+from tidings.admin.service import OperatorTokens
 from tidings.attachments.service import AttachmentService
+from tidings.billing.service import Billing, load_rate_card
+from tidings.billing.sources import PricingSource
 from tidings.bus.base import Bus
 from tidings.bus.memory import MemoryBus
 from tidings.bus.redis import RedisBus
@@ -22,6 +25,7 @@ from tidings.business.tasks import BusinessWorker, outbound_topic
 from tidings.business_api.shapes import CloudShapes
 from tidings.config import PolicySettings, Settings
 from tidings.crypto.sealing import Sealer
+from tidings.db.counters import CounterStore, DatabaseCounters, RedisCounters
 from tidings.db.engine import make_engine
 from tidings.db.ratelimit import DatabaseRateLimiter, RateLimiter
 from tidings.db.ratelimit_redis import RedisRateLimiter
@@ -29,15 +33,21 @@ from tidings.db.uow import Database
 from tidings.devices.linking import LinkService, link_topic
 from tidings.devices.service import DeviceService
 from tidings.kit.clock import Clock, SystemClock
+from tidings.limits.service import MessagingLimits, TierSettings
+from tidings.limits.sources import PairRateSource, ThroughputSource, TierSource
 from tidings.mailbox.service import MailboxService
 from tidings.outbound import OutboundPolicy
 from tidings.policy.caps import MarketingCap
 from tidings.policy.evaluate import Limits
+from tidings.policy.throughput import RateLimit, ThroughputLimits
+from tidings.policy.tiers import Tier
 from tidings.policy.window import WindowLengths
+from tidings.signals.quality import PhoneQualityService
 from tidings.signals.service import SignalService
 from tidings.signals.sources import ConsentFacts, MarketingFacts, WindowFacts
 from tidings.storage import BlobStore, FileBlobStore
 from tidings.templates.desk import TemplateDesk
+from tidings.templates.quality import TemplateQualityService
 from tidings.templates.review import ReviewSettings
 from tidings.templates.service import TemplateLimits, TemplateService
 from tidings.webhooks.service import WEBHOOK_DOORBELL, WebhookService
@@ -65,10 +75,18 @@ class Runtime:
     idempotency: IdempotencyKeys
     templates: TemplateService
     template_desk: TemplateDesk
+    counters: CounterStore
+    policy_gate: PolicyGate
+    messaging_limits: MessagingLimits
+    billing: Billing
+    operator_tokens: OperatorTokens
     signals: SignalService
+    phone_quality: PhoneQualityService
+    template_quality: TemplateQualityService
 
     async def close(self) -> None:
         await self.webhooks.close()
+        await self.counters.close()
         await self.api_devices.close()
         await self.bus.close()
         await self.database.dispose()
@@ -87,6 +105,25 @@ def build_bus(settings: Settings) -> Bus:
     if settings.bus.kind == "redis":
         return RedisBus(settings.bus.redis_url)
     return MemoryBus()
+
+
+def build_limits(settings: Settings) -> Limits:
+    """The policy's numbers from the operator's settings: the `policy` section, then the
+    `messaging_limits` and `pricing` sections."""
+    limits = settings.messaging_limits
+    return replace(
+        policy_limits(settings.policy),
+        throughput=ThroughputLimits(
+            standard=RateLimit.per_second(limits.throughput_per_second),
+            high=RateLimit.per_second(limits.high_throughput_per_second),
+        ),
+        pair_rate=RateLimit.every(
+            timedelta(seconds=limits.pair_interval_seconds), burst=limits.pair_burst
+        ),
+        rate_card=load_rate_card(
+            settings.pricing.currency, settings.pricing.rates, settings.pricing.rate_card_file
+        ),
+    )
 
 
 def build_runtime(
@@ -162,7 +199,7 @@ def build_runtime(
     webhooks.announce = announce_webhooks
     api_devices = ApiDeviceHost(settings.data_dir / "api-devices")
 
-    limits = policy_limits(settings.policy)
+    limits = build_limits(settings)
     business_media = BusinessMediaService(
         database=database, clock=clock, sealer=sealer, blobs=blobs, policy=policy
     )
@@ -170,6 +207,31 @@ def build_runtime(
     async def ring_outbound(phone_pk: int) -> None:
         await bus.publish(outbound_topic(phone_pk), {"phone": phone_pk})
 
+    # Send-policy counters are shared by every node: Redis when nodes share Redis, else rows
+    # stepped inside each send's own transaction.
+    counters: CounterStore = (
+        RedisCounters(settings.bus.redis_url)
+        if settings.bus.kind == "redis"
+        else DatabaseCounters()
+    )
+    messaging_limits = MessagingLimits(
+        database=database,
+        clock=clock,
+        businesses=businesses,
+        webhooks=webhooks,
+        settings=TierSettings(
+            initial_tier=Tier(settings.messaging_limits.initial_tier),
+            period=limits.tier_period,
+            upgrade_delay=timedelta(seconds=settings.messaging_limits.tier_upgrade_delay_seconds),
+        ),
+    )
+    billing = Billing(database=database)
+    gate = policy_gate(limits).with_sources(
+        TierSource(messaging_limits),
+        ThroughputSource(counters, limits, messaging_limits),
+        PairRateSource(counters, limits),
+        PricingSource(billing),
+    )
     business_messaging = BusinessMessaging(
         database=database,
         clock=clock,
@@ -179,10 +241,23 @@ def build_runtime(
         shapes=CloudShapes(),
         ring=ring_outbound,
         media=business_media,
-        gate=policy_gate(limits),
+        gate=gate,
+        charges=billing,
     )
-    signals = SignalService(database=database, clock=clock, messaging=business_messaging)
+    signals = SignalService(
+        database=database,
+        clock=clock,
+        messaging=business_messaging,
+        webhooks=webhooks,
+        limits=limits,
+        confirm_opt_outs=settings.policy.confirm_opt_outs,
+    )
     business_messaging.observers.append(signals)
+    phone_quality = PhoneQualityService(
+        database=database, clock=clock, businesses=businesses, webhooks=webhooks
+    )
+    template_quality = TemplateQualityService(database=database, clock=clock, webhooks=webhooks)
+    signals.quality_hooks.extend((phone_quality.evaluate, template_quality.on_signal))
     business_worker = BusinessWorker(
         bus=bus,
         businesses=businesses,
@@ -190,7 +265,13 @@ def build_runtime(
         api_devices=api_devices,
         core_devices=devices,
         poll_seconds=settings.business.worker_poll_seconds,
-        housekeeping=(attachments.purge_expired, business_media.purge_expired),
+        housekeeping=(
+            attachments.purge_expired,
+            business_media.purge_expired,
+            phone_quality.evaluate_all,
+            template_quality.unpause_due,
+            messaging_limits.review_tiers,
+        ),
     )
     templates = TemplateService(
         database=database,
@@ -226,7 +307,14 @@ def build_runtime(
         idempotency=IdempotencyKeys(database=database, clock=clock),
         templates=templates,
         template_desk=TemplateDesk(database=database, clock=clock, templates=templates),
+        counters=counters,
+        policy_gate=gate,
+        messaging_limits=messaging_limits,
+        billing=billing,
+        operator_tokens=OperatorTokens(database=database, clock=clock),
         signals=signals,
+        phone_quality=phone_quality,
+        template_quality=template_quality,
     )
 
 

@@ -18,7 +18,10 @@ import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.business.api_devices import ApiDeviceHost
 from tidings.business.inbound import to_cloud_message
@@ -38,6 +41,7 @@ from tidings.crypto.sealing import Sealer
 from tidings.db.uow import Database, UnitOfWork
 from tidings.errors import NotFound, ValidationFailed
 from tidings.kit.clock import Clock
+from tidings.policy.evaluate import Decision
 from tidings.policy.reasons import Reporting
 from tidings.sdk.client import DeviceClient
 from tidings.sdk.errors import SdkError
@@ -59,6 +63,16 @@ class WebhookSink(Protocol):
         field: str,
         value: dict[str, Any],
     ) -> str: ...
+
+
+class ChargeLedger(Protocol):
+    """Billing, seen from status changes (tidings.billing.service.Billing)."""
+
+    async def on_status(
+        self, session: AsyncSession, wamid: str, status: str, at: datetime
+    ) -> dict[str, Any] | None:
+        """Make the message's charge due once delivered; its webhook `pricing` object."""
+        ...
 
 
 class WebhookShapes(Protocol):
@@ -133,6 +147,7 @@ class BusinessMessaging:
         ring: Callable[[int], Awaitable[None]],
         media: BusinessMediaService,
         gate: PolicyGate,
+        charges: ChargeLedger | None = None,
     ) -> None:
         self._database = database
         self._clock = clock
@@ -143,12 +158,18 @@ class BusinessMessaging:
         self._ring = ring
         self._media = media
         self._gate = gate
+        self._charges = charges
         # Added by the composition root (runtime.py): the signals domain sits above this one.
         self.observers: list[CustomerObserver] = []
 
     @property
     def gate(self) -> PolicyGate:
         return self._gate
+
+    async def preflight(self, send: SendContext) -> Decision:
+        """What the policy would decide for `send` now, without storing or counting anything."""
+        async with self._database.read_only() as uow:
+            return await self._gate.decide(uow.session, send)
 
     # -- sealing ----------------------------------------------------------------------------
 
@@ -340,12 +361,22 @@ class BusinessMessaging:
         message.updated_at = self._clock.now()
         stored = self.content_of(message)
         when = ts if ts is not None else int(self._clock.now().timestamp())
+        pricing = None
+        if self._charges is not None and message.direction == "out":
+            pricing = await self._charges.on_status(
+                uow.session, message.wamid, status, self._clock.now()
+            )
         value = self._shapes.status(
             phone,
             message,
             status,
             when,
-            {"callback": stored.get("callback"), "error": error, "error_details": details},
+            {
+                "callback": stored.get("callback"),
+                "error": error,
+                "error_details": details,
+                "pricing": pricing,
+            },
         )
         await self._webhooks.enqueue(
             uow,

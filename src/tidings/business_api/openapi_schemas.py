@@ -40,6 +40,16 @@ from tidings.business_api.wire_messages import (
 )
 
 REF_TEMPLATE = "#/components/schemas/{model}"
+PRICING_CATEGORIES = [
+    "AUTHENTICATION",
+    "AUTHENTICATION_INTERNATIONAL",
+    "MARKETING",
+    "MARKETING_LITE",
+    "SERVICE",
+    "UTILITY",
+    "REFERRAL_CONVERSION",
+]
+MESSAGING_LIMIT_TIERS = ["TIER_250", "TIER_2K", "TIER_10K", "TIER_100K", "TIER_UNLIMITED"]
 Schema = dict[str, Any]
 
 
@@ -252,8 +262,40 @@ def add_response_schemas(schemas: SchemaSet) -> None:
                 "quality_rating": {"enum": ["GREEN", "YELLOW", "RED", "UNKNOWN"]},
                 "code_verification_status": STRING,
                 "platform_type": STRING,
-                "throughput": closed({"level": STRING}),
+                "throughput": closed({"level": {"enum": ["STANDARD", "HIGH", "COEXISTENCE"]}}),
+                "whatsapp_business_manager_messaging_limit": {"enum": MESSAGING_LIMIT_TIERS},
+                "messaging_limit_tier": {"enum": MESSAGING_LIMIT_TIERS},
             }
+        ),
+    )
+    pricing_point = closed(
+        {
+            "start": INTEGER,
+            "end": INTEGER,
+            "pricing_category": {"enum": PRICING_CATEGORIES},
+            "pricing_type": {"enum": ["REGULAR", "FREE_CUSTOMER_SERVICE", "FREE_ENTRY_POINT"]},
+            "volume": INTEGER,
+            "cost": {"type": "number", "minimum": 0},
+        },
+        optional=("pricing_category", "pricing_type", "volume", "cost"),
+    )
+    schemas.add(
+        "BusinessAccount",
+        closed(
+            {
+                "id": STRING,
+                "pricing_analytics": closed(
+                    {
+                        "data": {
+                            "type": "array",
+                            "items": closed(
+                                {"data_points": {"type": "array", "items": pricing_point}}
+                            ),
+                        }
+                    }
+                ),
+            },
+            optional=("pricing_analytics",),
         ),
     )
     schemas.add(

@@ -21,7 +21,9 @@ from tidings.business_api.graph_errors import GraphError
 from tidings.business_api.idempotent import idempotent
 from tidings.business_api.media_routes import check_sendable_media, media_node
 from tidings.business_api.paths import check_path
+from tidings.business_api.pricing_routes import waba_node
 from tidings.kit.phone import InvalidPhoneNumber, normalize_phone
+from tidings.limits.service import MessagingLimits
 
 router = APIRouter()
 
@@ -99,14 +101,22 @@ async def phone_node(request: Request, phone_number_id: str, version: str | None
     """`GET /{phone_number_id}`: the phone number as Graph describes it."""
     check_path(version, phone_number_id)
     phone = await messaging_phone(request, phone_number_id)
+    # The signals domain rates numbers; it sits above this adapter (wired by app.py).
+    quality = getattr(request.app.state, "phone_quality", None)
+    rating = "GREEN" if quality is None else str(await quality.current(phone))
+    limits: MessagingLimits = request.app.state.messaging_limits
+    in_force = await limits.phone_limits(phone)
     return {
         "verified_name": phone.verified_name,
         "display_phone_number": phone.display_phone_number,
         "id": phone.phone_number_id,
-        "quality_rating": "GREEN",
+        "quality_rating": rating,
         "code_verification_status": "VERIFIED",
         "platform_type": "CLOUD_API",
-        "throughput": {"level": "STANDARD"},
+        "throughput": {"level": str(in_force.throughput_level)},
+        # The business's limit, under Meta's current name and the deprecated one.
+        "whatsapp_business_manager_messaging_limit": str(in_force.tier),
+        "messaging_limit_tier": str(in_force.tier),
     }
 
 
@@ -122,8 +132,9 @@ async def _template_node(request: Request, node_id: str, action: str) -> Any:
 
 async def get_node(request: Request, node_id: str, version: str | None = None) -> Any:
     """`GET /{id}`: one path for every node type, so look up what the id is, as Graph does
-    (reference/cloud-api.md §1): the caller's media, else a phone number (or "no such object",
-    the same answer for another business's media)."""
+    (reference/cloud-api.md §1): the caller's media, else the caller's WABA (pricing
+    analytics), else a phone number (or "no such object", the same answer for another
+    business's media or WABA)."""
     check_path(version, node_id)
     template = await _template_node(request, node_id, "get")
     if template is not None:
@@ -131,6 +142,9 @@ async def get_node(request: Request, node_id: str, version: str | None = None) -
     media = await media_node(request, node_id)
     if media is not None:
         return media
+    waba = await waba_node(request, node_id)
+    if waba is not None:
+        return waba
     return await phone_node(request, node_id)
 
 

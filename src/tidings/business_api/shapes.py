@@ -9,8 +9,8 @@ from tidings.business.service import PhoneInfo
 from tidings.business_api import wire
 from tidings.business_api.graph_errors import async_error
 
-# Free-form messages are answers inside the customer service window: free of charge, category
-# "service". Templates, priced per category and country, arrive with the templates issue.
+# A message without a stored charge is a free-form answer inside the customer service window:
+# free of charge, category "service". Others carry the charge their send was decided with.
 _SERVICE_PRICING = {
     "billable": False,
     "pricing_model": "PMP",
@@ -41,16 +41,22 @@ class CloudShapes:
             details = extra.get("error_details") or _ERROR_DETAILS.get(code, "The message failed.")
             errors = [async_error(code, details)]
         priced = status in ("sent", "delivered") and message.type != "reaction"
+        pricing = dict(extra.get("pricing") or _SERVICE_PRICING)
+        origin = (
+            "referral_conversion"
+            if pricing["type"] == "free_entry_point"
+            else str(pricing["category"])
+        )
         item = wire.status_object(
             message.wamid,
             status,
             ts,
             wa_id,
             biz_opaque_callback_data=extra.get("callback"),
-            conversation={"id": f"conv-{message.wamid[6:30]}", "origin": {"type": "service"}}
+            conversation={"id": f"conv-{message.wamid[6:30]}", "origin": {"type": origin}}
             if priced
             else None,
-            pricing=dict(_SERVICE_PRICING) if priced else None,
+            pricing=pricing if priced else None,
             errors=errors,
         )
         return wire.status_value(

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from tidings.business.service import ALL_SCOPES, Provisioned, graph_id
+from tidings.cli.costs import cost_json, cost_report, cost_table
 from tidings.cli.errors import fail
 from tidings.cli.server import DataOption, DbOption, prepare, settings_for
 from tidings.config import Settings
@@ -134,6 +135,31 @@ def install(app: typer.Typer) -> None:
         except AppError as exc:
             raise fail(exc.message) from None
         out.print(f"Webhooks for {phone_number_id} now go to {url}")
+
+    @business.command("costs")
+    def costs(
+        waba_id: Annotated[str, typer.Option("--waba-id", help="The business (WABA) id.")],
+        start: Annotated[
+            str | None, typer.Option("--start", help="First day (UTC), default 6 days ago.")
+        ] = None,
+        end: Annotated[
+            str | None, typer.Option("--end", help="Last day (UTC, included), default today.")
+        ] = None,
+        data: DataOption = None,
+        db: DbOption = None,
+        json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    ) -> None:
+        """What delivered messages cost, per day, pricing category and type."""
+        settings = settings_for(data, db)
+        prepare(settings)
+        try:
+            report = asyncio.run(cost_report(settings, waba_id, start, end))
+        except AppError as exc:
+            raise fail(exc.message) from None
+        if json_output:
+            print(json.dumps(cost_json(report)))
+        else:
+            out.print(cost_table(report))
 
 
 async def _token(

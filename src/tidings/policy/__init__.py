@@ -33,7 +33,14 @@ from tidings.policy.pricing import (
 )
 from tidings.policy.quality import Quality, Signal, SignalKind, phone_quality, template_quality
 from tidings.policy.reasons import MetaCode, Reason, Reporting, Rule
-from tidings.policy.throughput import CounterState, GcraResult, RateLimit, ThroughputLevel, gcra
+from tidings.policy.throughput import (
+    CounterState,
+    CounterVerdict,
+    GcraResult,
+    RateLimit,
+    ThroughputLevel,
+    gcra,
+)
 from tidings.policy.tiers import Tier, TierFacts, TierUpgrade, scale_up
 from tidings.policy.window import EntryPoint, WindowState, window_state
 
@@ -48,6 +55,7 @@ __all__ = [
     "ConsentState",
     "ConsentStatus",
     "CounterState",
+    "CounterVerdict",
     "Decision",
     "EntryPoint",
     "GcraResult",

@@ -33,11 +33,14 @@ from tidings.policy.reasons import MetaCode, Reason, Reporting, Rule, reason
 from tidings.policy.throughput import (
     PAIR_RATE,
     CounterState,
+    CounterVerdict,
     RateLimit,
     ThroughputLevel,
     ThroughputLimits,
     check_pair_rate,
     check_throughput,
+    pair_rate_reason,
+    throughput_reason,
 )
 from tidings.policy.tiers import LIMIT_PERIOD, TierFacts, check_tier, is_new_unit
 from tidings.policy.window import EntryPoint, WindowLengths, WindowState, check_window, window_state
@@ -66,7 +69,9 @@ class SendFacts:
       business, covering at least the cap period before `now`.
     - `usage`: the business's messaging-limit usage and whether this customer counts already.
     - `throughput_state` / `pair_state`: the GCRA counters of the number and of the
-      (number, customer) pair.
+      (number, customer) pair, when the caller holds the state.
+    - `throughput_verdict` / `pair_verdict`: the verdict of a counter a shared store stepped
+      atomically (several processes, one counter); when given it replaces the state's check.
     """
 
     is_template: bool
@@ -85,6 +90,8 @@ class SendFacts:
     throughput_level: ThroughputLevel = ThroughputLevel.STANDARD
     throughput_state: CounterState = field(default_factory=CounterState)
     pair_state: CounterState = field(default_factory=CounterState)
+    throughput_verdict: CounterVerdict | None = None
+    pair_verdict: CounterVerdict | None = None
 
 
 @dataclass(frozen=True)
@@ -210,9 +217,17 @@ def evaluate(facts: SendFacts, limits: Limits, now: datetime) -> Decision:
     reasons = [r for r in _checks(facts, limits, now, category, window) if r is not None]
 
     throughput_limit = limits.throughput.for_level(facts.throughput_level)
-    throughput_reason, throughput = check_throughput(facts.throughput_state, throughput_limit, now)
-    pair_reason, pair = check_pair_rate(facts.pair_state, limits.pair_rate, now)
-    reasons.extend(r for r in (throughput_reason, pair_reason) if r is not None)
+    throughput_refusal, throughput = check_throughput(facts.throughput_state, throughput_limit, now)
+    if facts.throughput_verdict is not None:
+        verdict = facts.throughput_verdict
+        throughput_refusal = (
+            None if verdict.allowed else throughput_reason(throughput_limit, verdict.retry_after)
+        )
+    pair_refusal, pair = check_pair_rate(facts.pair_state, limits.pair_rate, now)
+    if facts.pair_verdict is not None:
+        verdict = facts.pair_verdict
+        pair_refusal = None if verdict.allowed else pair_rate_reason(verdict.retry_after)
+    reasons.extend(r for r in (throughput_refusal, pair_refusal) if r is not None)
 
     if reasons:
         return Decision(

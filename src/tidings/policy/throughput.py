@@ -114,22 +114,46 @@ class ThroughputLimits:
 PAIR_RATE = RateLimit.every(timedelta(seconds=6), burst=45)
 
 
+@dataclass(frozen=True)
+class CounterVerdict:
+    """A counter step a store already took atomically (a row under lock, a Redis script).
+
+    Several processes share one counter, so the step cannot be "read the state, decide, store
+    the new state" here: the store steps it and reports the verdict as a fact. `evaluate`
+    still turns that verdict into the reason, so reasons come from one place.
+    """
+
+    allowed: bool
+    retry_after: float = 0.0  # seconds until the same request would pass; 0 when allowed
+
+
+def throughput_reason(limit: RateLimit, retry_after: float) -> Reason:
+    rate = 1_000_000 / limit.interval_us
+    return reason(
+        Rule.THROUGHPUT,
+        MetaCode.THROUGHPUT,
+        f"Cloud API message throughput has been reached ({rate:g} messages per second).",
+        retry_after,
+    )
+
+
+def pair_rate_reason(retry_after: float) -> Reason:
+    return reason(
+        Rule.PAIR_RATE,
+        MetaCode.PAIR_RATE_LIMIT,
+        "Message failed to send because there were too many messages sent from this phone "
+        "number to the same customer in a short period of time.",
+        retry_after,
+    )
+
+
 def check_throughput(
     state: CounterState, limit: RateLimit, now: datetime
 ) -> tuple[Reason | None, GcraResult]:
     result = gcra(state, limit, now)
     if result.allowed:
         return None, result
-    rate = 1_000_000 / limit.interval_us
-    return (
-        reason(
-            Rule.THROUGHPUT,
-            MetaCode.THROUGHPUT,
-            f"Cloud API message throughput has been reached ({rate:g} messages per second).",
-            result.retry_after,
-        ),
-        result,
-    )
+    return throughput_reason(limit, result.retry_after), result
 
 
 def check_pair_rate(
@@ -138,16 +162,7 @@ def check_pair_rate(
     result = gcra(state, limit, now)
     if result.allowed:
         return None, result
-    return (
-        reason(
-            Rule.PAIR_RATE,
-            MetaCode.PAIR_RATE_LIMIT,
-            "Message failed to send because there were too many messages sent from this phone "
-            "number to the same customer in a short period of time.",
-            result.retry_after,
-        ),
-        result,
-    )
+    return pair_rate_reason(result.retry_after), result
 
 
 def throughput_upgrade_eligible(tier: Tier, peak_reached_24h: int, quality: Quality) -> bool:

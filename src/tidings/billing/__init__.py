@@ -1,0 +1,1 @@
+"""What businesses' messages cost: charges per delivered template and cost totals."""

@@ -1,0 +1,40 @@
+"""All SQL of billing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.billing.models import MessageCharge
+
+
+class BillingRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, charge: MessageCharge) -> None:
+        self.session.add(charge)
+
+    async def by_wamid(self, wamid: str) -> MessageCharge | None:
+        result: MessageCharge | None = await self.session.scalar(
+            select(MessageCharge).where(MessageCharge.wamid == wamid)
+        )
+        return result
+
+    async def delivered_between(
+        self, business_id: int, start: datetime, end: datetime
+    ) -> Sequence[MessageCharge]:
+        """Charges of the business's messages delivered in [start, end)."""
+        rows = await self.session.scalars(
+            select(MessageCharge)
+            .where(
+                MessageCharge.business_id == business_id,
+                MessageCharge.delivered_at >= start,
+                MessageCharge.delivered_at < end,
+            )
+            .order_by(MessageCharge.delivered_at)
+        )
+        return rows.all()

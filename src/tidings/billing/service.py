@@ -1,0 +1,174 @@
+"""Charges for delivered messages, and what a business's traffic cost per day and category.
+
+The price of a send is decided with its policy decision (`tidings.policy.pricing.charge_for`:
+rate card, category, recipient country, windows) and stored with the message; it becomes due
+when the message is delivered (Meta's per-message pricing charges delivered templates only).
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.billing.models import MessageCharge
+from tidings.billing.repository import BillingRepository
+from tidings.business.service import PhoneInfo
+from tidings.db.uow import Database
+from tidings.errors import ValidationFailed
+from tidings.policy.categories import PricingCategory
+from tidings.policy.pricing import (
+    DEFAULT_RATE_CARD,
+    Charge,
+    PricingType,
+    RateCard,
+    pricing_object,
+)
+
+MICROS = Decimal(1_000_000)
+DELIVERED = frozenset({"delivered", "read"})  # a read can come without a delivered
+MAX_RANGE = timedelta(days=366)
+
+
+def to_micros(amount: Decimal) -> int:
+    return int((amount * MICROS).to_integral_value())
+
+
+def from_micros(micros: int) -> Decimal:
+    return (Decimal(micros) / MICROS).normalize() if micros else Decimal("0")
+
+
+@dataclass(frozen=True)
+class CostLine:
+    """Delivered messages of one day, pricing category and type: how many, what they cost."""
+
+    day: date
+    pricing_category: str
+    pricing_type: str
+    volume: int
+    cost: Decimal
+    currency: str
+
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(self.day, time(), tzinfo=UTC)
+
+    @property
+    def end(self) -> datetime:
+        return self.start + timedelta(days=1)
+
+
+def day_range(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """Whole UTC days covering [start, end)."""
+    if end <= start:
+        raise ValidationFailed("the end of the range must come after its start")
+    if end - start > MAX_RANGE:
+        raise ValidationFailed("the range can cover at most 366 days")
+    first = datetime.combine(start.astimezone(UTC).date(), time(), tzinfo=UTC)
+    last = datetime.combine(end.astimezone(UTC).date(), time(), tzinfo=UTC)
+    return first, last if last == end else last + timedelta(days=1)
+
+
+class Billing:
+    def __init__(self, *, database: Database) -> None:
+        self._database = database
+
+    # -- inside a send's or a status's transaction -----------------------------------------
+
+    def record_charge(
+        self, session: AsyncSession, phone: PhoneInfo, wamid: str, charge: Charge, at: datetime
+    ) -> None:
+        BillingRepository(session).add(
+            MessageCharge(
+                business_id=phone.business_id,
+                phone_id=phone.phone_pk,
+                wamid=wamid,
+                country=charge.country,
+                pricing_category=str(charge.category),
+                pricing_type=str(charge.type),
+                billable=charge.billable,
+                amount_micros=to_micros(charge.amount) if charge.billable else 0,
+                currency=charge.currency,
+                accepted_at=at,
+            )
+        )
+
+    async def on_status(
+        self, session: AsyncSession, wamid: str, status: str, at: datetime
+    ) -> dict[str, Any] | None:
+        """Make the message's charge due when it is delivered; returns the status webhook's
+        `pricing` object (None when the message has no stored charge)."""
+        row = await BillingRepository(session).by_wamid(wamid)
+        if row is None:
+            return None
+        if status in DELIVERED and row.delivered_at is None:
+            row.delivered_at = at
+        return pricing_object(
+            Charge(
+                billable=row.billable,
+                type=PricingType(row.pricing_type),
+                category=PricingCategory(row.pricing_category),
+                amount=from_micros(row.amount_micros),
+                currency=row.currency,
+                country=row.country,
+            )
+        )
+
+    # -- reports -----------------------------------------------------------------------------
+
+    async def daily_costs(self, business_id: int, start: datetime, end: datetime) -> list[CostLine]:
+        """Delivered messages per UTC day, pricing category and type, over whole days covering
+        [start, end). Free messages count in `volume` at cost 0."""
+        first, last = day_range(start, end)
+        volume: dict[tuple[date, str, str, str], int] = defaultdict(int)
+        cost: dict[tuple[date, str, str, str], int] = defaultdict(int)
+        async with self._database.read_only() as uow:
+            rows = await BillingRepository(uow.session).delivered_between(business_id, first, last)
+            for row in rows:
+                assert row.delivered_at is not None
+                key = (
+                    row.delivered_at.astimezone(UTC).date(),
+                    row.pricing_category,
+                    row.pricing_type,
+                    row.currency,
+                )
+                volume[key] += 1
+                cost[key] += row.amount_micros if row.billable else 0
+        return [
+            CostLine(day, category, kind, volume[key], from_micros(cost[key]), currency)
+            for key in sorted(volume)
+            for day, category, kind, currency in (key,)
+        ]
+
+
+def load_rate_card(
+    currency: str,
+    rates: Mapping[str, Mapping[str, str | float | int]] | None,
+    path: Path | None,
+) -> RateCard:
+    """The operator's rate card: inline `rates`, else a JSON or TOML file, else the default
+    card (then `currency` must be the default card's)."""
+    if rates is None and path is not None:
+        text = path.read_text()
+        rates = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    if rates is None:
+        if currency != DEFAULT_RATE_CARD.currency:
+            raise ValueError(
+                f"the default rate card is in {DEFAULT_RATE_CARD.currency}; configure"
+                f" pricing.rates for {currency}"
+            )
+        return DEFAULT_RATE_CARD
+    card = RateCard.from_config(rates, currency)
+    for row in (card.default, *card.rates.values()):
+        for price in row.values():
+            if to_micros(price) != price * MICROS:
+                raise ValueError(f"prices have at most 6 decimal places, not {price}")
+    return card

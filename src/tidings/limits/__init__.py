@@ -1,0 +1,1 @@
+"""Messaging limits and rate counters of business numbers: tiers, throughput, pair rate."""
