@@ -224,6 +224,7 @@ def build_runtime(
             initial_tier=Tier(settings.messaging_limits.initial_tier),
             period=limits.tier_period,
             upgrade_delay=timedelta(seconds=settings.messaging_limits.tier_upgrade_delay_seconds),
+            throughput_upgrade_reach=settings.messaging_limits.throughput_upgrade_reach,
         ),
     )
     billing = Billing(database=database)
@@ -278,7 +279,7 @@ def build_runtime(
             business_media.purge_expired,
             phone_quality.evaluate_all,
             template_quality.unpause_due,
-            messaging_limits.review_tiers,
+            messaging_limits.review_tiers_when_due,
         ),
     )
     templates = TemplateService(
