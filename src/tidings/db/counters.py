@@ -49,6 +49,12 @@ class CounterStore(Protocol):
         """Count one event on `key` at `now` if `limit` allows it; report the verdict."""
         ...
 
+    async def peek(
+        self, session: AsyncSession, key: str, limit: RateLimit, now: datetime
+    ) -> CounterVerdict:
+        """The verdict `step` would give now, counting nothing (a preflight asks this)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -68,6 +74,13 @@ class DatabaseCounters:
         result = gcra(CounterState(row.tat_us), limit, now)
         if result.allowed:
             row.tat_us = result.state.tat_us
+        return CounterVerdict(result.allowed, result.retry_after)
+
+    async def peek(
+        self, session: AsyncSession, key: str, limit: RateLimit, now: datetime
+    ) -> CounterVerdict:
+        tat_us = await session.scalar(select(PolicyCounter.tat_us).where(PolicyCounter.key == key))
+        result = gcra(CounterState(tat_us or 0), limit, now)
         return CounterVerdict(result.allowed, result.retry_after)
 
     async def close(self) -> None:
@@ -108,6 +121,13 @@ class RedisCounters:
             args=[str(to_micros(now)), str(limit.interval_us), str(limit.tolerance_us)],
         )
         return CounterVerdict(bool(int(allowed)), int(retry_us) / 1_000_000)
+
+    async def peek(
+        self, session: AsyncSession, key: str, limit: RateLimit, now: datetime
+    ) -> CounterVerdict:
+        tat = await self._client.get(self._prefix + key)
+        result = gcra(CounterState(int(tat or 0)), limit, now)
+        return CounterVerdict(result.allowed, result.retry_after)
 
     async def close(self) -> None:
         await self._client.aclose()

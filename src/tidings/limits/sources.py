@@ -40,7 +40,9 @@ class ThroughputSource:
 
     async def gather(self, session: AsyncSession, send: SendContext) -> dict[str, Any]:
         level = await self._service.throughput_level(session, send.phone.phone_pk)
-        verdict = await self._counters.step(
+        # A preflight (`send.peek`) asks without counting.
+        count = self._counters.peek if send.peek else self._counters.step
+        verdict = await count(
             session,
             throughput_key(send.phone.phone_number_id),
             self._limits.throughput.for_level(level),
@@ -60,7 +62,8 @@ class PairRateSource:
         self._limits = limits
 
     async def gather(self, session: AsyncSession, send: SendContext) -> dict[str, Any]:
-        verdict = await self._counters.step(
+        count = self._counters.peek if send.peek else self._counters.step
+        verdict = await count(
             session,
             pair_key(send.phone.phone_number_id, send.customer),
             self._limits.pair_rate,
