@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tidings import __version__
+from tidings.admin.routes import router as admin_router
 from tidings.attachments.routes import router as attachments_router
 from tidings.business_api.graph_errors import GraphError, graph_envelope, map_any_app_error
 from tidings.business_api.media_routes import MAX_UPLOAD_BODY, is_media_upload
@@ -29,6 +30,8 @@ from tidings.gateway.routes import router as gateway_router
 from tidings.mailbox.routes import router as mailbox_router
 from tidings.protocol.codes import ErrorCode
 from tidings.runtime import Runtime
+from tidings.signals.routes import router as signals_router
+from tidings.templates.preflight import TemplateLookup
 from tidings.templates.routes import (
     edit_template_node,
     get_template_node,
@@ -51,9 +54,12 @@ def error_response(
 
 
 def is_graph(request: Request) -> bool:
-    """The Cloud API surface: everything but the network core's /v1 and health routes."""
+    """The Cloud API surface: everything but the network core's /v1, the operator's /admin and
+    the health routes."""
     path = request.url.path
-    return not (path == "/healthz" or path.startswith("/v1/") or path == "/v1")
+    return not (
+        path == "/healthz" or path.startswith(("/v1/", "/admin/")) or path in ("/v1", "/admin")
+    )
 
 
 def graph_response(error: GraphError) -> JSONResponse:
@@ -103,7 +109,11 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.template_desk = runtime.template_desk
     app.state.messaging_limits = runtime.messaging_limits
     app.state.billing = runtime.billing
+    app.state.operator_tokens = runtime.operator_tokens
     app.state.template_sending = prepare_template_send
+    app.state.signals = runtime.signals
+    app.state.phone_quality = runtime.phone_quality
+    app.state.template_lookup = TemplateLookup(runtime.template_desk)
     app.state.template_nodes = SimpleNamespace(
         exists=template_exists, get=get_template_node, edit=edit_template_node
     )
@@ -120,6 +130,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     app.include_router(business_openapi_router)  # /business-api/openapi.json
+    app.include_router(admin_router)  # /admin/v1/...: fixed paths, before the Graph catch-alls
 
     # Graph routes match any /{version}/{id}/...: they come after every fixed route. Media
     # first: `/{phone}/media` and the download URL would otherwise match `/{version}/{id}`.
@@ -127,6 +138,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(templates_router)
     app.include_router(media_router)
     app.include_router(webhooks_router)
+    # Consents and preflight before `/{version}/{node_id}`, which `/{phone}/consents` fits.
+    app.include_router(signals_router)
     app.include_router(business_router)
 
     default_max_bytes = runtime.settings.server.max_request_bytes

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from tidings.accounts.service import AccountService
 from tidings.accounts.verification import HttpSmsProvider, OperatorProvider, VerificationProvider
+from tidings.admin.service import OperatorTokens
 from tidings.attachments.service import AttachmentService
 from tidings.billing.service import Billing, load_rate_card
 from tidings.billing.sources import PricingSource
@@ -32,7 +33,7 @@ from tidings.db.uow import Database
 from tidings.devices.linking import LinkService, link_topic
 from tidings.devices.service import DeviceService
 from tidings.kit.clock import Clock, SystemClock
-from tidings.limits.service import MessagingLimits, TierSettings
+from tidings.limits.service import MessagingLimits, TierSettings, WorstPhoneQuality
 from tidings.limits.sources import PairRateSource, ThroughputSource, TierSource
 from tidings.mailbox.service import MailboxService
 from tidings.outbound import OutboundPolicy
@@ -41,10 +42,12 @@ from tidings.policy.evaluate import Limits
 from tidings.policy.throughput import RateLimit, ThroughputLimits
 from tidings.policy.tiers import Tier
 from tidings.policy.window import WindowLengths
+from tidings.signals.quality import PhoneQualityService
 from tidings.signals.service import SignalService
 from tidings.signals.sources import ConsentFacts, MarketingFacts, WindowFacts
 from tidings.storage import BlobStore, FileBlobStore
 from tidings.templates.desk import TemplateDesk
+from tidings.templates.quality import TemplateQualityService
 from tidings.templates.review import ReviewSettings
 from tidings.templates.service import TemplateLimits, TemplateService
 from tidings.webhooks.service import WEBHOOK_DOORBELL, WebhookService
@@ -76,7 +79,10 @@ class Runtime:
     policy_gate: PolicyGate
     messaging_limits: MessagingLimits
     billing: Billing
+    operator_tokens: OperatorTokens
     signals: SignalService
+    phone_quality: PhoneQualityService
+    template_quality: TemplateQualityService
 
     async def close(self) -> None:
         await self.webhooks.close()
@@ -239,8 +245,23 @@ def build_runtime(
         gate=gate,
         charges=billing,
     )
-    signals = SignalService(database=database, clock=clock, messaging=business_messaging)
+    signals = SignalService(
+        database=database,
+        clock=clock,
+        messaging=business_messaging,
+        webhooks=webhooks,
+        limits=limits,
+        confirm_opt_outs=settings.policy.confirm_opt_outs,
+    )
     business_messaging.observers.append(signals)
+    phone_quality = PhoneQualityService(
+        database=database, clock=clock, businesses=businesses, webhooks=webhooks
+    )
+    template_quality = TemplateQualityService(database=database, clock=clock, webhooks=webhooks)
+    signals.quality_hooks.extend((phone_quality.evaluate, template_quality.on_signal))
+    # Upgrades need the business's numbers rated well; quality updates carry the limit.
+    messaging_limits.quality = WorstPhoneQuality(businesses, phone_quality.current)
+    phone_quality.limit_fields = messaging_limits.limit_fields
     business_worker = BusinessWorker(
         bus=bus,
         businesses=businesses,
@@ -251,6 +272,8 @@ def build_runtime(
         housekeeping=(
             attachments.purge_expired,
             business_media.purge_expired,
+            phone_quality.evaluate_all,
+            template_quality.unpause_due,
             messaging_limits.review_tiers_when_due,
         ),
     )
@@ -292,7 +315,10 @@ def build_runtime(
         policy_gate=gate,
         messaging_limits=messaging_limits,
         billing=billing,
+        operator_tokens=OperatorTokens(database=database, clock=clock),
         signals=signals,
+        phone_quality=phone_quality,
+        template_quality=template_quality,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tidings.accounts.models
+import tidings.admin.models
 import tidings.attachments.models
 import tidings.billing.models
 import tidings.business.models

@@ -150,6 +150,7 @@ async def test_every_endpoint_answers_as_documented(
             await exercise_media(api, made, other, management_only)
             await exercise_webhooks(api, waba, other, messaging_only, receiver)
             await exercise_templates(api, waba, other)
+            await exercise_policy(api, phone)
             # A customer writes; the business marks it read (the other success of /messages).
             await customer.send_text(BUSINESS, "hello?")
             wamid = await inbound_wamid(api, waba)
@@ -289,6 +290,23 @@ async def inbound_wamid(api, waba: str, timeout: float = 20.0) -> str:
                 return str(message["id"])
         await asyncio.sleep(0.1)
     raise AssertionError("the customer's message did not arrive")
+
+
+async def exercise_policy(api, phone: str) -> None:
+    """Consents and preflight: one success and one error each."""
+    consent = {
+        "wa_id": CUSTOMER,
+        "category": "MARKETING",
+        "action": "opt_in",
+        "actor": "test",
+        "wording": "Offers on WhatsApp?",
+    }
+    assert (await api.post(f"{phone}/consents", json=consent)).status_code == 200
+    assert (await api.post(f"{phone}/consents", json={"wa_id": CUSTOMER})).status_code == 400
+    assert (await api.get(f"{phone}/consents")).status_code == 200
+    assert (await api.get(f"{phone}/consents", params={"limit": "x"})).status_code == 400
+    assert (await api.get(f"{phone}/preflight", params={"to": CUSTOMER})).status_code == 200
+    assert (await api.get(f"{phone}/preflight")).status_code == 400
 
 
 async def exercise_templates(api, waba: str, other) -> None:

@@ -139,3 +139,48 @@ async def test_a_sync_refusal_raises_the_graph_error_and_stores_nothing(
     # The pause over, the same template goes.
     clock.advance(hours=3)
     assert (await decide(local, phone, paused)).allowed
+
+
+QR_HELLO = {
+    "type": "text",
+    "text": {"body": "Hi! Saw your poster"},
+    "referral": {"source_type": "qr", "source_id": "shop-window-3"},
+}
+
+
+async def test_a_conversation_from_a_qr_code_opens_a_free_entry_point(local, phone, clock) -> None:
+    await customer_writes(local, phone, QR_HELLO)
+    clock.advance(hours=2)
+    first = await decide(local, phone)
+    assert first.allowed and first.opens_entry_point
+    assert first.charge is not None and first.charge.type == "free_entry_point"
+    await local.business_messaging.accept(phone, CUSTOMER, "text", {"body": "Welcome!"})
+    # 32 hours after the customer's message: the service window is closed, the 72-hour free
+    # entry point window (from the answer, 2 hours in) is not.
+    clock.advance(hours=30)
+    assert (await decide(local, phone)).rules == ("window",)
+    marketing = await decide(local, phone, template(Category.MARKETING))
+    assert marketing.allowed and marketing.window.fep_open and not marketing.opens_entry_point
+    assert marketing.charge is not None and marketing.charge.type == "free_entry_point"
+    clock.advance(hours=42)  # 72 hours after the answer: over (half-open)
+    later = await decide(local, phone, template(Category.MARKETING))
+    assert not later.window.fep_open
+    assert later.charge is not None and later.charge.type == "regular"
+
+
+async def test_entry_points_only_start_conversations_and_need_an_answer_within_24_hours(
+    local, phone, clock
+) -> None:
+    await customer_writes(local, phone)  # an ordinary conversation is open...
+    clock.advance(hours=1)
+    await customer_writes(local, phone, QR_HELLO)  # ...so the QR code starts nothing
+    assert not (await decide(local, phone)).opens_entry_point
+    clock.advance(days=2)
+    await customer_writes(local, phone, QR_HELLO)  # a new conversation from the QR code
+    clock.advance(hours=24)  # unanswered for 24 hours: no free entry point any more
+    decision = await decide(local, phone, template(Category.MARKETING))
+    assert not decision.opens_entry_point and not decision.window.fep_open
+    # A referral of an unknown kind is no entry point at all.
+    clock.advance(days=2)
+    await customer_writes(local, phone, {**QR_HELLO, "referral": {"source_type": "billboard"}})
+    assert not (await decide(local, phone)).opens_entry_point

@@ -9,13 +9,16 @@ from typing import Any
 
 import httpx
 import template_send_support
-from business_support import Receiver, ToOurServer
+import typer
+from business_support import Receiver, ToOurServer, run_in_thread
 from media_support import PDF, png
 from pywa import WhatsApp, handlers
 from pywa.types.templates import (
     BodyText,
     Currency,
     DateTime,
+    HeaderDocument,
+    HeaderImage,
     HeaderText,
     QuickReplyButton,
     TemplateLanguage,
@@ -30,8 +33,10 @@ from template_send_support import (
     create_approved,
     send_body,
 )
+from typer.testing import CliRunner
 
 from conftest import issue_invite
+from tidings.cli import client as client_cli
 from tidings.sdk import DeviceClient, IncomingMessage
 
 # Fixtures shared with the other template-send tests.
@@ -414,3 +419,91 @@ def test_language_code_null_names_the_only_language(shop) -> None:
     response = graph.post(f"/{made.phone_number_id}/messages", json=send)
     assert response.status_code == 200, response.text
     assert response.json()["contacts"] == [{"input": CUSTOMER, "wa_id": CUSTOMER.lstrip("+")}]
+
+
+def test_tidings_listen_prints_a_template_readably(shop, settings, clock, tmp_path) -> None:
+    made, server, graph = shop
+    create_approved(graph, made.waba_id, ORDER_UPDATE)
+    profile = tmp_path / "customer"
+
+    async def register() -> None:
+        client = await customer_device(settings, clock, server.url, tmp_path)
+        await client.close()
+
+    run_in_thread(register)
+    send = send_body(
+        "order_update",
+        [
+            {"type": "header", "parameters": [{"type": "text", "text": "A-7"}]},
+            body_params("Cy", "$7.00", "Monday"),
+            {
+                "type": "button",
+                "sub_type": "url",
+                "index": 2,
+                "parameters": [{"type": "text", "text": "A-7"}],
+            },
+        ],
+    )
+    assert graph.post(f"/v23.0/{made.phone_number_id}/messages", json=send).status_code == 200
+    app = typer.Typer()
+    client_cli.install(app)
+    result = CliRunner().invoke(
+        app, ["listen", "--profile", str(profile), "--once", "--timeout", "20"]
+    )
+    assert result.exit_code == 0, result.output
+    lines = [line.strip() for line in result.output.splitlines()]
+    assert lines[0].endswith(f"{BUSINESS} (device 1): (template order_update, utility)")
+    assert lines[1:] == [
+        "Order A-7 update",
+        "Hi Cy, we charged $7.00 for your order, which ships on Monday. Reply below if"
+        " anything looks wrong.",
+        "-- Acme Shop customer care",
+        "[Looks right] [Change it] [Track -> https://shop.example/track/A-7]"
+        " [Call us: +15550100002]",
+    ]
+
+
+async def test_pywa_uploads_a_header_image_and_sends_it(
+    shop, settings, clock, links, tmp_path
+) -> None:
+    made, server, graph = shop
+    create_approved(graph, made.waba_id, MEDIA_TEMPLATES[0])  # receipt_image
+    create_approved(graph, made.waba_id, MEDIA_TEMPLATES[1])  # invoice_document
+    links.files["/invoice.pdf"] = ("application/pdf", PDF)
+    receipt = png(b"pywa-uploaded")
+    customer = await customer_device(settings, clock, server.url, tmp_path)
+    wa = pywa_client(made, server.url)
+    try:
+        # pywa uploads the bytes through /media, then sends the header with the media id.
+        await asyncio.to_thread(
+            wa.send_template,
+            to=CUSTOMER,
+            name="receipt_image",
+            language=TemplateLanguage.ENGLISH_US,
+            params=[
+                HeaderImage.params(image=receipt, mime_type="image/png"),
+                BodyText.params("A-5"),
+            ],
+        )
+        # A URL is passed on as a `link`, which the server fetches at delivery.
+        await asyncio.to_thread(
+            wa.send_template,
+            to=CUSTOMER,
+            name="invoice_document",
+            language=TemplateLanguage.ENGLISH_US,
+            params=[
+                HeaderDocument.params(document=f"{links.base}/invoice.pdf"),
+                BodyText.params("A-6"),
+            ],
+        )
+        got = {
+            m.content["template"]["name"]: m.content["template"]
+            for m in await received(customer, 2)
+        }
+        image = got["receipt_image"]["header"]["image"]["attachment"]
+        assert await customer.download_attachment(image) == receipt
+        document = got["invoice_document"]["header"]["document"]["attachment"]
+        assert await customer.download_attachment(document) == PDF
+        assert links.hits == ["/invoice.pdf"]
+    finally:
+        await customer.close()

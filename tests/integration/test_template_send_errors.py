@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import template_send_support
+from openapi_support import check_response, template_of
 from template_send_support import (
     ORDER_UPDATE,
     body_params,
@@ -269,6 +270,7 @@ def test_every_error_code_from_a_real_request(shop, settings) -> None:
     for what, body, status, code, phrase in CASES:
         response = graph.post(url, json=body)
         assert response.status_code == status, (what, response.text)
+        check_response(template_of(url), "post", status, response.json())  # documented
         error = response.json()["error"]
         assert error["code"] == code, (what, error)
         assert error["type"] == "OAuthException"
@@ -292,6 +294,7 @@ def test_every_error_code_from_a_real_request(shop, settings) -> None:
     set_template_state(settings, order_id, status="APPROVED", approved_version=1)
     sent = graph.post(url, json=send_body("order_update", good))
     assert sent.status_code == 200, sent.text
+    check_response(template_of(url), "post", 200, sent.json())
     assert stored_messages(settings) == 1
 
 
@@ -305,6 +308,9 @@ def test_a_paused_template_is_refused_while_others_send(shop, settings, clock) -
     paused = graph.post(url, json=send_body("order_update", order(body_params("A", "B", "C"))))
     assert paused.json()["error"]["code"] == 132015
     assert "paused until" in paused.json()["error"]["error_data"]["details"]
+    clock.advance(timedelta(hours=3))  # the pause ends, though nothing has reinstated it yet
+    resumed = graph.post(url, json=send_body("order_update", order(body_params("A", "B", "C"))))
+    assert resumed.status_code == 200, resumed.text
     named = [
         {
             "type": "body",

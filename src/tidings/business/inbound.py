@@ -57,6 +57,16 @@ def _interactive(inner: Any) -> dict[str, Any] | None:
     return None
 
 
+def _button(inner: Any) -> dict[str, Any] | None:
+    """A quick-reply tap on a template. Meta reports the button's text as the payload when
+    the send gave none; a client that leaves it out means the same."""
+    if not isinstance(inner, dict):
+        return None
+    text = _str(inner.get("text"), 256) or ""
+    payload = _str(inner.get("payload"), 256) or text
+    return {"payload": payload, "text": text} if payload else None
+
+
 def _location(inner: Any) -> dict[str, Any] | None:
     if not isinstance(inner, dict):
         return None
@@ -132,13 +142,8 @@ def to_cloud_message(
     elif kind == "reaction":
         body = _reaction(content.get("reaction"), quoted_wamid)
         message.pop("context", None)  # a reaction names its target inside the reaction
-    elif kind == "button" and isinstance(content.get("button"), dict):
-        payload = _str(content["button"].get("payload"), 256)
-        body = (
-            {"payload": payload, "text": _str(content["button"].get("text"), 256) or ""}
-            if payload
-            else None
-        )
+    elif kind == "button":
+        body = _button(content.get("button"))
     elif kind in _MEDIA:
         body = _media(kind, content.get(kind), media)
         if body is None and media_error is not None:
@@ -151,4 +156,33 @@ def to_cloud_message(
         )
     message["type"] = kind
     message[kind] = body
+    referral = referral_of(content)
+    if referral is not None:
+        message["referral"] = referral
     return message
+
+
+# Where a conversation the customer starts can come from (Meta's Click-to-WhatsApp `ad` and
+# `post`, plus this platform's own business `link` and `qr` code entry points).
+ENTRY_POINT_SOURCES = frozenset({"link", "qr", "ad", "post"})
+
+
+def referral_of(content: dict[str, Any]) -> dict[str, str] | None:
+    """The entry point a customer's message carries, as the webhook's `referral` object.
+
+    A client that opens a chat from the business's link or QR code puts
+    `"referral": {"source_type": "link"|"qr"|"ad"|"post", "source_id"?, "source_url"?,
+    "headline"?, "body"?}` into the content of the message it sends first. Unknown keys are
+    dropped; without a known `source_type` there is no referral.
+    """
+    raw = content.get("referral")
+    source_type = raw.get("source_type") if isinstance(raw, dict) else None
+    if not isinstance(source_type, str) or source_type not in ENTRY_POINT_SOURCES:
+        return None
+    assert isinstance(raw, dict)
+    referral = {"source_type": source_type}
+    for key, limit in (("source_id", 200), ("source_url", 2000), ("headline", 200), ("body", 1024)):
+        value = _str(raw.get(key), limit)
+        if value:
+            referral[key] = value
+    return referral

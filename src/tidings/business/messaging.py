@@ -41,6 +41,7 @@ from tidings.crypto.sealing import Sealer
 from tidings.db.uow import Database, UnitOfWork
 from tidings.errors import NotFound, ValidationFailed
 from tidings.kit.clock import Clock
+from tidings.policy.evaluate import Decision
 from tidings.policy.reasons import Reporting
 from tidings.sdk.client import DeviceClient
 from tidings.sdk.errors import SdkError
@@ -164,6 +165,11 @@ class BusinessMessaging:
     @property
     def gate(self) -> PolicyGate:
         return self._gate
+
+    async def preflight(self, send: SendContext) -> Decision:
+        """What the policy would decide for `send` now, without storing or counting anything."""
+        async with self._database.read_only() as uow:
+            return await self._gate.decide(uow.session, send)
 
     # -- sealing ----------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from tidings.business_api.idempotent import (
     REPLAYED_HEADER,
 )
 from tidings.business_api.media_routes import DOWNLOAD_PATH
+from tidings.business_api.openapi_policy import add_policy_schemas, policy_paths
 from tidings.business_api.openapi_schemas import (
     Schema,
     SchemaSet,
@@ -39,14 +40,17 @@ The WhatsApp Cloud API, as Tidings serves it: send endpoint, phone number node a
 subscriptions keep Meta's paths, bodies and Graph error codes, so Cloud API clients work
 unchanged. Every path also answers without the `/{version}` prefix.
 
-Beyond Meta: the `Idempotency-Key` header on sends, and the webhook event log
-(`webhook_events`, `webhook_events/replay`, `webhook_health`).
+Beyond Meta: the `Idempotency-Key` header on sends, the webhook event log
+(`webhook_events`, `webhook_events/replay`, `webhook_health`), the consent ledger API
+(`consents`) and send `preflight`.
 """
 
 # What each error status means here; the details come in `error.code` / `error_data.details`.
 ERROR_MEANINGS: dict[int, str] = {
     400: "Invalid or missing parameter (100, 131008, 131009), a refused send (131021,"
-    " 131051, 131053), or an object of another business (100 with subcode 33)",
+    " 131051, 131053), a template send the approved template does not allow (132000"
+    " parameter count, 132005 too long, 132007 format characters, 132012 parameter format,"
+    " 132015 paused, 132016 disabled), or an object of another business (100 with subcode 33)",
     401: "No access token, or one that is unknown, revoked or expired (190)",
     403: "The token lacks the permission this call needs (10)",
     404: "No such template (132001) or no such path (100)",
@@ -355,6 +359,16 @@ def business_api_document() -> dict[str, Any]:
     schemas = SchemaSet()
     add_request_schemas(schemas)
     add_response_schemas(schemas)
+    add_policy_schemas(schemas)
+    policy = policy_paths(
+        version=VERSION,
+        phone_number_id=PHONE_NUMBER_ID,
+        operation=operation,
+        ok=ok,
+        body=body,
+        graph_errors=graph_errors,
+        common=COMMON_ERRORS,
+    )
     return {
         "openapi": "3.1.0",
         "info": {
@@ -365,9 +379,10 @@ def business_api_document() -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}],
         "tags": [
-            {"name": name} for name in ("Messages", "Nodes", "Media", "Webhooks", "Templates")
+            {"name": name}
+            for name in ("Messages", "Nodes", "Media", "Webhooks", "Templates", "Policy")
         ],
-        "paths": messaging_paths() | media_paths() | webhook_paths() | template_paths(),
+        "paths": messaging_paths() | media_paths() | webhook_paths() | template_paths() | policy,
         "components": {
             "schemas": dict(sorted(schemas.schemas.items())),
             "securitySchemes": {

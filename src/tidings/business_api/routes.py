@@ -101,13 +101,16 @@ async def phone_node(request: Request, phone_number_id: str, version: str | None
     """`GET /{phone_number_id}`: the phone number as Graph describes it."""
     check_path(version, phone_number_id)
     phone = await messaging_phone(request, phone_number_id)
+    # The signals domain rates numbers; it sits above this adapter (wired by app.py).
+    quality = getattr(request.app.state, "phone_quality", None)
+    rating = "GREEN" if quality is None else str(await quality.current(phone))
     limits: MessagingLimits = request.app.state.messaging_limits
     in_force = await limits.phone_limits(phone)
     return {
         "verified_name": phone.verified_name,
         "display_phone_number": phone.display_phone_number,
         "id": phone.phone_number_id,
-        "quality_rating": "GREEN",
+        "quality_rating": rating,
         "code_verification_status": "VERIFIED",
         "platform_type": "CLOUD_API",
         "throughput": {"level": str(in_force.throughput_level)},

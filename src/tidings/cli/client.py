@@ -308,11 +308,61 @@ def show(event: Event, client: DeviceClient, as_json: bool) -> None:
         stamp = time.strftime("%H:%M:%S", time.localtime(event.ts / 1000))
         who = "you" if event.own else event.sender
         arrow = f" -> {event.to}" if event.own else ""
-        body = event.text if event.text is not None else json.dumps(event.content)
+        template = event.content.get("template")
+        if event.content.get("type") == "template" and isinstance(template, dict):
+            body = "\n".join(template_lines(template))
+        else:
+            body = event.text if event.text is not None else json.dumps(event.content)
         out.print(f"[{stamp}] {who} (device {event.sender_device}){arrow}: {body}", markup=False)
     else:
         count = len(event.message_ids)
         out.print(f"{event.type} by {event.by}: {count} message(s)")
+
+
+def _header_line(header: dict[str, Any]) -> str | None:
+    fmt = str(header.get("format", "")).upper()
+    if fmt == "TEXT":
+        return str(header.get("text", ""))
+    if fmt == "LOCATION":
+        place = header.get("location") or {}
+        label = ", ".join(str(place[k]) for k in ("name", "address") if place.get(k))
+        where = f"{place.get('latitude')}, {place.get('longitude')}"
+        return f"[location: {label} ({where})]" if label else f"[location: {where}]"
+    media = next((header[k] for k in ("image", "video", "document") if k in header), None)
+    if isinstance(media, dict):
+        attachment = media.get("attachment") or {}
+        name = media.get("filename") or attachment.get("filename") or attachment.get("mime_type")
+        return f"[{fmt.lower()}: {name}]" if name else f"[{fmt.lower()}]"
+    return None
+
+
+def _button_label(button: dict[str, Any]) -> str:
+    text = str(button.get("text", ""))
+    kind = str(button.get("type", "")).upper()
+    if kind == "URL":
+        return f"[{text} -> {button.get('url')}]"
+    if kind == "PHONE_NUMBER":
+        return f"[{text}: {button.get('phone_number')}]"
+    if kind in ("COPY_CODE", "OTP"):
+        return f"[{text}: {button.get('code')}]"
+    return f"[{text}]"
+
+
+def template_lines(template: dict[str, Any]) -> list[str]:
+    """A template message as the lines a person reads: header, body, footer, buttons."""
+    lines = [f"(template {template.get('name')}, {str(template.get('category', '')).lower()})"]
+    header = template.get("header")
+    if isinstance(header, dict) and (line := _header_line(header)):
+        lines.append(f"  {line}")
+    body = template.get("body") or {}
+    lines.extend(f"  {part}" for part in str(body.get("text", "")).splitlines())
+    footer = template.get("footer") or {}
+    if footer.get("text"):
+        lines.append(f"  -- {footer['text']}")
+    buttons = [b for b in template.get("buttons") or [] if isinstance(b, dict)]
+    if buttons:
+        lines.append("  " + " ".join(_button_label(b) for b in buttons))
+    return lines
 
 
 def install(app: typer.Typer) -> None:

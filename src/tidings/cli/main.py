@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tidings.cli import business, client, server, templates
+from tidings.cli import business, client, operators, server, templates
 
 app = typer.Typer(
     name="tidings",
@@ -13,6 +13,7 @@ app = typer.Typer(
     add_completion=False,
 )
 server.install(app)
+operators.install(app)  # `tidings admin token ...`
 client.install(app)
 business.install(app)
 templates.install(app)

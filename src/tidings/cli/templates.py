@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -25,7 +25,7 @@ from tidings.config import Settings
 from tidings.errors import AppError
 from tidings.runtime import build_runtime
 from tidings.templates.desk import REJECTION_REASONS, TemplateDesk
-from tidings.templates.views import TemplateView
+from tidings.templates.views import review_entry
 
 out = Console(soft_wrap=True, highlight=False, markup=False)  # findings read "[rule] ..."
 T = TypeVar("T")
@@ -46,21 +46,7 @@ def _run(settings: Settings, action: Callable[[TemplateDesk], Awaitable[T]]) -> 
         raise fail(exc.message) from None
 
 
-def queue_entry(view: TemplateView) -> dict[str, Any]:
-    review = view.review
-    classifier = review.get("classifier") or {}
-    return {
-        "template_id": view.template_id,
-        "waba_id": view.waba_id,
-        "name": view.name,
-        "language": view.language,
-        "filed_category": review.get("filed_category", view.category),
-        "proposed_category": view.category,
-        "classifier": classifier.get("probabilities", {}),
-        "evidence": classifier.get("evidence", []),
-        "findings": review.get("findings", []),
-        "components": view.components,
-    }
+queue_entry = review_entry  # the admin API lists the same entries
 
 
 def install(app: typer.Typer) -> None:

@@ -44,9 +44,16 @@ class PolicyCounter(Base):
 
 class CounterStore(Protocol):
     async def step(
-        self, session: AsyncSession, key: str, limit: RateLimit, now: datetime
+        self,
+        session: AsyncSession,
+        key: str,
+        limit: RateLimit,
+        now: datetime,
+        *,
+        commit: bool = True,
     ) -> CounterVerdict:
-        """Count one event on `key` at `now` if `limit` allows it; report the verdict."""
+        """Count one event on `key` at `now` if `limit` allows it; report the verdict.
+        With `commit=False` only say what the verdict would be (a preflight question)."""
         ...
 
     async def close(self) -> None: ...
@@ -54,8 +61,18 @@ class CounterStore(Protocol):
 
 class DatabaseCounters:
     async def step(
-        self, session: AsyncSession, key: str, limit: RateLimit, now: datetime
+        self,
+        session: AsyncSession,
+        key: str,
+        limit: RateLimit,
+        now: datetime,
+        *,
+        commit: bool = True,
     ) -> CounterVerdict:
+        if not commit:
+            tat = await session.scalar(select(PolicyCounter.tat_us).where(PolicyCounter.key == key))
+            peeked = gcra(CounterState(tat or 0), limit, now)
+            return CounterVerdict(peeked.allowed, peeked.retry_after)
         # Make sure the row exists, then lock it: two first steps must not both read "idle".
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         await session.execute(
@@ -74,7 +91,7 @@ class DatabaseCounters:
         return None
 
 
-# KEYS[1] = counter; ARGV = now_us, interval_us, tolerance_us (all integers as strings).
+# KEYS[1] = counter; ARGV = now_us, interval_us, tolerance_us (integers as strings), commit.
 # Lua numbers are doubles: exact for integers below 2^53 (µs since 1970 are ~2^51), but
 # tostring() would print them in %.14g, so the value is formatted with %d before storing.
 _GCRA_US = """
@@ -87,6 +104,9 @@ local new_tat = tat + interval
 local allow_at = new_tat - tolerance
 if allow_at > now then
   return {0, string.format('%d', allow_at - now)}
+end
+if ARGV[4] ~= '1' then
+  return {1, '0'}
 end
 local ttl_ms = math.ceil((new_tat - now) / 1000) + 1000
 redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', ttl_ms)
@@ -101,11 +121,22 @@ class RedisCounters:
         self._script = self._client.register_script(_GCRA_US)
 
     async def step(
-        self, session: AsyncSession, key: str, limit: RateLimit, now: datetime
+        self,
+        session: AsyncSession,
+        key: str,
+        limit: RateLimit,
+        now: datetime,
+        *,
+        commit: bool = True,
     ) -> CounterVerdict:
         allowed, retry_us = await self._script(
             keys=[self._prefix + key],
-            args=[str(to_micros(now)), str(limit.interval_us), str(limit.tolerance_us)],
+            args=[
+                str(to_micros(now)),
+                str(limit.interval_us),
+                str(limit.tolerance_us),
+                "1" if commit else "0",
+            ],
         )
         return CounterVerdict(bool(int(allowed)), int(retry_us) / 1_000_000)
 

@@ -27,6 +27,7 @@ from tidings.policy.consent import (
     consent_state,
 )
 from tidings.policy.evaluate import Decision
+from tidings.policy.pricing import country_for_phone
 from tidings.policy.window import EntryPoint
 from tidings.signals.models import ConsentRecord, PolicySend
 from tidings.signals.repository import SignalsRepository
@@ -88,11 +89,15 @@ class MarketingFacts:
 
     async def gather(self, session: AsyncSession, send: SendContext) -> dict[str, Any]:
         template = send.template
-        if self._cap is None or template is None or template.category is not Category.MARKETING:
+        if template is None or template.category is not Category.MARKETING:
             return {}
-        since = send.now - self._cap.period - timedelta(seconds=1)
-        received = await SignalsRepository(session).marketing_received(send.customer, since)
-        return {"marketing_received": tuple(received)}
+        # The country rule (marketing not delivered to some countries) needs the recipient's.
+        facts: dict[str, Any] = {"recipient_country": country_for_phone(send.customer)}
+        if self._cap is not None:
+            since = send.now - self._cap.period - timedelta(seconds=1)
+            received = await SignalsRepository(session).marketing_received(send.customer, since)
+            facts["marketing_received"] = tuple(received)
+        return facts
 
     async def record(self, session: AsyncSession, send: SendContext, decision: Decision) -> None:
         if send.wamid is None:

@@ -9,6 +9,7 @@ review does.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from tidings.business_api.graph_errors import GraphError
@@ -60,6 +61,9 @@ class TemplateDesk:
         self._clock = clock
         self._templates = templates
 
+    def now(self) -> datetime:
+        return self._clock.now()
+
     async def _row(
         self, repository: TemplateRepository, template_id: str, business_id: int | None
     ) -> MessageTemplate:
@@ -69,6 +73,14 @@ class TemplateDesk:
         if business_id is not None and row.business_id != business_id:
             raise not_found(template_id)
         return row
+
+    async def view(self, template_id: str) -> TemplateView:
+        """One template of any business, as the operator sees it."""
+        async with self._database.read_only() as uow:
+            row = await TemplateRepository(uow.session).by_template_id(template_id)
+            if row is None or row.status == DELETED:
+                raise not_found(template_id)
+            return TemplateView.of(row)
 
     # -- the human review queue -----------------------------------------------------------------
 

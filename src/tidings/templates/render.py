@@ -16,6 +16,7 @@ Refusals carry Meta's codes (reference/cloud-api.md §7):
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ _COUPON = re.compile(r"[A-Za-z0-9]+")
 _TOO_MANY_SPACES = re.compile(r" {5,}")
 # Default labels Meta shows on OTP buttons when the template leaves the text empty.
 _OTP_LABELS = {"ONE_TAP": "Autofill", "ZERO_TAP": "Autofill"}
+_ACTION_BUTTONS = ("FLOW", "CATALOG", "MPM", "SPM")
 
 
 class TemplateSendRefused(Exception):
@@ -223,17 +225,22 @@ def _media(fmt: str, parameter: Mapping[str, Any]) -> dict[str, Any]:
     return {"format": fmt, key: ref}
 
 
+def _coordinate(value: Any, limit: float) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if -limit <= value <= limit else None
+
+
 def _location(parameter: Mapping[str, Any]) -> dict[str, Any]:
     if str(parameter.get("type", "")).lower() != "location":
         raise _refuse(132012, "header: this template's header is LOCATION; send a location.")
     place = parameter.get("location")
     if not isinstance(place, Mapping):
         raise _refuse(131008, "header: the parameter location is required.")
-    lat, lon = place.get("latitude"), place.get("longitude")
-    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lat, lon))
-    if not numbers or not (-90 <= float(lat) <= 90 and -180 <= float(lon) <= 180):  # type: ignore[arg-type]
+    lat, lon = _coordinate(place.get("latitude"), 90), _coordinate(place.get("longitude"), 180)
+    if lat is None or lon is None:
         raise _refuse(132012, "header: location needs a latitude and a longitude in range.")
-    result: dict[str, Any] = {"latitude": float(lat), "longitude": float(lon)}  # type: ignore[arg-type]
+    result: dict[str, Any] = {"latitude": lat, "longitude": lon}
     for key in ("name", "address"):
         if isinstance(place.get(key), str) and place[key]:
             result[key] = place[key]
@@ -283,6 +290,20 @@ def _single_text(component: Mapping[str, Any] | None, where: str) -> str | None:
     return value
 
 
+def _quick_reply_payload(parameter: Mapping[str, Any], where: str) -> str:
+    """A quick reply's payload: `{"type": "payload", "payload": ...}`, or a `text` parameter,
+    which Meta's own sample sends (`{"type": "text", "text": true}`)."""
+    kind = str(parameter.get("type", "")).lower()
+    value = parameter.get(kind) if kind in ("payload", "text") else None
+    if isinstance(value, (bool, int, float)):
+        value = json.dumps(value)
+    if not isinstance(value, str) or not value:
+        raise _refuse(132012, f"{where}: a quick reply takes a payload parameter.")
+    if len(value) > QUICK_REPLY_PAYLOAD_MAX:
+        raise _refuse(131009, f"{where}: the payload is over 256 characters.")
+    return value
+
+
 def _button(
     position: int, template: Mapping[str, Any], sent: Mapping[str, Any] | None
 ) -> dict[str, Any]:
@@ -298,14 +319,7 @@ def _button(
         if len(parameters) > 1:
             raise _refuse(132000, f"{where}: expected 1 parameter, received {len(parameters)}.")
         if parameters:
-            given = parameters[0]
-            if str(given.get("type", "")).lower() != "payload" or not isinstance(
-                given.get("payload"), str
-            ):
-                raise _refuse(132012, f"{where}: a quick reply takes a payload parameter.")
-            if len(given["payload"]) > QUICK_REPLY_PAYLOAD_MAX:
-                raise _refuse(131009, f"{where}: the payload is over 256 characters.")
-            payload = given["payload"]
+            payload = _quick_reply_payload(parameters[0], where)
         return {"type": kind, "text": text, "payload": payload}
     if kind == "URL":
         if sent is not None and sub_type != "url":
@@ -347,7 +361,13 @@ def _button(
             raise _refuse(132005, f"{where}: a one-time code is at most 15 characters.")
         otp_type = str(template.get("otp_type") or "COPY_CODE").upper()
         return {"type": kind, "text": text or _OTP_LABELS.get(otp_type, "Copy code"), "code": code}
-    if sent is not None and _parameters(sent):
+    given = _parameters(sent)
+    if kind in _ACTION_BUTTONS:
+        # Flow, catalog and product buttons take an `action` parameter (flow token, thumbnail)
+        # that only matters to a client able to open them; the button shows its text.
+        if any(str(p.get("type", "")).lower() != "action" for p in given):
+            raise _refuse(132012, f"{where}: a {kind} button takes an action parameter.")
+    elif given:
         raise _refuse(132000, f"{where}: a {kind} button takes no parameter.")
     button: dict[str, Any] = {"type": kind, "text": text}
     if kind == "PHONE_NUMBER":

@@ -13,6 +13,7 @@ is a synchronous Graph error and nothing is stored:
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from fastapi import Request
@@ -41,16 +42,22 @@ def _not_found(name: str, language: str | None) -> GraphError:
     return GraphError(132001, f"template name ({name}) does not exist in {where}")
 
 
-def check_sendable(found: SendableTemplate | None, name: str, language: str | None) -> None:
-    """Refuse a send of `found` the way Meta does, or return (it may be sent)."""
+def check_sendable(
+    found: SendableTemplate | None, name: str, language: str | None, now: datetime
+) -> None:
+    """Refuse a send of `found` the way Meta does, or return (it may be sent).
+
+    A pause whose `paused_until` has passed no longer holds, even before anything has marked
+    the template APPROVED again (the policy core reads a pause the same way)."""
     if found is None:
         raise _not_found(name, language)
     if found.status == DISABLED:
         raise GraphError(132016, f"template ({name}) in {found.language} is disabled.")
-    if found.status == PAUSED:
+    paused = found.status == PAUSED
+    if paused and (found.paused_until is None or now < found.paused_until):
         until = f" until {found.paused_until.isoformat()}" if found.paused_until else ""
         raise GraphError(132015, f"template ({name}) in {found.language} is paused{until}.")
-    if found.status not in _SENDABLE or found.version is None:
+    if (found.status not in _SENDABLE and not paused) or found.version is None:
         raise GraphError(
             132001,
             f"template name ({name}) does not exist in {found.language}"
@@ -93,7 +100,7 @@ async def prepare_template_send(
     name = str(payload["name"])
     language = (payload.get("language") or {}).get("code") or None
     found = await desk.approved_for_sending(phone.waba_id, name, language)
-    check_sendable(found, name, language)
+    check_sendable(found, name, language, desk.now())
     assert found is not None
     content = render_send(found, list(payload.get("components") or []))
     media = media_reference(content)

@@ -60,6 +60,25 @@ class TemplateView:
         )
 
 
+def review_entry(view: TemplateView) -> dict[str, Any]:
+    """A template waiting for a person, with what the automated review found (CLI and admin
+    API show the same entry)."""
+    review = view.review
+    classifier = review.get("classifier") or {}
+    return {
+        "template_id": view.template_id,
+        "waba_id": view.waba_id,
+        "name": view.name,
+        "language": view.language,
+        "filed_category": review.get("filed_category", view.category),
+        "proposed_category": view.category,
+        "classifier": classifier.get("probabilities", {}),
+        "evidence": classifier.get("evidence", []),
+        "findings": review.get("findings", []),
+        "components": view.components,
+    }
+
+
 @dataclass(frozen=True)
 class VersionView:
     version: int

@@ -1,0 +1,1 @@
+"""The operator's HTTP API (`/admin/v1`): operator tokens and the template review desk."""
