@@ -191,10 +191,11 @@ class ChatApp(App[None]):
 
     def set_connection(self, state: str, *, ok: bool = True) -> None:
         self.connection = state
-        label = self.query_one("#connection", Label)
         phone = self.client.phone if self.client else ""
-        label.update(f"{phone}  ●  {state}" if phone else state)
-        label.set_class(not ok, "offline")
+        with contextlib.suppress(NoMatches):  # the app may be closing
+            label = self.query_one("#connection", Label)
+            label.update(f"{phone}  ●  {state}" if phone else state)
+            label.set_class(not ok, "offline")
         self._bump()
 
     @work(exclusive=True, group="connection")
