@@ -93,6 +93,8 @@ class MessagingLimitsSettings(BaseModel):
     tier_upgrade_delay_seconds: float = Field(default=6 * 3600, ge=0)
     throughput_per_second: int = Field(default=80, ge=1)  # per number, STANDARD level
     high_throughput_per_second: int = Field(default=1000, ge=1)  # after the upgrade (HIGH)
+    # Unique customers in 24 hours (at TIER_UNLIMITED) that earn the upgrade to HIGH.
+    throughput_upgrade_reach: int = Field(default=100_000, ge=1)
     pair_interval_seconds: float = Field(default=6.0, gt=0)  # one message per interval ...
     pair_burst: int = Field(default=45, ge=1)  # ... after a burst of this many
 

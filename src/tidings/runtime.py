@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import Any
 
 from tidings.accounts.service import AccountService
 from tidings.accounts.verification import HttpSmsProvider, OperatorProvider, VerificationProvider
@@ -20,7 +21,7 @@ from tidings.business.idempotency import IdempotencyKeys
 from tidings.business.media import BusinessMediaService
 from tidings.business.messaging import BusinessMessaging
 from tidings.business.policy_gate import PolicyGate
-from tidings.business.service import BusinessService
+from tidings.business.service import BusinessService, PhoneInfo
 from tidings.business.tasks import BusinessWorker, outbound_topic
 from tidings.business_api.shapes import CloudShapes
 from tidings.config import PolicySettings, Settings
@@ -29,7 +30,7 @@ from tidings.db.counters import CounterStore, DatabaseCounters, RedisCounters
 from tidings.db.engine import make_engine
 from tidings.db.ratelimit import DatabaseRateLimiter, RateLimiter
 from tidings.db.ratelimit_redis import RedisRateLimiter
-from tidings.db.uow import Database
+from tidings.db.uow import Database, UnitOfWork
 from tidings.devices.linking import LinkService, link_topic
 from tidings.devices.service import DeviceService
 from tidings.kit.clock import Clock, SystemClock
@@ -223,6 +224,7 @@ def build_runtime(
             initial_tier=Tier(settings.messaging_limits.initial_tier),
             period=limits.tier_period,
             upgrade_delay=timedelta(seconds=settings.messaging_limits.tier_upgrade_delay_seconds),
+            throughput_upgrade_reach=settings.messaging_limits.throughput_upgrade_reach,
         ),
     )
     billing = Billing(database=database)
@@ -258,6 +260,13 @@ def build_runtime(
     )
     template_quality = TemplateQualityService(database=database, clock=clock, webhooks=webhooks)
     signals.quality_hooks.extend((phone_quality.evaluate, template_quality.on_signal))
+    messaging_limits.quality = phone_quality  # tier upgrades need GREEN or YELLOW
+
+    async def limit_fields(_uow: UnitOfWork, phone: PhoneInfo) -> dict[str, Any]:
+        tier = str((await messaging_limits.phone_limits(phone)).tier)
+        return {"current_limit": tier, "max_daily_conversations_per_business": tier}
+
+    phone_quality.limit_fields = limit_fields
     business_worker = BusinessWorker(
         bus=bus,
         businesses=businesses,
@@ -270,7 +279,7 @@ def build_runtime(
             business_media.purge_expired,
             phone_quality.evaluate_all,
             template_quality.unpause_due,
-            messaging_limits.review_tiers,
+            messaging_limits.review_tiers_when_due,
         ),
     )
     templates = TemplateService(

@@ -3,15 +3,17 @@ Redis shared by two runtimes, as two server processes would share it). Injected 
 
 from __future__ import annotations
 
-from datetime import timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from limits_support import customers, provision, send
 
 from tidings.config import Settings
+from tidings.db.counters import RedisCounters
 from tidings.kit.clock import FrozenClock
 from tidings.policy.reasons import MetaCode, Rule
-from tidings.policy.throughput import ThroughputLevel
+from tidings.policy.throughput import RateLimit, ThroughputLevel
 from tidings.runtime import build_runtime
 
 BUSINESS = "+15550109999"
@@ -128,3 +130,27 @@ def test_two_runtimes_sharing_redis_share_the_pair_rate(
     import asyncio
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    ("limit", "burst", "step_us"),
+    [(RateLimit.per_second(80), 80, 12_500), (RateLimit.per_second(1000), 1000, 1_000)],
+)
+async def test_redis_counters_are_exact_at_the_burst_edge(
+    limit: RateLimit, burst: int, step_us: int
+) -> None:
+    """Integer microseconds in the script: exactly `burst` pass at one instant, the next waits
+    one interval (float seconds would drift and refuse the last of the burst)."""
+    counters = RedisCounters(Settings().bus.redis_url, prefix=f"tidings:test:{uuid.uuid4().hex}:")
+    now = datetime(2026, 3, 10, 12, 0, 0, 123_457, tzinfo=UTC)
+    try:
+        verdicts = [await counters.step(None, "throughput", limit, now) for _ in range(burst)]  # type: ignore[arg-type]
+        assert all(v.allowed for v in verdicts)
+        refused = await counters.step(None, "throughput", limit, now)  # type: ignore[arg-type]
+        assert not refused.allowed and refused.retry_after == step_us / 1_000_000
+        later = now + timedelta(microseconds=step_us - 1)
+        assert not (await counters.step(None, "throughput", limit, later)).allowed  # type: ignore[arg-type]
+        later = now + timedelta(microseconds=step_us)
+        assert (await counters.step(None, "throughput", limit, later)).allowed  # type: ignore[arg-type]
+    finally:
+        await counters.close()

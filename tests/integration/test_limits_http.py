@@ -98,6 +98,7 @@ def test_a_tier_upgrade_follows_enough_good_traffic(settings, clock, receiver) -
             clock.advance(timedelta(milliseconds=13))
         assert graph.get(node).json()["messaging_limit_tier"] == "TIER_250"
         assert graph.post(url, json=shipping(customers(1, start=124)[0])).status_code == 200
+        clock.advance(timedelta(minutes=10))  # the worker reviews tiers every 10 minutes
 
         def upgraded(posts) -> bool:  # type: ignore[no-untyped-def]
             fields = {c["field"] for p in posts for e in p.json["entry"] for c in e["changes"]}

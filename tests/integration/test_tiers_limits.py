@@ -4,6 +4,8 @@ webhooks, and the tier on the phone node over HTTP."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import timedelta
 
 import httpx
@@ -13,10 +15,11 @@ from limits_support import customers, provision, send, template
 from conftest import ServerThread, run_in_thread
 from tidings.config import Settings
 from tidings.kit.clock import FrozenClock
-from tidings.limits.service import SteadyQuality, peak_rolling_count
+from tidings.limits.service import SteadyQuality, TierSettings, peak_rolling_count
 from tidings.policy.categories import Category
 from tidings.policy.quality import Quality
 from tidings.policy.reasons import MetaCode, Rule
+from tidings.policy.throughput import ThroughputLevel
 from tidings.policy.tiers import Tier
 from tidings.runtime import build_runtime
 
@@ -174,3 +177,96 @@ def test_the_phone_node_shows_the_tier_in_force_and_the_throughput_level(setting
         assert node["throughput"] == {"level": "STANDARD"}
     finally:
         thread.stop()
+
+
+async def test_an_unlimited_business_with_enough_reach_gets_high_throughput(
+    settings: Settings, clock: FrozenClock
+) -> None:
+    unlimited = settings.model_copy(
+        update={
+            "messaging_limits": settings.messaging_limits.model_copy(
+                update={"initial_tier": "TIER_UNLIMITED", "throughput_upgrade_reach": 3}
+            )
+        }
+    )
+    runtime = build_runtime(unlimited, clock=clock)
+    try:
+        phone = await provision(runtime, BUSINESS)
+        await reach(runtime, phone, 2)
+        runtime.messaging_limits.quality = SteadyQuality(Quality.RED)
+        await reach(runtime, phone, 1, start=2)
+        await runtime.messaging_limits.review_tiers()
+        assert (await runtime.messaging_limits.phone_limits(phone)).throughput_level is (
+            ThroughputLevel.STANDARD
+        )  # quality too low
+        runtime.messaging_limits.quality = SteadyQuality(Quality.YELLOW)
+        await runtime.messaging_limits.review_tiers()
+        await runtime.messaging_limits.review_tiers()  # once
+        limits = await runtime.messaging_limits.phone_limits(phone)
+        assert limits.throughput_level is ThroughputLevel.HIGH
+        assert limits.tier is Tier.TIER_UNLIMITED
+        events, _ = await runtime.webhooks.events_since(phone.waba_id)
+        assert [e.payload for e in events if e.field == "phone_number_quality_update"] == [
+            {
+                "display_phone_number": phone.display_phone_number,
+                "event": "THROUGHPUT_UPGRADE",
+                "current_limit": "TIER_UNLIMITED",
+                "max_daily_conversations_per_business": "TIER_UNLIMITED",
+            }
+        ]
+    finally:
+        await runtime.close()
+
+
+async def test_the_workers_review_runs_every_ten_minutes(runtime, clock) -> None:
+    phone = await provision(runtime, BUSINESS)
+    limits = runtime.messaging_limits
+    limits.settings = TierSettings(upgrade_delay=timedelta(0))
+    assert await limits.review_tiers_when_due() == 0
+    await reach(runtime, phone, 125)
+    assert await limits.review_tiers_when_due() == 0  # reviewed less than 10 minutes ago
+    assert (await limits.phone_limits(phone)).tier is Tier.TIER_250
+    clock.advance(minutes=10)
+    assert await limits.review_tiers_when_due() == 1
+    assert (await limits.phone_limits(phone)).tier is Tier.TIER_2K
+
+
+def test_the_throughput_command_sets_a_numbers_level(settings, clock) -> None:
+    made = run_in_thread(lambda: _provisioned(settings, clock))
+    base = [sys.executable, "-m", "tidings.cli.main", "business", "throughput"]
+    where = ["--data", str(settings.data_dir), "--db", settings.database_url]
+    done = subprocess.run(
+        [*base, "--phone-number-id", made.phone_number_id, "--level", "HIGH", *where],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "HIGH" in done.stdout
+    bad = subprocess.run(
+        [*base, "--phone-number-id", made.phone_number_id, "--level", "TURBO", *where],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert bad.returncode != 0
+    unknown = subprocess.run(
+        [*base, "--phone-number-id", "404", "--level", "HIGH", *where],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert unknown.returncode != 0 and "404" in unknown.stderr + unknown.stdout
+
+    async def level():  # type: ignore[no-untyped-def]
+        runtime = build_runtime(settings, clock=clock)
+        try:
+            events, _ = await runtime.webhooks.events_since(made.waba_id)
+            return (await runtime.messaging_limits.phone_limits(made)).throughput_level, [
+                e.payload["event"] for e in events if e.field == "phone_number_quality_update"
+            ]
+        finally:
+            await runtime.close()
+
+    assert run_in_thread(level) == (ThroughputLevel.HIGH, ["THROUGHPUT_UPGRADE"])
+
+
+async def _provisioned(settings, clock):  # type: ignore[no-untyped-def]
+    runtime = build_runtime(settings, clock=clock)
+    try:
+        return await provision(runtime, BUSINESS)
+    finally:
+        await runtime.close()

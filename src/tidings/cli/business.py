@@ -16,6 +16,7 @@ from tidings.cli.errors import fail
 from tidings.cli.server import DataOption, DbOption, prepare, settings_for
 from tidings.config import Settings
 from tidings.errors import AppError
+from tidings.policy.throughput import ThroughputLevel
 from tidings.runtime import build_runtime
 
 out = Console(soft_wrap=True, highlight=False)
@@ -160,6 +161,36 @@ def install(app: typer.Typer) -> None:
             print(json.dumps(cost_json(report)))
         else:
             out.print(cost_table(report))
+
+    @business.command("throughput")
+    def throughput(
+        phone_number_id: Annotated[
+            str, typer.Option("--phone-number-id", help="The phone number's id.")
+        ],
+        level: Annotated[
+            ThroughputLevel,
+            typer.Option("--level", help="STANDARD (80/s), HIGH (1,000/s) or COEXISTENCE (20/s)."),
+        ],
+        data: DataOption = None,
+        db: DbOption = None,
+    ) -> None:
+        """Set a number's throughput level (moving to HIGH sends THROUGHPUT_UPGRADE)."""
+        settings = settings_for(data, db)
+        prepare(settings)
+        try:
+            asyncio.run(_throughput(settings, phone_number_id, level))
+        except AppError as exc:
+            raise fail(exc.message) from None
+        out.print(f"{phone_number_id} now sends at the {level} level.")
+
+
+async def _throughput(settings: Settings, phone_number_id: str, level: ThroughputLevel) -> None:
+    runtime = build_runtime(settings)
+    try:
+        phone = await runtime.businesses.phone_by_number_id(phone_number_id)
+        await runtime.messaging_limits.set_throughput_level(phone, level)
+    finally:
+        await runtime.close()
 
 
 async def _token(

@@ -73,6 +73,10 @@ class TierSettings:
     period: timedelta = LIMIT_PERIOD
     lookback: timedelta = UPGRADE_LOOKBACK
     upgrade_delay: timedelta = UPGRADE_DELAY
+    throughput_upgrade_reach: int = 100_000
+    # How often the worker reviews tiers (Meta upgrades "within 6 hours"; a review scans up
+    # to 8 days of reaches per business, so not on every worker pass).
+    review_every: timedelta = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,7 @@ class MessagingLimits:
         # Hook for the phone quality service: upgrades need quality GREEN or YELLOW.
         self.quality: QualityReader = quality or SteadyQuality()
         self.settings = settings or TierSettings()
+        self._reviewed_at: datetime | None = None
 
     # -- inside a send's transaction ---------------------------------------------------------
 
@@ -186,6 +191,14 @@ class MessagingLimits:
 
     # -- the worker's chore ------------------------------------------------------------------
 
+    async def review_tiers_when_due(self) -> int:
+        """`review_tiers` at most once per `settings.review_every` (the worker's chore)."""
+        now = self._clock.now()
+        if self._reviewed_at is not None and now < self._reviewed_at + self.settings.review_every:
+            return 0
+        self._reviewed_at = now
+        return await self.review_tiers()
+
     async def review_tiers(self) -> int:
         """Decide due upgrades and put decided ones in force; returns how many took effect.
 
@@ -210,27 +223,73 @@ class MessagingLimits:
     async def _review(self, business_id: int, phones: list[PhoneInfo], quality: Quality) -> int:
         now = self._clock.now()
         settings = self.settings
+        applied = 0
         async with self._database.unit_of_work() as uow:
             repository = LimitsRepository(uow.session)
             row = await repository.tier_row(business_id, settings.initial_tier, now, lock=True)
-            if row.pending_tier is None:
-                since = now - settings.lookback
+            since = now - settings.lookback
+            peak: int | None = None
+
+            async def peak_usage() -> int:
+                # Scans up to 8 days of reaches: only when a decision needs it.
                 times = await repository.reach_times(business_id, since - settings.period)
-                peak = peak_rolling_count(times, since, settings.period)
+                return peak_rolling_count(times, since, settings.period)
+
+            if row.pending_tier is None and Tier(row.tier).next is not None:
+                peak = await peak_usage()
                 upgrade = scale_up(Tier(row.tier), peak, quality, now, settings.upgrade_delay)
-                if upgrade is None:
-                    return 0
-                row.pending_tier = str(upgrade.to_tier)
-                row.pending_effective_at = upgrade.effective_at
-                row.updated_at = now
+                if upgrade is not None:
+                    row.pending_tier = str(upgrade.to_tier)
+                    row.pending_effective_at = upgrade.effective_at
+                    row.updated_at = now
             effective_at = row.pending_effective_at
-            if effective_at is None or effective_at > now:
-                return 0
-            old, new = Tier(row.tier), Tier(row.pending_tier)
-            row.tier, row.pending_tier, row.pending_effective_at = str(new), None, None
-            row.updated_at = now
-            await self._announce(uow, phones, old, new)
-            return 1
+            if row.pending_tier is not None and effective_at is not None and effective_at <= now:
+                old, new = Tier(row.tier), Tier(row.pending_tier)
+                row.tier, row.pending_tier, row.pending_effective_at = str(new), None, None
+                row.updated_at = now
+                await self._announce(uow, phones, old, new)
+                applied = 1
+            if Tier(row.tier) is Tier.TIER_UNLIMITED and await self._any_standard(uow, phones):
+                peak = peak if peak is not None else await peak_usage()
+                if self._throughput_eligible(Tier(row.tier), peak, quality):
+                    await self._raise_throughput(uow, phones, Tier(row.tier))
+        return applied
+
+    def _throughput_eligible(self, tier: Tier, peak: int, quality: Quality) -> bool:
+        """Meta's rule for 1,000 messages per second: unlimited tier, quality YELLOW or better,
+        and `throughput_upgrade_reach` (100,000) customers reached in 24 hours (the peak
+        within the lookback here; the count is per business, not per number)."""
+        return (
+            tier is Tier.TIER_UNLIMITED
+            and peak >= self.settings.throughput_upgrade_reach
+            and quality in (Quality.GREEN, Quality.YELLOW)
+        )
+
+    async def _any_standard(self, uow: UnitOfWork, phones: list[PhoneInfo]) -> bool:
+        for phone in phones:
+            level = await self.throughput_level(uow.session, phone.phone_pk)
+            if level is ThroughputLevel.STANDARD:
+                return True
+        return False
+
+    async def _raise_throughput(self, uow: UnitOfWork, phones: list[PhoneInfo], tier: Tier) -> None:
+        repository = LimitsRepository(uow.session)
+        now = self._clock.now()
+        for phone in phones:
+            if await self.throughput_level(uow.session, phone.phone_pk) is not (
+                ThroughputLevel.STANDARD
+            ):
+                continue  # already HIGH, or a coexistence number (fixed at 20/s)
+            await repository.set_throughput_level(phone.phone_pk, str(ThroughputLevel.HIGH), now)
+            await self._webhooks.enqueue(
+                uow,
+                waba_id=phone.waba_id,
+                phone_number_id=phone.phone_number_id,
+                field="phone_number_quality_update",
+                value=phone_number_quality_update_value(
+                    phone.display_phone_number, QualityUpdateEvent.THROUGHPUT_UPGRADE, tier
+                ),
+            )
 
     async def _announce(
         self, uow: UnitOfWork, phones: list[PhoneInfo], old: Tier, new: Tier
