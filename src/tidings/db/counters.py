@@ -44,7 +44,11 @@ class PolicyCounter(Base):
 
 class CounterStore(Protocol):
     async def step(
-        self, session: AsyncSession, key: str, limit: RateLimit, now: datetime
+        self,
+        session: AsyncSession,
+        key: str,
+        limit: RateLimit,
+        now: datetime,
     ) -> CounterVerdict:
         """Count one event on `key` at `now` if `limit` allows it; report the verdict."""
         ...
@@ -60,7 +64,11 @@ class CounterStore(Protocol):
 
 class DatabaseCounters:
     async def step(
-        self, session: AsyncSession, key: str, limit: RateLimit, now: datetime
+        self,
+        session: AsyncSession,
+        key: str,
+        limit: RateLimit,
+        now: datetime,
     ) -> CounterVerdict:
         # Make sure the row exists, then lock it: two first steps must not both read "idle".
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
@@ -87,7 +95,7 @@ class DatabaseCounters:
         return None
 
 
-# KEYS[1] = counter; ARGV = now_us, interval_us, tolerance_us (all integers as strings).
+# KEYS[1] = counter; ARGV = now_us, interval_us, tolerance_us (integers as strings).
 # Lua numbers are doubles: exact for integers below 2^53 (µs since 1970 are ~2^51), but
 # tostring() would print them in %.14g, so the value is formatted with %d before storing.
 _GCRA_US = """
@@ -114,11 +122,19 @@ class RedisCounters:
         self._script = self._client.register_script(_GCRA_US)
 
     async def step(
-        self, session: AsyncSession, key: str, limit: RateLimit, now: datetime
+        self,
+        session: AsyncSession,
+        key: str,
+        limit: RateLimit,
+        now: datetime,
     ) -> CounterVerdict:
         allowed, retry_us = await self._script(
             keys=[self._prefix + key],
-            args=[str(to_micros(now)), str(limit.interval_us), str(limit.tolerance_us)],
+            args=[
+                str(to_micros(now)),
+                str(limit.interval_us),
+                str(limit.tolerance_us),
+            ],
         )
         return CounterVerdict(bool(int(allowed)), int(retry_us) / 1_000_000)
 

@@ -8,6 +8,9 @@ process, and reported to `evaluate` as verdicts: an atomic check-and-count is th
 way when several processes send for one number. So a request counts against them as soon as
 it reaches the policy check, even if another rule then refuses it, as requests reaching
 Meta's edge do.
+
+A send without a wamid is only a question (preflight, in a read-only unit of work): the
+sources then peek, counting and locking nothing.
 """
 
 from __future__ import annotations
@@ -86,7 +89,7 @@ class TierSource:
         if send.template is None:
             return {}
         usage = await self._service.tier_facts(
-            session, send.phone.business_id, send.customer, send.now
+            session, send.phone.business_id, send.customer, send.now, lock=send.wamid is not None
         )
         return {"usage": usage}
 
