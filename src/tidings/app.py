@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from types import SimpleNamespace
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tidings import __version__
 from tidings.admin.routes import router as admin_router
@@ -56,10 +57,44 @@ def error_response(
 def is_graph(request: Request) -> bool:
     """The Cloud API surface: everything but the network core's /v1, the operator's /admin and
     the health routes."""
-    path = request.url.path
+    return is_graph_path(request.url.path)
+
+
+def is_graph_path(path: str) -> bool:
     return not (
         path == "/healthz" or path.startswith(("/v1/", "/admin/")) or path in ("/v1", "/admin")
     )
+
+
+class BodyLimit:
+    """Refuses a request whose declared body is over its route's limit, before reading it.
+
+    Plain ASGI on purpose: `@app.middleware("http")` (BaseHTTPMiddleware) runs every request,
+    including the API devices' in-process calls, through an extra task and memory streams,
+    which cost more than some handlers."""
+
+    def __init__(self, app: ASGIApp, limit_for: Callable[[str, str], int]) -> None:
+        self.app = app
+        self.limit_for = limit_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+            if length is not None:
+                path: str = scope["path"]
+                max_bytes = self.limit_for(scope["method"], path)
+                if not length.isdigit() or int(length) > max_bytes:
+                    await too_large(path, max_bytes)(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+def too_large(path: str, max_bytes: int) -> JSONResponse:
+    error = PayloadTooLarge(f"request body over the {max_bytes}-byte limit")
+    if is_graph_path(path):
+        code = 131053 if is_media_upload(path) else 100
+        return graph_response(GraphError(code, error.message, http_status=413))
+    return error_response(error.status, str(error.code), error.message)
 
 
 def graph_response(error: GraphError) -> JSONResponse:
@@ -145,28 +180,15 @@ def create_app(runtime: Runtime) -> FastAPI:
     default_max_bytes = runtime.settings.server.max_request_bytes
     attachment_max_bytes = runtime.attachments.max_bytes
 
-    def body_limit(request: Request) -> int:
+    def body_limit(method: str, path: str) -> int:
         """Files are bigger than anything else; their routes also count chunked bodies."""
-        path = request.url.path
-        if request.method == "POST" and path == "/v1/attachments":
+        if method == "POST" and path == "/v1/attachments":
             return attachment_max_bytes
-        if request.method == "POST" and is_media_upload(path):
+        if method == "POST" and is_media_upload(path):
             return max(default_max_bytes, MAX_UPLOAD_BODY)
         return default_max_bytes
 
-    @app.middleware("http")
-    async def limit_body(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        length = request.headers.get("content-length")
-        max_bytes = body_limit(request)
-        if length is not None and (not length.isdigit() or int(length) > max_bytes):
-            error = PayloadTooLarge(f"request body over the {max_bytes}-byte limit")
-            if is_graph(request):
-                code = 131053 if is_media_upload(request.url.path) else 100
-                return graph_response(GraphError(code, error.message, http_status=413))
-            return error_response(error.status, str(error.code), error.message)
-        return await call_next(request)
+    app.add_middleware(BodyLimit, limit_for=body_limit)
 
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> JSONResponse:

@@ -184,3 +184,18 @@ async def test_entry_points_only_start_conversations_and_need_an_answer_within_2
     clock.advance(days=2)
     await customer_writes(local, phone, {**QR_HELLO, "referral": {"source_type": "billboard"}})
     assert not (await decide(local, phone)).opens_entry_point
+
+
+async def test_preflight_counts_nothing(local, phone) -> None:
+    """The pair rate admits a burst of 45: asking 60 times first must not spend any of it."""
+    utility = template()
+    for _ in range(60):
+        decision = await local.business_messaging.preflight(
+            SendContext(phone, CUSTOMER, utility, local.clock.now())
+        )
+        assert decision.allowed
+    for _ in range(45):
+        await local.business_messaging.accept(phone, CUSTOMER, "template", {}, template=utility)
+    with pytest.raises(PolicyRefused) as refused:
+        await local.business_messaging.accept(phone, CUSTOMER, "template", {}, template=utility)
+    assert refused.value.reason.code == 131056

@@ -124,3 +124,62 @@ async def test_a_customer_who_blocks_the_business_gets_nothing_from_it(
         assert [m["type"] for m in receiver.messages()] == ["text", "text"]
     finally:
         await customer.close()
+
+
+async def test_a_block_in_the_network_alone_still_ends_in_131026(
+    shop, settings, clock, receiver, tmp_path
+) -> None:
+    made, server, graph = shop
+    create_approved(graph, made.waba_id, SHIPPED)
+    customer = await customer_device(settings, clock, server.url, tmp_path, window=False)
+    try:
+        first = await send(graph, made, PARCEL)
+        status_of(receiver, first, "sent")
+        # A client that blocks in the network without telling the business platform: the
+        # policy lets the send through, and the network refuses to file it.
+        assert await customer.block(BUSINESS) == [BUSINESS]
+        refused = await send(graph, made, PARCEL)
+        [error] = status_of(receiver, refused)["errors"]
+        assert error["code"] == 131026
+        await customer.unblock(BUSINESS)
+        again = await send(graph, made, PARCEL)
+        status_of(receiver, again, "sent")
+        got = messages(await collect(customer, lambda ev: len(messages(ev)) >= 2))
+        assert [m.content["template"]["name"] for m in got] == ["parcel_shipped"] * 2
+    finally:
+        await customer.close()
+
+
+async def test_block_business_tells_the_platform_and_the_network(
+    shop, settings, clock, receiver, tmp_path
+) -> None:
+    made, server, graph = shop
+    create_approved(graph, made.waba_id, SHIPPED)
+    customer = await customer_device(settings, clock, server.url, tmp_path)
+    try:
+        await customer.block_business(BUSINESS, report=True, reason="spam")
+        assert await customer.blocked() == [BUSINESS]
+        # The platform refuses before sending (its policy knows, as preflight shows).
+        await _wait_blocked(graph, made)
+        refused = await send(graph, made, PARCEL)
+        assert status_of(receiver, refused)["errors"][0]["code"] == 131026
+        await customer.unblock_business(BUSINESS)
+        assert await customer.blocked() == []
+    finally:
+        await customer.close()
+
+
+async def _wait_blocked(graph, made, timeout: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        answer = await asyncio.to_thread(
+            graph.get,
+            f"/v23.0/{made.phone_number_id}/preflight",
+            params={"to": CUSTOMER, "template": "parcel_shipped"},
+        )
+        if any(r["code"] == 131026 for r in answer.json()["reasons"]):
+            return
+        if loop.time() > deadline:
+            raise AssertionError("the block control was not applied in time")
+        await asyncio.sleep(0.05)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.accounts.models import Account, VerificationCode
+from tidings.accounts.models import Account, AccountBlock, VerificationCode
 
 
 class AccountRepository:
@@ -64,3 +64,40 @@ class AccountRepository:
             .where(VerificationCode.phone == phone, VerificationCode.used_at.is_(None))
             .values(used_at=now)
         )
+
+    # -- blocks -------------------------------------------------------------------------------
+
+    async def block(self, account_id: int, phone: str, now: datetime) -> None:
+        exists = await self.session.scalar(
+            select(AccountBlock.id).where(
+                AccountBlock.account_id == account_id, AccountBlock.blocked_phone == phone
+            )
+        )
+        if exists is None:
+            self.session.add(
+                AccountBlock(account_id=account_id, blocked_phone=phone, created_at=now)
+            )
+            await self.session.flush()
+
+    async def unblock(self, account_id: int, phone: str) -> None:
+        await self.session.execute(
+            delete(AccountBlock).where(
+                AccountBlock.account_id == account_id, AccountBlock.blocked_phone == phone
+            )
+        )
+
+    async def blocked_phones(self, account_id: int) -> list[str]:
+        rows = await self.session.scalars(
+            select(AccountBlock.blocked_phone)
+            .where(AccountBlock.account_id == account_id)
+            .order_by(AccountBlock.blocked_phone)
+        )
+        return list(rows.all())
+
+    async def blocks(self, account_id: int, phone: str) -> bool:
+        found = await self.session.scalar(
+            select(AccountBlock.id).where(
+                AccountBlock.account_id == account_id, AccountBlock.blocked_phone == phone
+            )
+        )
+        return found is not None

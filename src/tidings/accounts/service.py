@@ -190,3 +190,23 @@ class AccountService:
         account.device_list_version = version
         account.device_list_payload = payload
         account.device_list_signature = signature
+
+    # -- blocks -------------------------------------------------------------------------------
+
+    async def block(self, uow: UnitOfWork, account_id: int, raw_phone: str) -> str:
+        """`account_id` refuses envelopes from `raw_phone` from now on (idempotent)."""
+        phone = check_phone(raw_phone)
+        await AccountRepository(uow.session).block(account_id, phone, self._clock.now())
+        return phone
+
+    async def unblock(self, uow: UnitOfWork, account_id: int, raw_phone: str) -> str:
+        phone = check_phone(raw_phone)
+        await AccountRepository(uow.session).unblock(account_id, phone)
+        return phone
+
+    async def blocked_phones(self, uow: UnitOfWork, account_id: int) -> list[str]:
+        return await AccountRepository(uow.session).blocked_phones(account_id)
+
+    async def blocks(self, uow: UnitOfWork, account_id: int, phone: str) -> bool:
+        """Whether `account_id` blocked `phone`."""
+        return await AccountRepository(uow.session).blocks(account_id, phone)

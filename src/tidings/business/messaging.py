@@ -18,6 +18,7 @@ import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -125,6 +126,10 @@ class CustomerObserver(Protocol):
         ...
 
 
+class _RollBack(Exception):
+    """Ends a unit of work without committing it."""
+
+
 def is_transient(exc: SdkError) -> bool:
     """A failure worth retrying later (the core was unreachable or failed), not a refusal."""
     return exc.status is None or exc.status >= 500 or exc.code in ("network_error", "timeout")
@@ -167,9 +172,20 @@ class BusinessMessaging:
         return self._gate
 
     async def preflight(self, send: SendContext) -> Decision:
-        """What the policy would decide for `send` now, without storing or counting anything."""
-        async with self._database.read_only() as uow:
-            return await self._gate.decide(uow.session, send)
+        """What the policy would decide for `send` now, storing and counting nothing.
+
+        Some fact sources count while they gather (the rate counters step atomically, in the
+        database or in Redis), so the decision is taken in a unit of work that is always
+        rolled back, and `send.peek` tells sources not to touch stores outside it."""
+        peek = replace(send, peek=True, wamid=None)
+        decisions: list[Decision] = []
+        try:
+            async with self._database.unit_of_work() as uow:
+                decisions.append(await self._gate.decide(uow.session, peek))
+                raise _RollBack
+        except _RollBack:
+            pass
+        return decisions[0]
 
     # -- sealing ----------------------------------------------------------------------------
 
@@ -204,7 +220,7 @@ class BusinessMessaging:
         `failed`, with the `failed` status webhook queued in the same transaction.
         """
         async with self._database.unit_of_work() as uow:
-            return await self.accept_in(
+            wamid = await self.accept_in(
                 uow,
                 phone,
                 customer,
@@ -214,6 +230,8 @@ class BusinessMessaging:
                 callback_data=callback_data,
                 template=template,
             )
+            assert wamid is not None  # only `if_allowed` sends come back without one
+            return wamid
 
     async def accept_in(
         self,
@@ -226,9 +244,11 @@ class BusinessMessaging:
         context_wamid: str | None = None,
         callback_data: str | None = None,
         template: TemplateUse | None = None,
-    ) -> str:
+        if_allowed: bool = False,
+    ) -> str | None:
         """`accept` inside the caller's unit of work (e.g. a confirmation sent while an
-        inbound message is applied)."""
+        inbound message is applied). With `if_allowed`, a send the policy refuses (either
+        way) stores nothing, raises nothing and returns None."""
         now = self._clock.now()
         wamid = new_wamid()
         repository = BusinessRepository(uow.session)
@@ -246,6 +266,8 @@ class BusinessMessaging:
         send = SendContext(phone, customer, template, now, wamid)
         decision = await self._gate.decide(uow.session, send)
         refusal = how_refused(decision)
+        if refusal is not None and if_allowed:
+            return None
         if refusal is not None and refusal[0] is Reporting.SYNC:
             raise PolicyRefused(refusal[1])
         content: dict[str, Any] = {"type": kind, kind: payload}

@@ -47,6 +47,9 @@ class SendContext:
     now: datetime
     # The message's id once the send is accepted (None while only asking, as preflight does).
     wamid: str | None = None
+    # Only asking (preflight): the decision's unit of work is rolled back, and a source that
+    # keeps state outside the database (a Redis counter) must not change it.
+    peek: bool = False
 
 
 class PolicyRefused(AppError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tidings.cli import business, client, operators, server, templates
+from tidings.cli import business, chat, client, operators, server, templates
 
 app = typer.Typer(
     name="tidings",
@@ -17,6 +17,7 @@ operators.install(app)  # `tidings admin token ...`
 client.install(app)
 business.install(app)
 templates.install(app)
+chat.install(app)
 
 
 def main() -> None:

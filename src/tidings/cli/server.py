@@ -90,8 +90,13 @@ def install(app: typer.Typer) -> None:
         from tidings.app import create_app
 
         runtime = build_runtime(settings)
+        shop = None
         if demo:
-            asyncio.run(_print_demo(settings, host, port))
+            from tidings.cli.demo import start_shop
+
+            api_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+            shop = asyncio.run(start_shop(settings, api_url))
+            asyncio.run(_print_demo(settings, host, port, shop))
         url = f"http://{host}:{port}"
         out.print(f"Tidings is listening on [bold]{url}[/bold]  (data: {settings.data_dir})")
         uvicorn.run(
@@ -102,6 +107,8 @@ def install(app: typer.Typer) -> None:
             ws_ping_interval=settings.server.websocket_heartbeat_seconds,
             ws_ping_timeout=settings.server.websocket_heartbeat_seconds,
         )
+        if shop is not None:
+            shop.stop()
         if lock is not None:
             lock.close()
 
@@ -140,17 +147,24 @@ async def _invite(settings: Settings, phone: str) -> Any:
         await runtime.close()
 
 
-async def _print_demo(settings: Settings, host: str, port: int) -> None:
+async def _print_demo(settings: Settings, host: str, port: int, shop: Any) -> None:
     lines = []
     for phone in DEMO_PHONES:
         issued = await _invite(settings, phone)
         lines.append((phone, issued.code))
     server = f"http://{host}:{port}"
-    out.print("[bold]Demo invitations[/bold] (one-time codes, valid for 7 days):")
-    for index, (phone, code) in enumerate(lines, start=1):
-        profile = f"~/.tidings/demo{index}"
+    if shop is not None:
         out.print(
-            f"  tidings register --server {server} --phone {phone} --code {code}"
-            f" --profile {profile}",
+            f"[bold]Demo business[/bold] Acme Demo Shop is {shop.phone}: its bot answers through"
+            f" the Business API (webhooks at {shop.webhook_url}).",
             highlight=False,
         )
+    out.print("[bold]Demo customers[/bold] (one-time invites, valid for 7 days); open the app:")
+    for (phone, code), name in zip(lines, ("alice", "bob"), strict=True):
+        out.print(
+            f"  tidings chat --server {server} --phone {phone} --code {code}"
+            f" --profile ~/.tidings/{name}" + (f" --open {shop.phone}" if shop else ""),
+            highlight=False,
+        )
+    if shop is not None:
+        out.print(f"and write 'hi' to the shop ({shop.phone}).", highlight=False)

@@ -43,3 +43,21 @@ async def fetch(
 @router.post("/mailbox/ack")
 async def ack(body: api.AckRequest, device: Device, request: Request) -> api.AckResponse:
     return api.AckResponse(deleted=await mailbox_of(request).ack(device, body.seqs))
+
+
+@router.get("/blocks")
+async def blocked(device: Device, request: Request) -> api.BlockList:
+    return api.BlockList(blocked=await mailbox_of(request).blocked(device))
+
+
+@router.put("/blocks/{phone}")
+async def block(phone: str, device: Device, request: Request) -> api.BlockList:
+    """Refuse envelopes from `phone` (a sender then gets 403 `blocked`)."""
+    await mailbox_of(request).block(device, phone)
+    return api.BlockList(blocked=await mailbox_of(request).blocked(device))
+
+
+@router.delete("/blocks/{phone}")
+async def unblock(phone: str, device: Device, request: Request) -> api.BlockList:
+    await mailbox_of(request).unblock(device, phone)
+    return api.BlockList(blocked=await mailbox_of(request).blocked(device))

@@ -13,7 +13,7 @@ from tidings.config import LimitsSettings
 from tidings.db.uow import Database, UnitOfWork
 from tidings.devices.models import Device
 from tidings.devices.service import DeviceContext, DeviceService
-from tidings.errors import Conflict, ValidationFailed
+from tidings.errors import Conflict, Forbidden, ValidationFailed
 from tidings.kit.clock import Clock, to_millis
 from tidings.kit.ids import b64decode, b64encode, new_uuid
 from tidings.mailbox.models import EnvelopeRow
@@ -64,6 +64,13 @@ class MailboxService:
             )
         async with self._database.unit_of_work() as uow:
             recipient = await self._accounts.find(uow, to_phone)
+            if recipient.id != ctx.account_id and await self._accounts.blocks(
+                uow, recipient.id, ctx.phone
+            ):
+                raise Forbidden(
+                    f"{to_phone} does not accept messages from {ctx.phone}",
+                    code=ErrorCode.BLOCKED,
+                )
             targets = await self._resolve_targets(uow, ctx, recipient, by_phone)
             now = self._clock.now()
             repository = MailboxRepository(uow.session)
@@ -140,6 +147,24 @@ class MailboxService:
                 f"{recipient.phone} has no active device", code=ErrorCode.UNKNOWN_ACCOUNT
             )
         return targets
+
+    # -- blocks -----------------------------------------------------------------------------
+
+    async def block(self, ctx: DeviceContext, phone: str) -> str:
+        """The caller's account refuses envelopes from `phone` (any of its devices may ask)."""
+        async with self._database.unit_of_work() as uow:
+            blocked = await self._accounts.block(uow, ctx.account_id, phone)
+            if blocked == ctx.phone:
+                raise ValidationFailed("an account cannot block itself")
+            return blocked
+
+    async def unblock(self, ctx: DeviceContext, phone: str) -> str:
+        async with self._database.unit_of_work() as uow:
+            return await self._accounts.unblock(uow, ctx.account_id, phone)
+
+    async def blocked(self, ctx: DeviceContext) -> list[str]:
+        async with self._database.read_only() as uow:
+            return await self._accounts.blocked_phones(uow, ctx.account_id)
 
     async def receipt(self, ctx: DeviceContext, request: api.ReceiptRequest) -> int:
         """File a receipt for every device of the original sender (and, for reads, for the

@@ -288,3 +288,9 @@ class DeviceListNotice(Wire):
 
     phone: str
     version: int
+
+
+class BlockList(BaseModel):
+    """`GET /v1/blocks`: the numbers this account refuses envelopes from."""
+
+    blocked: list[str]

@@ -31,4 +31,5 @@ class ErrorCode(StrEnum):
     LINK_EXPIRED = "link_expired"
     LINK_STATE = "link_state"
     NO_DEVICE_LIST = "no_device_list"
+    BLOCKED = "blocked"  # the recipient blocked the sender: nothing is filed
     INTERNAL = "internal_error"

@@ -361,6 +361,43 @@ class DeviceClient:
                 )
             )
 
+    # -- blocking ---------------------------------------------------------------------------
+
+    async def block(self, phone: str) -> list[str]:
+        """Refuse everything `phone` sends from now on: the network files none of its
+        envelopes for any of our devices (its sends fail with `blocked`). Returns our block
+        list."""
+        return await self.api.block(check_phone(phone))
+
+    async def unblock(self, phone: str) -> list[str]:
+        return await self.api.unblock(check_phone(phone))
+
+    async def blocked(self) -> list[str]:
+        return await self.api.blocked()
+
+    async def block_business(
+        self, business: str, *, report: bool = False, reason: str | None = None
+    ) -> None:
+        """Block a business: tell its platform (the `block` control of the content contract,
+        which stops every number of the business and counts toward its quality rating), then
+        the network."""
+        control: dict[str, Any] = {"blocked": True, "report": report}
+        if reason is not None:
+            control["reason"] = reason
+        await self.send_content(business, {"type": "block", "block": control})
+        await self.block(business)
+
+    async def unblock_business(self, business: str) -> None:
+        await self.unblock(business)
+        await self.send_content(business, {"type": "block", "block": {"blocked": False}})
+
+    async def stop_promotions(self, business: str, stop: bool = True) -> None:
+        """The client's "Stop promotions" (or "Resume") for a business."""
+        choice = "stop" if stop else "resume"
+        await self.send_content(
+            business, {"type": "preferences", "preferences": {"marketing": choice}}
+        )
+
     # -- receiving (see receive.py) ---------------------------------------------------------
 
     async def sync(self) -> list[Event]:

@@ -79,6 +79,8 @@ class StoredMessage:
     status: str
     delivered_to: list[str] = field(default_factory=list)
     read_by: list[str] = field(default_factory=list)
+    # Per device, for message info: [{"type", "by", "device", "ts"}], first receipt of each.
+    receipts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -96,9 +98,15 @@ class StoredMessage:
     def from_dict(cls, raw: dict[str, Any]) -> StoredMessage:
         return cls(**raw)
 
-    def apply_receipt(self, kind: str, by: str) -> bool:
+    def apply_receipt(
+        self, kind: str, by: str, by_device: int | None = None, ts: int | None = None
+    ) -> bool:
         """Record a receipt; True if the visible status moved forward."""
         before = self.status
+        if by_device is not None and not any(
+            r["type"] == kind and r["by"] == by and r["device"] == by_device for r in self.receipts
+        ):
+            self.receipts.append({"type": kind, "by": by, "device": by_device, "ts": ts})
         target = self.read_by if kind == "read" else self.delivered_to
         if by not in target:
             target.append(by)

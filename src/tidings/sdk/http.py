@@ -114,6 +114,19 @@ class ServerApi:
         result = await self._call("PUT", "/v1/devices/list", _Version, body=request)
         return result.version
 
+    # -- blocks -----------------------------------------------------------------------------
+
+    async def block(self, phone: str) -> list[str]:
+        path = f"/v1/blocks/{_phone_path(phone)}"
+        return (await self._call("PUT", path, api.BlockList)).blocked
+
+    async def unblock(self, phone: str) -> list[str]:
+        path = f"/v1/blocks/{_phone_path(phone)}"
+        return (await self._call("DELETE", path, api.BlockList)).blocked
+
+    async def blocked(self) -> list[str]:
+        return (await self._call("GET", "/v1/blocks", api.BlockList)).blocked
+
     # -- linking ----------------------------------------------------------------------------
 
     async def open_link(self) -> api.LinkCreated:

@@ -361,7 +361,7 @@ class Receiver:
                     if (stored.direction == "in") == mine and (
                         mine or stored.conversation == body.by
                     ):
-                        stored.apply_receipt(body.type, body.by)
+                        stored.apply_receipt(body.type, body.by, body.by_device, envelope.server_ts)
                         state.put_message(stored)
             receipt = ReceiptEvent(body.type, tuple(body.message_ids), body.by, body.by_device)
             state.journal({"event": "receipt", **asdict(receipt), "server_ts": envelope.server_ts})

@@ -318,6 +318,9 @@ class State:
         ).fetchall()
         return [self._message(key, blob) for key, blob in reversed(rows)]
 
+    def delete_messages(self, keys: list[str]) -> None:
+        self._db.executemany("DELETE FROM messages WHERE key = ?", [(key,) for key in keys])
+
     def _message(self, key: str, blob: bytes) -> StoredMessage:
         raw = jsonutil.loads(self._store.unseal(f"message/{key}", blob))
         return StoredMessage.from_dict(raw)

@@ -57,6 +57,16 @@ class PhoneQualityService:
         async with self._database.read_only() as uow:
             return await self._rate(uow, phone)
 
+    async def business_quality(self, business_id: int) -> Quality:
+        """The worst rating among the business's numbers (what gates its tier upgrades;
+        `limits.MessagingLimits.quality` reads it)."""
+        ratings = [
+            await self.current(phone)
+            for phone in await self._businesses.all_phones()
+            if phone.business_id == business_id
+        ]
+        return max(ratings, key=lambda q: _RANK[q], default=Quality.GREEN)
+
     async def _rate(self, uow: UnitOfWork, phone: PhoneInfo) -> Quality:
         now = self._clock.now()
         rows = await SignalsRepository(uow.session).signals_of_phone(

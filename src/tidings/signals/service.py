@@ -30,7 +30,6 @@ from typing import Any
 from tidings.business.inbound import referral_of
 from tidings.business.messaging import BusinessMessaging, WebhookSink
 from tidings.business.models import BusinessMessage
-from tidings.business.policy_gate import SendContext
 from tidings.business.service import PhoneInfo
 from tidings.db.uow import Database, UnitOfWork
 from tidings.errors import ValidationFailed
@@ -267,10 +266,9 @@ class SignalService:
     async def _reply(self, uow: UnitOfWork, phone: PhoneInfo, customer: str, text: str) -> None:
         """Confirm to the customer, if the policy lets a free-form message through now (a
         control outside the service window is recorded but not answered)."""
-        send = SendContext(phone, customer, None, self._clock.now())
-        if not (await self._messaging.gate.decide(uow.session, send)).allowed:
-            return
-        await self._messaging.accept_in(uow, phone, customer, "text", {"body": text})
+        await self._messaging.accept_in(
+            uow, phone, customer, "text", {"body": text}, if_allowed=True
+        )
 
     def _append(
         self, uow: UnitOfWork, business_id: int, customer: str, event: ConsentEvent
