@@ -147,7 +147,7 @@ async def test_redis_counters_are_exact_at_the_burst_edge(
     try:
         verdicts = [await counters.step(None, "throughput", limit, now) for _ in range(burst)]  # type: ignore[arg-type]
         assert all(v.allowed for v in verdicts)
-        peeked = await counters.step(None, "throughput", limit, now, commit=False)  # type: ignore[arg-type]
+        peeked = await counters.peek(None, "throughput", limit, now)  # type: ignore[arg-type]
         refused = await counters.step(None, "throughput", limit, now)  # type: ignore[arg-type]
         assert peeked == refused
         assert not refused.allowed and refused.retry_after == step_us / 1_000_000
@@ -155,7 +155,7 @@ async def test_redis_counters_are_exact_at_the_burst_edge(
         assert not (await counters.step(None, "throughput", limit, later)).allowed  # type: ignore[arg-type]
         later = now + timedelta(microseconds=step_us)
         for _ in range(3):  # asking does not count
-            assert (await counters.step(None, "throughput", limit, later, commit=False)).allowed  # type: ignore[arg-type]
+            assert (await counters.peek(None, "throughput", limit, later)).allowed  # type: ignore[arg-type]
         assert (await counters.step(None, "throughput", limit, later)).allowed  # type: ignore[arg-type]
         assert not (await counters.step(None, "throughput", limit, later)).allowed  # type: ignore[arg-type]
     finally:

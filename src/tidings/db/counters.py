@@ -49,11 +49,14 @@ class CounterStore(Protocol):
         key: str,
         limit: RateLimit,
         now: datetime,
-        *,
-        commit: bool = True,
     ) -> CounterVerdict:
-        """Count one event on `key` at `now` if `limit` allows it; report the verdict.
-        With `commit=False` only say what the verdict would be (a preflight question)."""
+        """Count one event on `key` at `now` if `limit` allows it; report the verdict."""
+        ...
+
+    async def peek(
+        self, session: AsyncSession, key: str, limit: RateLimit, now: datetime
+    ) -> CounterVerdict:
+        """The verdict `step` would give now, counting nothing (a preflight asks this)."""
         ...
 
     async def close(self) -> None: ...
@@ -66,13 +69,7 @@ class DatabaseCounters:
         key: str,
         limit: RateLimit,
         now: datetime,
-        *,
-        commit: bool = True,
     ) -> CounterVerdict:
-        if not commit:
-            tat = await session.scalar(select(PolicyCounter.tat_us).where(PolicyCounter.key == key))
-            peeked = gcra(CounterState(tat or 0), limit, now)
-            return CounterVerdict(peeked.allowed, peeked.retry_after)
         # Make sure the row exists, then lock it: two first steps must not both read "idle".
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         await session.execute(
@@ -87,11 +84,18 @@ class DatabaseCounters:
             row.tat_us = result.state.tat_us
         return CounterVerdict(result.allowed, result.retry_after)
 
+    async def peek(
+        self, session: AsyncSession, key: str, limit: RateLimit, now: datetime
+    ) -> CounterVerdict:
+        tat_us = await session.scalar(select(PolicyCounter.tat_us).where(PolicyCounter.key == key))
+        result = gcra(CounterState(tat_us or 0), limit, now)
+        return CounterVerdict(result.allowed, result.retry_after)
+
     async def close(self) -> None:
         return None
 
 
-# KEYS[1] = counter; ARGV = now_us, interval_us, tolerance_us (integers as strings), commit.
+# KEYS[1] = counter; ARGV = now_us, interval_us, tolerance_us (integers as strings).
 # Lua numbers are doubles: exact for integers below 2^53 (µs since 1970 are ~2^51), but
 # tostring() would print them in %.14g, so the value is formatted with %d before storing.
 _GCRA_US = """
@@ -104,9 +108,6 @@ local new_tat = tat + interval
 local allow_at = new_tat - tolerance
 if allow_at > now then
   return {0, string.format('%d', allow_at - now)}
-end
-if ARGV[4] ~= '1' then
-  return {1, '0'}
 end
 local ttl_ms = math.ceil((new_tat - now) / 1000) + 1000
 redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', ttl_ms)
@@ -126,8 +127,6 @@ class RedisCounters:
         key: str,
         limit: RateLimit,
         now: datetime,
-        *,
-        commit: bool = True,
     ) -> CounterVerdict:
         allowed, retry_us = await self._script(
             keys=[self._prefix + key],
@@ -135,10 +134,16 @@ class RedisCounters:
                 str(to_micros(now)),
                 str(limit.interval_us),
                 str(limit.tolerance_us),
-                "1" if commit else "0",
             ],
         )
         return CounterVerdict(bool(int(allowed)), int(retry_us) / 1_000_000)
+
+    async def peek(
+        self, session: AsyncSession, key: str, limit: RateLimit, now: datetime
+    ) -> CounterVerdict:
+        tat = await self._client.get(self._prefix + key)
+        result = gcra(CounterState(int(tat or 0)), limit, now)
+        return CounterVerdict(result.allowed, result.retry_after)
 
     async def close(self) -> None:
         await self._client.aclose()

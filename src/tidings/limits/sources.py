@@ -9,8 +9,8 @@ way when several processes send for one number. So a request counts against them
 it reaches the policy check, even if another rule then refuses it, as requests reaching
 Meta's edge do.
 
-A send that is only a question (`SendContext.peek`, preflight; it has no wamid) counts
-nothing: the counters and the tier row are only read.
+A send without a wamid is only a question (preflight, in a read-only unit of work): the
+sources then peek, counting and locking nothing.
 """
 
 from __future__ import annotations
@@ -23,11 +23,6 @@ from tidings.business.policy_gate import SendContext
 from tidings.db.counters import CounterStore
 from tidings.limits.service import MessagingLimits
 from tidings.policy.evaluate import Decision, Limits
-
-
-def counts(send: SendContext) -> bool:
-    """Whether gathering for `send` may count and lock (a real send, not a question)."""
-    return not send.peek and send.wamid is not None
 
 
 def throughput_key(phone_number_id: str) -> str:
@@ -48,12 +43,13 @@ class ThroughputSource:
 
     async def gather(self, session: AsyncSession, send: SendContext) -> dict[str, Any]:
         level = await self._service.throughput_level(session, send.phone.phone_pk)
-        verdict = await self._counters.step(
+        # A preflight (`send.peek`) asks without counting.
+        count = self._counters.peek if send.peek else self._counters.step
+        verdict = await count(
             session,
             throughput_key(send.phone.phone_number_id),
             self._limits.throughput.for_level(level),
             send.now,
-            commit=counts(send),
         )
         return {"throughput_level": level, "throughput_verdict": verdict}
 
@@ -69,12 +65,12 @@ class PairRateSource:
         self._limits = limits
 
     async def gather(self, session: AsyncSession, send: SendContext) -> dict[str, Any]:
-        verdict = await self._counters.step(
+        count = self._counters.peek if send.peek else self._counters.step
+        verdict = await count(
             session,
             pair_key(send.phone.phone_number_id, send.customer),
             self._limits.pair_rate,
             send.now,
-            commit=counts(send),
         )
         return {"pair_verdict": verdict}
 
@@ -93,7 +89,7 @@ class TierSource:
         if send.template is None:
             return {}
         usage = await self._service.tier_facts(
-            session, send.phone.business_id, send.customer, send.now, lock=counts(send)
+            session, send.phone.business_id, send.customer, send.now, lock=send.wamid is not None
         )
         return {"usage": usage}
 

@@ -174,6 +174,7 @@ class ChatApp(App[None]):
         self.controls = Controls(client, self.conversations)
         self.sub_title = client.phone
         await self.refresh_screen()
+        self.check_profiles()
         if self.initial_chat:
             try:
                 await self.open_chat(check_phone(self.initial_chat))
@@ -190,10 +191,11 @@ class ChatApp(App[None]):
 
     def set_connection(self, state: str, *, ok: bool = True) -> None:
         self.connection = state
-        label = self.query_one("#connection", Label)
         phone = self.client.phone if self.client else ""
-        label.update(f"{phone}  ●  {state}" if phone else state)
-        label.set_class(not ok, "offline")
+        with contextlib.suppress(NoMatches):  # the app may be closing
+            label = self.query_one("#connection", Label)
+            label.update(f"{phone}  ●  {state}" if phone else state)
+            label.set_class(not ok, "offline")
         self._bump()
 
     @work(exclusive=True, group="connection")
@@ -236,6 +238,23 @@ class ChatApp(App[None]):
         if changed or events:
             await self.refresh_screen()
             self.mark_open_chat_read()
+            self.check_profiles()
+
+    @work(exclusive=True, group="profiles")
+    async def check_profiles(self) -> None:
+        """Learn which chats are businesses, and their verified names, from the platform."""
+        if self.client is None or self.conversations is None:
+            return
+        peers = self.conversations.unchecked_profiles()
+        if self.peer is not None and not self.conversations.settings(self.peer).profile_checked:
+            peers.append(self.peer)
+        for peer in dict.fromkeys(peers):
+            try:
+                await self.conversations.check_profile(self.client.api, peer)
+            except SdkError:
+                return  # offline: asked again after the next event
+        if peers:
+            await self.refresh_screen()
 
     # -- screen updates ---------------------------------------------------------------------
 
@@ -340,6 +359,7 @@ class ChatApp(App[None]):
         self.query_one("#replying", Label).update("")
         await self.refresh_screen()
         self.mark_open_chat_read()
+        self.check_profiles()
         self.query_one("#composer", Input).focus()
 
     @work(group="read")
