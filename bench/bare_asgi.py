@@ -85,4 +85,5 @@ if __name__ == "__main__":
         log_level="warning",
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,
+        ws_per_message_deflate=False,  # as `tidings serve` runs
     )

@@ -7,8 +7,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from limits_support import customers, provision, send
+from limits_support import customers, provision, send, template
 
+from tidings.business.policy_gate import SendContext
 from tidings.config import Settings
 from tidings.db.counters import RedisCounters
 from tidings.kit.clock import FrozenClock
@@ -146,11 +147,30 @@ async def test_redis_counters_are_exact_at_the_burst_edge(
     try:
         verdicts = [await counters.step(None, "throughput", limit, now) for _ in range(burst)]  # type: ignore[arg-type]
         assert all(v.allowed for v in verdicts)
+        peeked = await counters.peek(None, "throughput", limit, now)  # type: ignore[arg-type]
         refused = await counters.step(None, "throughput", limit, now)  # type: ignore[arg-type]
+        assert peeked == refused
         assert not refused.allowed and refused.retry_after == step_us / 1_000_000
         later = now + timedelta(microseconds=step_us - 1)
         assert not (await counters.step(None, "throughput", limit, later)).allowed  # type: ignore[arg-type]
         later = now + timedelta(microseconds=step_us)
+        for _ in range(3):  # asking does not count
+            assert (await counters.peek(None, "throughput", limit, later)).allowed  # type: ignore[arg-type]
         assert (await counters.step(None, "throughput", limit, later)).allowed  # type: ignore[arg-type]
+        assert not (await counters.step(None, "throughput", limit, later)).allowed  # type: ignore[arg-type]
     finally:
         await counters.close()
+
+
+async def test_a_preflight_question_counts_nothing(runtime, clock) -> None:
+    """A send without a wamid is only asked about (preflight, read-only): counters peek."""
+    phone = await provision(runtime, BUSINESS)
+    question = SendContext(phone, CUSTOMER, template(), clock.now())
+    for _ in range(44):
+        assert (await send(runtime, phone, CUSTOMER)).allowed
+    for _ in range(10):
+        assert (await runtime.business_messaging.preflight(question)).allowed
+    assert (await send(runtime, phone, CUSTOMER)).allowed  # the 45th
+    refused = await runtime.business_messaging.preflight(question)
+    assert refused.rules == (Rule.PAIR_RATE,)
+    assert (await send(runtime, phone, CUSTOMER)).rules == (Rule.PAIR_RATE,)

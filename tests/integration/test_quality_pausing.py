@@ -167,3 +167,19 @@ async def test_the_phone_number_rating_follows_signals_and_recovers(local, phone
     last = (await events(local, phone, "phone_number_quality_update"))[-1]
     assert (last["event"], last["quality_rating"]) == ("UNFLAGGED", "GREEN")
     assert await local.phone_quality.evaluate_all() == 0
+
+
+async def test_a_red_number_gets_no_messaging_limit_upgrade(local, phone, clock) -> None:
+    """Half the limit used would earn an upgrade (tests/integration/test_tiers_limits.py),
+    but not while the business's number is RED."""
+    await approved(local, phone, "parcel_notice", "UTILITY")
+    crowd = [f"+1555040{n:04d}" for n in range(130)]
+    await send_and_deliver(local, phone, "parcel_notice", crowd)
+    for customer in crowd[:4]:
+        await block_by(local, phone, customer)
+    assert await local.phone_quality.business_quality(phone.business_id) is Quality.RED
+    clock.advance(hours=7)
+    assert await local.messaging_limits.review_tiers() == 0
+    clock.advance(hours=7)
+    assert await local.messaging_limits.review_tiers() == 0
+    assert str((await local.messaging_limits.phone_limits(phone)).tier) == "TIER_250"

@@ -571,4 +571,10 @@ class BusinessMessaging:
         async with self._devices.lock(phone.phone_number_id):
             await client.mark_read(customer, [e2e_id])
             if typing:
-                await client.send_typing(customer)
+                try:
+                    await client.send_typing(customer)
+                except SdkError as exc:
+                    # A customer who blocked the number in the network refuses the indicator;
+                    # the business is not told (as for 131026), and its read still counts.
+                    if exc.code != "blocked":
+                        raise

@@ -106,6 +106,9 @@ def install(app: typer.Typer) -> None:
             log_level=log_level,
             ws_ping_interval=settings.server.websocket_heartbeat_seconds,
             ws_ping_timeout=settings.server.websocket_heartbeat_seconds,
+            # Frames carry ciphertext, which does not compress; per-connection deflate state
+            # would cost memory on every idle device connection (see docs/performance.md).
+            ws_per_message_deflate=False,
         )
         if shop is not None:
             shop.stop()

@@ -7,6 +7,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from tidings.db.sqlite_inline import inline_connector
+
 
 def make_engine(
     url: str, *, echo: bool = False, pool_size: int = 10, read_only: bool = False
@@ -24,8 +26,13 @@ def _sqlite_engine(url: str, *, echo: bool, begin: str) -> AsyncEngine:
     # One connection per checkout and BEGIN IMMEDIATE for every transaction: SQLite has a single
     # writer, and taking the write lock up front turns "database is locked" upgrade deadlocks
     # into orderly waiting on busy_timeout.
+    # Statements run on the event loop's thread, not aiosqlite's worker (see sqlite_inline).
     engine = create_async_engine(
-        url, echo=echo, pool_size=5, max_overflow=5, connect_args={"timeout": 30}
+        url,
+        echo=echo,
+        pool_size=5,
+        max_overflow=5,
+        async_creator=inline_connector(url, timeout=30),
     )
 
     @event.listens_for(engine.sync_engine, "connect")

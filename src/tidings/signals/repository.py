@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.signals.models import (
@@ -130,14 +130,6 @@ class SignalsRepository:
             )
         )
         return rows.all()
-
-    async def signal_count(self, phone_pk: int, kind: str) -> int:
-        count = await self.session.scalar(
-            select(func.count())
-            .select_from(CustomerSignal)
-            .where(CustomerSignal.phone_id == phone_pk, CustomerSignal.kind == kind)
-        )
-        return int(count or 0)
 
     # -- phone quality ----------------------------------------------------------------------
 
