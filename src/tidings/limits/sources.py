@@ -9,8 +9,8 @@ way when several processes send for one number. So a request counts against them
 it reaches the policy check, even if another rule then refuses it, as requests reaching
 Meta's edge do.
 
-A send without a wamid is only a question (preflight, in a read-only unit of work): the
-sources then peek, counting and locking nothing.
+A question (`SendContext.peek`, preflight, in a unit of work that is rolled back) counts and
+locks nothing: the counters are peeked at and the tier row is only read.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class TierSource:
         if send.template is None:
             return {}
         usage = await self._service.tier_facts(
-            session, send.phone.business_id, send.customer, send.now, lock=send.wamid is not None
+            session, send.phone.business_id, send.customer, send.now, lock=not send.peek
         )
         return {"usage": usage}
 
