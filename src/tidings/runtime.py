@@ -326,7 +326,7 @@ def policy_limits(policy: PolicySettings) -> Limits:
     """The pure policy core's numbers, from the operator's `policy` settings."""
     cap = (
         None
-        if policy.marketing_cap is None
+        if not policy.marketing_cap_enabled
         else MarketingCap(
             count=policy.marketing_cap,
             period=timedelta(hours=policy.marketing_cap_period_hours),

@@ -177,7 +177,7 @@ async def test_a_red_number_gets_no_messaging_limit_upgrade(local, phone, clock)
     await send_and_deliver(local, phone, "parcel_notice", crowd)
     for customer in crowd[:4]:
         await block_by(local, phone, customer)
-    assert await local.phone_quality.business_quality(phone.business_id) is Quality.RED
+    assert await local.messaging_limits.quality.business_quality(phone.business_id) is Quality.RED
     clock.advance(hours=7)
     assert await local.messaging_limits.review_tiers() == 0
     clock.advance(hours=7)

@@ -2,7 +2,8 @@
 signals of the last 7 days weighted by recency (policy/quality.py holds the formula).
 
 - `current(phone)` computes the rating now: the phone node's `quality_rating` and the tier
-  code (scale-up needs it) read it.
+  code (`limits.WorstPhoneQuality`: scale-up needs the business's worst number GREEN or
+  YELLOW) read it.
 - `evaluate(uow, phone)` stores the rating and, when it changed, queues a
   `phone_number_quality_update` webhook: `event` FLAGGED when the rating got worse, UNFLAGGED
   when it got better (Meta's values), plus `quality_rating` / `previous_quality_rating`
@@ -56,16 +57,6 @@ class PhoneQualityService:
         """The number's rating now (GREEN while there is too little to judge)."""
         async with self._database.read_only() as uow:
             return await self._rate(uow, phone)
-
-    async def business_quality(self, business_id: int) -> Quality:
-        """The worst rating among the business's numbers (what gates its tier upgrades;
-        `limits.MessagingLimits.quality` reads it)."""
-        ratings = [
-            await self.current(phone)
-            for phone in await self._businesses.all_phones()
-            if phone.business_id == business_id
-        ]
-        return max(ratings, key=lambda q: _RANK[q], default=Quality.GREEN)
 
     async def _rate(self, uow: UnitOfWork, phone: PhoneInfo) -> Quality:
         now = self._clock.now()
