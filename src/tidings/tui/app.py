@@ -196,7 +196,7 @@ class ChatApp(App[None]):
             label = self.query_one("#connection", Label)
             label.update(f"{phone}  ●  {state}" if phone else state)
             label.set_class(not ok, "offline")
-        self._bump()
+        self.bump()
 
     @work(exclusive=True, group="connection")
     async def stay_connected(self) -> None:
@@ -258,7 +258,7 @@ class ChatApp(App[None]):
 
     # -- screen updates ---------------------------------------------------------------------
 
-    def _bump(self) -> None:
+    def bump(self) -> None:
         self.revision += 1
         self._changed.set()
         self._changed = asyncio.Event()
@@ -290,7 +290,7 @@ class ChatApp(App[None]):
         title = self.query_one("#chat-title", Label)
         if self.peer is None or self.conversations is None:
             await container.remove_children()
-            self._bump()
+            self.bump()
             return
         title.update(self._chat_heading(self.peer))
         history = self.conversations.messages(self.peer)
@@ -325,7 +325,7 @@ class ChatApp(App[None]):
         if new_boxes:
             await container.mount_all(new_boxes)
             container.scroll_end(animate=False)
-        self._bump()
+        self.bump()
 
     def _chat_heading(self, peer: str) -> str:
         assert self.conversations is not None
@@ -461,7 +461,7 @@ class ChatApp(App[None]):
         self.last_saved = target
         if self.open_files:
             self.open_url(target.as_uri())
-        self._bump()
+        self.bump()
 
     @on(MessageBox.InfoRequested)
     def info_requested(self, event: MessageBox.InfoRequested) -> None:
