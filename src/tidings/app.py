@@ -24,6 +24,7 @@ from tidings.business_api.graph_errors import GraphError, graph_envelope, map_an
 from tidings.business_api.media_routes import MAX_UPLOAD_BODY, is_media_upload
 from tidings.business_api.media_routes import router as media_router
 from tidings.business_api.openapi import router as business_openapi_router
+from tidings.business_api.profiles import router as business_profiles_router
 from tidings.business_api.routes import router as business_router
 from tidings.devices.routes import router as devices_router
 from tidings.errors import AppError, PayloadTooLarge
@@ -159,6 +160,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(mailbox_router)
     app.include_router(gateway_router)
     app.include_router(attachments_router)
+    app.include_router(business_profiles_router)  # /v1/business-profiles/{phone}
 
     @app.get("/healthz")
     async def health() -> dict[str, str]:

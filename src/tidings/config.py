@@ -119,8 +119,10 @@ class PolicySettings(BaseModel):
     free_entry_point_hours: float = Field(default=72.0, gt=0)
     entry_point_reply_within_hours: float = Field(default=24.0, gt=0)
     # Marketing templates one customer may receive from all businesses together in a rolling
-    # period (Meta does not publish its number). None turns the cap off.
-    marketing_cap: int | None = Field(default=4, ge=0)
+    # period (Meta does not publish its number). `marketing_cap_enabled = false` turns it off
+    # (TOML has no null).
+    marketing_cap_enabled: bool = True
+    marketing_cap: int = Field(default=4, ge=0)
     marketing_cap_period_hours: float = Field(default=24.0, gt=0)
     # A customer whose service window is open asked to talk: the cap does not apply.
     marketing_cap_exempt_in_window: bool = True

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
 
 from tidings.accounts.service import AccountService
 from tidings.accounts.verification import HttpSmsProvider, OperatorProvider, VerificationProvider
@@ -21,7 +20,7 @@ from tidings.business.idempotency import IdempotencyKeys
 from tidings.business.media import BusinessMediaService
 from tidings.business.messaging import BusinessMessaging
 from tidings.business.policy_gate import PolicyGate
-from tidings.business.service import BusinessService, PhoneInfo
+from tidings.business.service import BusinessService
 from tidings.business.tasks import BusinessWorker, outbound_topic
 from tidings.business_api.shapes import CloudShapes
 from tidings.config import PolicySettings, Settings
@@ -30,11 +29,11 @@ from tidings.db.counters import CounterStore, DatabaseCounters, RedisCounters
 from tidings.db.engine import make_engine
 from tidings.db.ratelimit import DatabaseRateLimiter, RateLimiter
 from tidings.db.ratelimit_redis import RedisRateLimiter
-from tidings.db.uow import Database, UnitOfWork
+from tidings.db.uow import Database
 from tidings.devices.linking import LinkService, link_topic
 from tidings.devices.service import DeviceService
 from tidings.kit.clock import Clock, SystemClock
-from tidings.limits.service import MessagingLimits, TierSettings
+from tidings.limits.service import MessagingLimits, TierSettings, WorstPhoneQuality
 from tidings.limits.sources import PairRateSource, ThroughputSource, TierSource
 from tidings.mailbox.service import MailboxService
 from tidings.outbound import OutboundPolicy
@@ -260,13 +259,9 @@ def build_runtime(
     )
     template_quality = TemplateQualityService(database=database, clock=clock, webhooks=webhooks)
     signals.quality_hooks.extend((phone_quality.evaluate, template_quality.on_signal))
-    messaging_limits.quality = phone_quality  # tier upgrades need GREEN or YELLOW
-
-    async def limit_fields(_uow: UnitOfWork, phone: PhoneInfo) -> dict[str, Any]:
-        tier = str((await messaging_limits.phone_limits(phone)).tier)
-        return {"current_limit": tier, "max_daily_conversations_per_business": tier}
-
-    phone_quality.limit_fields = limit_fields
+    # Upgrades need the business's numbers rated well; quality updates carry the limit.
+    messaging_limits.quality = WorstPhoneQuality(businesses, phone_quality.current)
+    phone_quality.limit_fields = messaging_limits.limit_fields
     business_worker = BusinessWorker(
         bus=bus,
         businesses=businesses,
@@ -331,7 +326,7 @@ def policy_limits(policy: PolicySettings) -> Limits:
     """The pure policy core's numbers, from the operator's `policy` settings."""
     cap = (
         None
-        if policy.marketing_cap is None
+        if not policy.marketing_cap_enabled
         else MarketingCap(
             count=policy.marketing_cap,
             period=timedelta(hours=policy.marketing_cap_period_hours),

@@ -3,6 +3,7 @@ decide (and record, when allowed) one send in its own unit of work, as `accept` 
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from tidings.business.policy_gate import SendContext, TemplateUse
@@ -12,10 +13,10 @@ from tidings.policy.evaluate import Decision
 from tidings.runtime import Runtime
 
 
-def template(category: Category = Category.MARKETING) -> TemplateUse:
+def template(category: Category = Category.UTILITY) -> TemplateUse:
     return TemplateUse(
         template_id="1000000000001",
-        name="seasonal_promotion",
+        name=f"sample_{category.lower()}",
         language="en_US",
         category=category,
         status="APPROVED",
@@ -44,7 +45,7 @@ async def send(
         customer=customer,
         template=None if free_form else (use or template()),
         now=now or runtime.clock.now(),
-        wamid=wamid,
+        wamid=wamid or f"wamid.test-{uuid.uuid4().hex}",
     )
     async with runtime.database.unit_of_work() as uow:
         decision = await runtime.policy_gate.decide(uow.session, context)

@@ -19,9 +19,21 @@ from textual.widgets import Button, Input
 
 from tidings.tui.app import ChatApp
 from tidings.tui.onboarding import Registration
+from tidings.tui.screens import ListPicker
 
 TIDINGS = [sys.executable, "-m", "tidings.cli.main"]
 SIZE = (120, 40)
+SHOP = "+15550109000"
+
+
+def received(app: ChatApp, kind: str) -> list[dict]:
+    """Contents of that kind the shop sent to the app's profile."""
+    assert app.conversations is not None
+    return [
+        m.content
+        for m in app.conversations.messages(SHOP)
+        if m.direction == "in" and m.content.get("type") == kind
+    ]
 
 
 def free_port() -> int:
@@ -101,6 +113,27 @@ async def test_demo_register_say_hi_and_get_the_greeting_with_buttons(demo, tmp_
         boxes = [str(box.message.content) for box in app.message_boxes()]
         assert "'hi'" in boxes[0]
         assert len(boxes) == 4
+
+        # Choosing an order from the menu brings the shop's order-update template.
+        [menu] = app.message_boxes()[-1].query(Button)
+        menu.focus()
+        await pilot.press("enter")
+        await app.wait_until(lambda: isinstance(app.screen, ListPicker))
+        await pilot.press("enter")
+        await app.wait_until(lambda: bool(received(app, "template")))
+        [update] = received(app, "template")
+        assert update["template"]["name"] == "order_update"
+        assert "Your order #1001 is on its way." in update["template"]["body"]["text"]
+
+        # Stop promotions, then ask for today's offers: the shop honours the opt-out.
+        await pilot.press("f4")
+        await app.wait_until(lambda: app.conversations.settings(SHOP).promotions_stopped)
+        greeting = app.message_boxes()[1]
+        await pilot.pause()
+        assert await pilot.click(greeting.query_one("#act-2", Button))
+        await app.wait_until(
+            lambda: any("not to send offers" in str(m) for m in received(app, "text"))
+        )
     # The same profile opens again without registering (the invite is used up).
     again = ChatApp(tmp_path / "alice", tz=UTC, open_files=False)
     async with again.run_test(size=SIZE):

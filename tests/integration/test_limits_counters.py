@@ -3,12 +3,14 @@ Redis shared by two runtimes, as two server processes would share it). Injected 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from limits_support import customers, provision, send
+from limits_support import customers, provision, send, template
 
+from tidings.business.policy_gate import SendContext
 from tidings.config import Settings
 from tidings.db.counters import RedisCounters
 from tidings.kit.clock import FrozenClock
@@ -123,11 +125,13 @@ def test_two_runtimes_sharing_redis_share_the_pair_rate(
             clock.advance(timedelta(seconds=6))
             assert (await send(node_b, phone, CUSTOMER)).allowed
             assert (await send(node_a, phone, CUSTOMER)).rules == (Rule.PAIR_RATE,)
+            # Sixty sends racing on both nodes for another customer: exactly the burst passes.
+            racing = [send(nodes[n % 2], phone, "+5511900000009") for n in range(60)]
+            decisions = await asyncio.gather(*racing)
+            assert sum(d.allowed for d in decisions) == 45
         finally:
             await node_a.close()
             await node_b.close()
-
-    import asyncio
 
     asyncio.run(run())
 
@@ -146,11 +150,37 @@ async def test_redis_counters_are_exact_at_the_burst_edge(
     try:
         verdicts = [await counters.step(None, "throughput", limit, now) for _ in range(burst)]  # type: ignore[arg-type]
         assert all(v.allowed for v in verdicts)
+        peeked = await counters.peek(None, "throughput", limit, now)  # type: ignore[arg-type]
         refused = await counters.step(None, "throughput", limit, now)  # type: ignore[arg-type]
+        assert peeked == refused
         assert not refused.allowed and refused.retry_after == step_us / 1_000_000
         later = now + timedelta(microseconds=step_us - 1)
         assert not (await counters.step(None, "throughput", limit, later)).allowed  # type: ignore[arg-type]
         later = now + timedelta(microseconds=step_us)
+        for _ in range(3):  # asking does not count
+            assert (await counters.peek(None, "throughput", limit, later)).allowed  # type: ignore[arg-type]
         assert (await counters.step(None, "throughput", limit, later)).allowed  # type: ignore[arg-type]
+        assert not (await counters.step(None, "throughput", limit, later)).allowed  # type: ignore[arg-type]
     finally:
         await counters.close()
+
+
+async def test_a_preflight_question_counts_nothing(runtime, clock) -> None:
+    """A send without a wamid is only asked about (preflight, read-only): counters peek."""
+    phone = await provision(runtime, BUSINESS)
+    question = SendContext(phone, CUSTOMER, template(), clock.now())
+    for _ in range(44):
+        assert (await send(runtime, phone, CUSTOMER)).allowed
+    for _ in range(10):
+        assert (await runtime.business_messaging.preflight(question)).allowed
+    assert (await send(runtime, phone, CUSTOMER)).allowed  # the 45th
+    refused = await runtime.business_messaging.preflight(question)
+    assert refused.rules == (Rule.PAIR_RATE,)
+    assert (await send(runtime, phone, CUSTOMER)).rules == (Rule.PAIR_RATE,)
+
+
+async def test_concurrent_sends_to_one_customer_pass_exactly_the_burst(runtime) -> None:
+    phone = await provision(runtime, BUSINESS)
+    decisions = await asyncio.gather(*(send(runtime, phone, CUSTOMER) for _ in range(60)))
+    assert sum(d.allowed for d in decisions) == 45
+    assert all(d.rules == (Rule.PAIR_RATE,) for d in decisions if not d.allowed)

@@ -71,7 +71,7 @@ async def test_marketing_from_every_business_counts_toward_one_cap(local, clock)
 
 async def test_the_cap_can_be_turned_off_and_countries_blocked(settings, clock) -> None:
     policy = settings.policy.model_copy(
-        update={"marketing_cap": None, "marketing_blocked_countries": ["us"]}
+        update={"marketing_cap_enabled": False, "marketing_blocked_countries": ["us"]}
     )
     runtime = build_runtime(settings.model_copy(update={"policy": policy}), clock=clock)
     try:

@@ -4,6 +4,7 @@ status webhook after a 200). Over HTTP with a real customer: test_policy_send.py
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 from typing import Any
 
@@ -199,3 +200,25 @@ async def test_preflight_counts_nothing(local, phone) -> None:
     with pytest.raises(PolicyRefused) as refused:
         await local.business_messaging.accept(phone, CUSTOMER, "template", {}, template=utility)
     assert refused.value.reason.code == 131056
+
+
+async def test_preflight_counts_nothing_in_redis_either(settings, clock) -> None:
+    """With nodes sharing Redis the rate counters live there, outside any transaction."""
+    shared = settings.model_copy(update={"bus": settings.bus.model_copy(update={"kind": "redis"})})
+    runtime = build_runtime(shared, clock=clock)
+    try:
+        number_id = str(secrets.randbelow(10**15) + 10**15)  # fresh counters in shared Redis
+        made = await runtime.businesses.create("Acme", BUSINESS, phone_number_id=number_id)
+        phone = await runtime.businesses.phone_by_number_id(made.phone_number_id)
+        utility = template()
+        for _ in range(60):
+            asked = SendContext(phone, CUSTOMER, utility, clock.now())
+            assert (await runtime.business_messaging.preflight(asked)).allowed
+        for _ in range(45):
+            await runtime.business_messaging.accept(
+                phone, CUSTOMER, "template", {}, template=utility
+            )
+        asked = SendContext(phone, CUSTOMER, utility, clock.now())
+        assert (await runtime.business_messaging.preflight(asked)).rules == ("pair_rate",)
+    finally:
+        await runtime.close()

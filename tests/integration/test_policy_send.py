@@ -114,3 +114,39 @@ async def test_a_template_to_a_number_off_the_network_fails_with_131026(
     # it on its next poll and the network has no such customer.
     [error] = failed_status(receiver, wamid)["errors"]
     assert error["code"] == 131026
+
+
+async def test_a_conversation_from_a_qr_code_is_free_for_72_hours(
+    shop, settings, clock, receiver, tmp_path
+) -> None:
+    made, server = shop
+    customer = await customer_device(settings, clock, server.url, tmp_path, window=False)
+    try:
+        await customer.send_content(
+            BUSINESS,
+            {
+                "type": "text",
+                "text": {"body": "Hi! I scanned the code in your window"},
+                "referral": {"source_type": "qr", "source_id": "shop-window-3"},
+            },
+        )
+        receiver.wait_for(lambda _posts: receiver.messages())
+        [inbound] = receiver.messages()
+        assert inbound["referral"] == {"source_type": "qr", "source_id": "shop-window-3"}
+        async with httpx.AsyncClient(
+            base_url=server.url, headers={"Authorization": f"Bearer {made.access_token}"}
+        ) as api:
+            url = f"/v23.0/{made.phone_number_id}/messages"
+            answer = await api.post(url, json=text("Welcome! How can we help?"))
+            wamid = answer.json()["messages"][0]["id"]
+        receiver.wait_for(
+            lambda _posts: any(
+                s["id"] == wamid and s["status"] == "sent" for s in receiver.statuses()
+            )
+        )
+        [sent] = [s for s in receiver.statuses() if s["id"] == wamid and s["status"] == "sent"]
+        assert sent["pricing"]["type"] == "free_entry_point"
+        assert sent["pricing"]["category"] == "referral_conversion"
+        assert sent["pricing"]["billable"] is False
+    finally:
+        await customer.close()

@@ -141,6 +141,23 @@ async def test_a_block_in_the_network_alone_still_ends_in_131026(
         refused = await send(graph, made, PARCEL)
         [error] = status_of(receiver, refused)["errors"]
         assert error["code"] == 131026
+        # Marking the customer's earlier message read still works (the typing indicator is
+        # refused by the network and dropped quietly).
+        await open_window(customer, BUSINESS, settings, clock, text="hello?")
+        await customer.block(BUSINESS)
+        receiver.wait_for(lambda _p: receiver.messages())
+        [hello] = receiver.messages()
+        read = await asyncio.to_thread(
+            graph.post,
+            f"/v23.0/{made.phone_number_id}/messages",
+            json={
+                "messaging_product": "whatsapp",
+                "status": "read",
+                "message_id": hello["id"],
+                "typing_indicator": {"type": "text"},
+            },
+        )
+        assert read.json() == {"success": True}
         await customer.unblock(BUSINESS)
         again = await send(graph, made, PARCEL)
         status_of(receiver, again, "sent")

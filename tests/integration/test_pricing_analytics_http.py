@@ -114,6 +114,31 @@ async def test_pricing_analytics_match_the_rate_card(priced) -> None:
         assert only.json()["pricing_analytics"]["data"][0]["data_points"] == [
             {"start": START, "end": END, "volume": 1}
         ]
+        # Per country and number, and filtered by them.
+        by_country = await client.get(
+            f"/v23.0/{phone.waba_id}",
+            params={"fields": analytics(".dimensions([COUNTRY,PHONE])")},
+        )
+        points = by_country.json()["pricing_analytics"]["data"][0]["data_points"]
+        assert {(p["country"], p["phone_number"], p["volume"]) for p in points} == {
+            ("BR", phone.display_phone_number, 3),
+            ("DE", phone.display_phone_number, 1),
+        }
+        assert {p["country"]: p["cost"] for p in points}["DE"] == pytest.approx(float(AUTH_DE))
+        german = await client.get(
+            f"/v23.0/{phone.waba_id}",
+            params={"fields": analytics('.country_codes(["de"])')},
+        )
+        [point] = german.json()["pricing_analytics"]["data"][0]["data_points"]
+        assert point["volume"] == 1 and "country" not in point
+        for numbers, volume in (([phone.display_phone_number], 4), (["+15550100077"], 0)):
+            listed = ",".join(numbers)
+            answer = await client.get(
+                f"/v23.0/{phone.waba_id}",
+                params={"fields": analytics(f".phone_numbers([{listed}])")},
+            )
+            found = answer.json()["pricing_analytics"]["data"][0]["data_points"]
+            assert sum(p["volume"] for p in found) == volume
         # A day without traffic has no points.
         quiet = await client.get(
             f"/v23.0/{phone.waba_id}",
@@ -131,8 +156,11 @@ async def test_pricing_analytics_match_the_rate_card(priced) -> None:
         (f"pricing_analytics.start({START}).granularity(DAILY)", "requires end"),
         (f"pricing_analytics.start({END}).end({START}).granularity(DAILY)", "end must come"),
         ("pricing_analytics.start(yesterday).end(1).granularity(DAILY)", "unix timestamp"),
-        (analytics(".dimensions([COUNTRY])"), "dimensions accepts"),
-        (analytics(".phone_numbers([1])"), "does not support phone_numbers"),
+        (analytics(".dimensions([TIER])"), "dimensions accepts"),
+        (analytics(".phone_numbers([1])"), "phone_numbers has values that are not valid"),
+        (analytics(".country_codes([BRA])"), "country_codes has values that are not valid"),
+        (analytics(".country_codes([])"), "must be a non-empty list"),
+        (analytics(".tiers([1])"), "does not support tiers"),
         (analytics(".dimensions(PRICING_TYPE)"), "must be a list"),
         (analytics(".start(1)"), "given twice"),
         (analytics() + ")", "Syntax error"),

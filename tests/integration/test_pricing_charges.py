@@ -140,7 +140,9 @@ async def test_the_operators_rate_card_from_settings(settings: Settings, clock) 
     try:
         phone = await provision(runtime, BUSINESS)
         for wamid, customer in (("br", BRAZIL[0]), ("de", GERMANY)):
-            decision = await send(runtime, phone, customer, wamid=wamid)
+            decision = await send(
+                runtime, phone, customer, use=template(Category.MARKETING), wamid=wamid
+            )
             assert decision.charge is not None and decision.charge.currency == "BRL"
             await status(runtime, wamid, "delivered")
         lines = await runtime.billing.daily_costs(

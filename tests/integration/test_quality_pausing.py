@@ -4,6 +4,7 @@ phone number's rating follows and recovers as the signals age out."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,8 +14,11 @@ from templates_support import body as template_body
 from tidings.business.models import BusinessMessage
 from tidings.business.policy_gate import PolicyRefused
 from tidings.business.service import PhoneInfo
-from tidings.policy.quality import Quality
+from tidings.policy.quality import Quality, Signal, SignalKind, phone_quality, score
 from tidings.runtime import Runtime, build_runtime
+from tidings.signals.models import CustomerSignal
+from tidings.signals.quality import as_signals
+from tidings.signals.repository import SignalsRepository
 from tidings.templates.preflight import TemplateLookup
 from tidings.templates.schemas import parse_create
 
@@ -167,3 +171,51 @@ async def test_the_phone_number_rating_follows_signals_and_recovers(local, phone
     last = (await events(local, phone, "phone_number_quality_update"))[-1]
     assert (last["event"], last["quality_rating"]) == ("UNFLAGGED", "GREEN")
     assert await local.phone_quality.evaluate_all() == 0
+
+
+async def test_a_red_number_gets_no_messaging_limit_upgrade(local, phone, clock) -> None:
+    """Half the limit used would earn an upgrade (tests/integration/test_tiers_limits.py),
+    but not while the business's number is RED."""
+    await approved(local, phone, "parcel_notice", "UTILITY")
+    crowd = [f"+1555040{n:04d}" for n in range(130)]
+    await send_and_deliver(local, phone, "parcel_notice", crowd)
+    for customer in crowd[:4]:
+        await block_by(local, phone, customer)
+    assert await local.messaging_limits.quality.business_quality(phone.business_id) is Quality.RED
+    clock.advance(hours=7)
+    assert await local.messaging_limits.review_tiers() == 0
+    clock.advance(hours=7)
+    assert await local.messaging_limits.review_tiers() == 0
+    assert str((await local.messaging_limits.phone_limits(phone)).tier) == "TIER_250"
+
+
+async def test_ratings_read_hourly_totals_that_agree_with_every_signal(local, phone, clock) -> None:
+    """Signals are summed per kind and hour before rating; the rating matches the one of the
+    individual signals (weights differ by under 1.5 % within an hour)."""
+    start = clock.now()
+    raw: list[Signal] = []
+    async with local.database.unit_of_work() as uow:
+        for minute in range(0, 6 * 24 * 60, 7):  # six days, a delivery every 7 minutes
+            at = start + timedelta(minutes=minute)
+            kinds = [SignalKind.DELIVERED] + ([SignalKind.BLOCK] if minute % 910 == 0 else [])
+            for kind in kinds:
+                raw.append(Signal(kind, at))
+                uow.session.add(
+                    CustomerSignal(
+                        phone_id=phone.phone_pk, customer="+15550100001", kind=str(kind), at=at
+                    )
+                )
+    clock.set(start + timedelta(days=6, hours=12))
+    now = clock.now()
+    async with local.database.read_only() as uow:
+        totals = await SignalsRepository(uow.session).signal_totals(
+            now - timedelta(days=7), phone_pk=phone.phone_pk
+        )
+    assert len(totals) < len(raw) / 5  # hours, not signals
+    assert sum(count for kind, _at, count in totals if kind == "block") == sum(
+        1 for s in raw if s.kind is SignalKind.BLOCK
+    )
+    exact, summed = score(raw, now), score(as_signals(totals), now)
+    assert abs(summed.adjusted - exact.adjusted) <= 0.015 * exact.adjusted
+    assert phone_quality(as_signals(totals), now) is phone_quality(raw, now)
+    assert await local.phone_quality.current(phone) is phone_quality(raw, now)

@@ -4,6 +4,7 @@ webhooks, and the tier on the phone node over HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from datetime import timedelta
@@ -52,7 +53,7 @@ async def test_the_250th_new_customer_passes_and_the_251st_is_refused(runtime, c
     # Room frees up when the first reach leaves the rolling 24 hours.
     assert refused.retry_at == first_reach + timedelta(hours=24)
     # Customers already reached do not count again, whatever the category.
-    again = await send(runtime, phone, customers(1)[0], use=template(Category.UTILITY))
+    again = await send(runtime, phone, customers(1)[0], use=template(Category.MARKETING))
     assert again.allowed and not again.counts_toward_limit
     # A refused customer was not counted: still refused, until the oldest reach expires.
     clock.set(first_reach + timedelta(hours=24) - timedelta(milliseconds=1))
@@ -270,3 +271,13 @@ async def _provisioned(settings, clock):  # type: ignore[no-untyped-def]
         return await provision(runtime, BUSINESS)
     finally:
         await runtime.close()
+
+
+async def test_concurrent_sends_cannot_both_take_the_last_unit(runtime, clock) -> None:
+    """249 customers reached; eight sends to new customers race for the 250th unit."""
+    phone = await provision(runtime, BUSINESS)
+    await reach(runtime, phone, 249)
+    racers = customers(8, start=500)
+    decisions = await asyncio.gather(*(send(runtime, phone, c) for c in racers))
+    assert sum(d.allowed for d in decisions) == 1
+    assert all(d.rules == (Rule.TIER,) for d in decisions if not d.allowed)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+from business_support import open_window
 from template_send_support import body_params, create_approved
 from textual.widgets import Button, Input, Static
 from tui_support import (
@@ -173,6 +174,10 @@ async def test_block_and_report_then_delete_the_chat(shop, receiver, tmp_path) -
         await pilot.click("#report-spam")
         await app.wait_until(lambda: app.conversations.settings(BUSINESS).blocked)
         assert "blocked" in await screen_text(app)
+        # Controls are applied in order with messages: once a later message is applied, so is
+        # the block.
+        assert app.client is not None
+        await open_window(app.client, BUSINESS, server.settings, server.clock, "why?")
         # The business can no longer reach the customer (reported as undeliverable).
         wamid = await business_send(made, server, {"type": "text", "text": {"body": "Hello?"}})
         await asyncio.to_thread(

@@ -72,7 +72,10 @@ async def test_reply_button_press_reaches_the_business_webhook(shop, receiver, t
         await app.wait_until(lambda: app.connection == "online")
         wamid = await business_send(made, server, GREETING)
         await app.wait_until(lambda: len(app.conversations.messages(BUSINESS)) == 2)
-        assert "(1)" in await screen_text(app)  # one unread message in the chat list
+        # The chat list shows the business's verified name (from the platform) and one unread.
+        await app.wait_until(lambda: app.conversations.settings(BUSINESS).verified_name is not None)
+        await app.wait_for_refresh()
+        assert "Acme Shop ✔  (1)" in await screen_text(app)
 
         await pilot.click(f"#{chat_item_id(BUSINESS)}")
         await app.wait_until(lambda: len(app.message_boxes()) == 2)

@@ -11,7 +11,7 @@ import asyncio
 import httpx
 from media_support import png
 from template_send_support import ORDER_UPDATE, body_params, create_approved
-from textual.widgets import Button, Input
+from textual.widgets import Button, Input, Static
 from tui_support import (
     BUSINESS,
     SIZE,
@@ -120,13 +120,17 @@ async def test_each_message_kind_reaches_the_screen(shop, receiver, tmp_path) ->
             "+15550100777",
             "│ hi",  # the reply quotes the customer's message
             "Thanks for writing!",
-            "reacted 👍",
             "See our catalogue",
             "↗ Open catalogue",
             "Where should we deliver?",
             "📍 Send location",
         ):
             assert shown in text, shown
+        # The reaction is shown on the message it answers (the customer's 'hi').
+        hi = app.message_boxes()[0]
+        assert hi.message.text == "hi"
+        assert str(hi.query_one(".reactions", Static).render()) == "👍"
+        assert "reacted 👍" not in text
         await read_everything(app)
         await check_snapshot(app, "tui_message_kinds")
 
@@ -136,6 +140,9 @@ async def test_each_message_kind_reaches_the_screen(shop, receiver, tmp_path) ->
         await pilot.press("enter")
         await app.wait_until(lambda: app.last_saved is not None)
         assert app.last_saved is not None and app.last_saved.read_bytes() == image
+        # ... and previewed in the chat (a 1 by 1 image: one half-block cell).
+        await app.wait_until(lambda: bool(app.query(".preview")))
+        assert str(app.query_one(".preview", Static).render()) == "▀"
 
         # A location request is answered from the app: the business receives the location.
         button(app, "📍 Send location").focus()

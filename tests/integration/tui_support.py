@@ -108,11 +108,16 @@ async def wait_webhook(receiver: Receiver, predicate) -> list[dict[str, Any]]:
 
 
 async def read_everything(app: ChatApp) -> None:
-    """Wait until the open chat is read and the chat list on screen says so (opening a chat
-    sends read receipts in a worker, then redraws)."""
+    """Wait until the open chat is read, each chat's verified name looked up, and the chat
+    list on screen says so (both happen in workers, then redraw)."""
     from tidings.tui.widgets import ChatItem
 
-    await app.wait_until(lambda: all(item.chat.unread == 0 for item in app.query(ChatItem)))
+    await app.wait_until(
+        lambda: all(
+            item.chat.unread == 0 and item.chat.settings.profile_checked
+            for item in app.query(ChatItem)
+        )
+    )
 
 
 async def screen_text(app: ChatApp) -> str:

@@ -56,6 +56,9 @@ class CostLine:
     volume: int
     cost: Decimal
     currency: str
+    # Filled only when asked for by country and number (`daily_costs(..., detail=True)`).
+    country: str | None = None
+    phone_id: int | None = None
 
     @property
     def start(self) -> datetime:
@@ -124,12 +127,16 @@ class Billing:
 
     # -- reports -----------------------------------------------------------------------------
 
-    async def daily_costs(self, business_id: int, start: datetime, end: datetime) -> list[CostLine]:
-        """Delivered messages per UTC day, pricing category and type, over whole days covering
-        [start, end). Free messages count in `volume` at cost 0."""
+    async def daily_costs(
+        self, business_id: int, start: datetime, end: datetime, *, detail: bool = False
+    ) -> list[CostLine]:
+        """Delivered messages per UTC day, pricing category and type (and with `detail`, per
+        recipient country and sending number), over whole days covering [start, end). Free
+        messages count in `volume` at cost 0."""
         first, last = day_range(start, end)
-        volume: dict[tuple[date, str, str, str], int] = defaultdict(int)
-        cost: dict[tuple[date, str, str, str], int] = defaultdict(int)
+        Key = tuple[date, str, str, str, str, int]
+        volume: dict[Key, int] = defaultdict(int)
+        cost: dict[Key, int] = defaultdict(int)
         async with self._database.read_only() as uow:
             rows = await BillingRepository(uow.session).delivered_between(business_id, first, last)
             for row in rows:
@@ -139,13 +146,24 @@ class Billing:
                     row.pricing_category,
                     row.pricing_type,
                     row.currency,
+                    (row.country or "") if detail else "",
+                    row.phone_id if detail else 0,
                 )
                 volume[key] += 1
                 cost[key] += row.amount_micros if row.billable else 0
         return [
-            CostLine(day, category, kind, volume[key], from_micros(cost[key]), currency)
+            CostLine(
+                day,
+                category,
+                kind,
+                volume[key],
+                from_micros(cost[key]),
+                currency,
+                country=(country or None) if detail else None,
+                phone_id=phone_id if detail else None,
+            )
             for key in sorted(volume)
-            for day, category, kind, currency in (key,)
+            for day, category, kind, currency, country, phone_id in (key,)
         ]
 
 

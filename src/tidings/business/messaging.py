@@ -270,6 +270,12 @@ class BusinessMessaging:
             return None
         if refusal is not None and refusal[0] is Reporting.SYNC:
             raise PolicyRefused(refusal[1])
+        if kind == "reaction" and isinstance(payload.get("message_id"), str):
+            # The business names the reacted-to message by wamid; the customer's client only
+            # knows end-to-end ids.
+            target = await repository.message_by_wamid(payload["message_id"])
+            if target is not None and target.phone_id == phone.phone_pk:
+                payload = {**payload, "message_id": target.e2e_id}
         content: dict[str, Any] = {"type": kind, kind: payload}
         if context_e2e is not None:
             content["context"] = context_e2e
@@ -571,4 +577,10 @@ class BusinessMessaging:
         async with self._devices.lock(phone.phone_number_id):
             await client.mark_read(customer, [e2e_id])
             if typing:
-                await client.send_typing(customer)
+                try:
+                    await client.send_typing(customer)
+                except SdkError as exc:
+                    # A customer who blocked the number in the network refuses the indicator;
+                    # the business is not told (as for 131026), and its read still counts.
+                    if exc.code != "blocked":
+                        raise

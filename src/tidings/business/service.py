@@ -84,6 +84,16 @@ class BusinessService:
             raise Conflict(f"{phone} already belongs to a business")
         return phone
 
+    async def verified_name_of(self, raw_phone: str) -> str | None:
+        """The verified name of the business that owns this number (public, as on WhatsApp),
+        or None when no business does."""
+        phone = check_phone(raw_phone)
+        async with self._database.read_only() as uow:
+            name = await uow.session.scalar(
+                select(BusinessPhone.verified_name).where(BusinessPhone.phone == phone)
+            )
+        return None if name is None else str(name)
+
     async def create(
         self,
         name: str,

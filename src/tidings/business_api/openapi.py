@@ -107,8 +107,9 @@ WABA_FIELDS = {
     "in": "query",
     "description": "WABA only: `id` and/or `pricing_analytics.start(<unix>).end(<unix>)"
     ".granularity(DAILY)`, optionally `.metric_types([COST,VOLUME])`,"
-    " `.dimensions([PRICING_CATEGORY,PRICING_TYPE])`, `.pricing_types([...])` and"
-    " `.pricing_categories([...])`. Days are whole UTC days; other options answer 100.",
+    " `.dimensions([PRICING_CATEGORY,PRICING_TYPE,COUNTRY,PHONE])`, `.pricing_types([...])`,"
+    " `.pricing_categories([...])`, `.country_codes([...])` and `.phone_numbers([...])`."
+    " Days are whole UTC days; other options answer 100.",
     "schema": {"type": "string"},
 }
 

@@ -274,10 +274,19 @@ def add_response_schemas(schemas: SchemaSet) -> None:
             "end": INTEGER,
             "pricing_category": {"enum": PRICING_CATEGORIES},
             "pricing_type": {"enum": ["REGULAR", "FREE_CUSTOMER_SERVICE", "FREE_ENTRY_POINT"]},
+            "country": STRING,
+            "phone_number": STRING,
             "volume": INTEGER,
             "cost": {"type": "number", "minimum": 0},
         },
-        optional=("pricing_category", "pricing_type", "volume", "cost"),
+        optional=(
+            "pricing_category",
+            "pricing_type",
+            "country",
+            "phone_number",
+            "volume",
+            "cost",
+        ),
     )
     schemas.add(
         "BusinessAccount",

@@ -3,9 +3,10 @@ business's delivered messages cost, per day, in Graph's field-expansion syntax
 (reference/cloud-api.md §9). The WABA node answers through the shared `GET /{node_id}` route.
 
 Supported: `start` and `end` (unix seconds; whole UTC days covering them), `granularity`
-DAILY, `metric_types` (COST, VOLUME), `pricing_types`, `pricing_categories` (filters) and
-`dimensions` PRICING_CATEGORY / PRICING_TYPE (a data point per value). Anything else is
-refused with 100, rather than answered wrongly.
+DAILY, `metric_types` (COST, VOLUME), the filters `pricing_types`, `pricing_categories`,
+`country_codes` and `phone_numbers` (display numbers), and `dimensions` PRICING_CATEGORY,
+PRICING_TYPE, COUNTRY and PHONE (a data point per value). Anything else (TIER, HALF_HOUR,
+MONTHLY...) is refused with 100 rather than answered wrongly.
 """
 
 from __future__ import annotations
@@ -19,13 +20,20 @@ from fastapi import Request
 
 from tidings.billing.service import Billing, CostLine
 from tidings.business.service import MANAGEMENT
-from tidings.business_api.auth import business_caller
+from tidings.business_api.auth import business_caller, businesses_of
 from tidings.business_api.graph_errors import GraphError
 
 FIELD = "pricing_analytics"
 _CALL = re.compile(r"\.([a-z_]+)\(([^()]*)\)")
 METRICS = frozenset({"COST", "VOLUME"})
-DIMENSIONS = ("PRICING_CATEGORY", "PRICING_TYPE")
+DIMENSIONS = ("PRICING_CATEGORY", "PRICING_TYPE", "COUNTRY", "PHONE")
+_DIMENSION_KEYS = {
+    "PRICING_CATEGORY": "pricing_category",
+    "PRICING_TYPE": "pricing_type",
+    "COUNTRY": "country",
+    "PHONE": "phone_number",
+}
+UNKNOWN_COUNTRY = "ZZ"  # a recipient whose calling code names no country
 PRICING_TYPES = frozenset({"REGULAR", "FREE_CUSTOMER_SERVICE", "FREE_ENTRY_POINT"})
 PRICING_CATEGORIES = frozenset(
     {
@@ -48,7 +56,15 @@ class AnalyticsQuery:
     dimensions: tuple[str, ...] = ()
     pricing_types: frozenset[str] | None = None
     pricing_categories: frozenset[str] | None = None
+    country_codes: frozenset[str] | None = None
+    phone_numbers: frozenset[str] | None = None
     raw: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def detail(self) -> bool:
+        """Whether the answer needs costs per country and number."""
+        wanted = {"COUNTRY", "PHONE"} & set(self.dimensions)
+        return bool(wanted) or self.country_codes is not None or self.phone_numbers is not None
 
 
 def _values(text: str, name: str, allowed: frozenset[str] | tuple[str, ...]) -> list[str]:
@@ -63,6 +79,18 @@ def _values(text: str, name: str, allowed: frozenset[str] | tuple[str, ...]) -> 
             100, f"{name} accepts {', '.join(sorted(allowed))}; got {', '.join(unknown) or 'none'}"
         )
     return values
+
+
+def _free_list(text: str, name: str, pattern: str, example: str) -> frozenset[str]:
+    """A list argument of free values (country codes, phone numbers), each matching `pattern`."""
+    inner = text.strip()
+    values = [v.strip().strip("\"'").upper() for v in inner[1:-1].split(",") if v.strip()]
+    if not (inner.startswith("[") and inner.endswith("]")) or not values:
+        raise GraphError(100, f"{name} must be a non-empty list, e.g. {name}([{example}])")
+    bad = [v for v in values if not re.fullmatch(pattern, v)]
+    if bad:
+        raise GraphError(100, f"{name} has values that are not valid: {', '.join(bad)}")
+    return frozenset(values)
 
 
 def _unix(text: str, name: str) -> datetime:
@@ -87,7 +115,7 @@ def parse_pricing_analytics(spec: str) -> AnalyticsQuery:
         raw[name] = args
     unknown = set(raw) - {
         "start", "end", "granularity", "metric_types", "dimensions", "pricing_types",
-        "pricing_categories",
+        "pricing_categories", "country_codes", "phone_numbers",
     }  # fmt: skip
     if unknown:
         raise GraphError(
@@ -113,26 +141,46 @@ def parse_pricing_analytics(spec: str) -> AnalyticsQuery:
         query.pricing_categories = frozenset(
             _values(raw["pricing_categories"], "pricing_categories", PRICING_CATEGORIES)
         )
+    if "country_codes" in raw:
+        query.country_codes = _free_list(raw["country_codes"], "country_codes", r"[A-Z]{2}", "US")
+    if "phone_numbers" in raw:
+        query.phone_numbers = frozenset(
+            n.lstrip("+")
+            for n in _free_list(
+                raw["phone_numbers"], "phone_numbers", r"\+?\d{6,20}", "15550783881"
+            )
+        )
     return query
 
 
-def data_points(query: AnalyticsQuery, lines: list[CostLine]) -> list[dict[str, Any]]:
-    """One point per day and requested dimension values, in day order."""
+def data_points(
+    query: AnalyticsQuery, lines: list[CostLine], phones: dict[int, str]
+) -> list[dict[str, Any]]:
+    """One point per day and requested dimension values, in day order. `phones` maps the
+    business's phone row ids to display numbers."""
     points: dict[tuple[Any, ...], dict[str, Any]] = {}
     for line in lines:
-        category, kind = line.pricing_category.upper(), line.pricing_type.upper()
-        if query.pricing_categories is not None and category not in query.pricing_categories:
+        dims = {
+            "PRICING_CATEGORY": line.pricing_category.upper(),
+            "PRICING_TYPE": line.pricing_type.upper(),
+            "COUNTRY": line.country or UNKNOWN_COUNTRY,
+            "PHONE": phones.get(line.phone_id or 0, ""),
+        }
+        wanted = (
+            (query.pricing_categories, "PRICING_CATEGORY"),
+            (query.pricing_types, "PRICING_TYPE"),
+            (query.country_codes, "COUNTRY"),
+            (query.phone_numbers, "PHONE"),
+        )
+        if any(only is not None and dims[name] not in only for only, name in wanted):
             continue
-        if query.pricing_types is not None and kind not in query.pricing_types:
-            continue
-        dims = {"PRICING_CATEGORY": category, "PRICING_TYPE": kind}
         key = (line.day, *(dims[d] for d in query.dimensions))
         point = points.setdefault(
             key,
             {
                 "start": int(line.start.timestamp()),
                 "end": int(line.end.timestamp()),
-                **{d.lower(): dims[d] for d in query.dimensions},
+                **{_DIMENSION_KEYS[d]: dims[d] for d in query.dimensions},
                 "volume": 0,
                 "cost": 0,
             },
@@ -187,6 +235,13 @@ async def waba_node(request: Request, node_id: str) -> dict[str, Any] | None:
             )
         query = parse_pricing_analytics(spec)
         billing: Billing = request.app.state.billing
-        lines = await billing.daily_costs(caller.business_id, query.start, query.end)
-        node[FIELD] = {"data": [{"data_points": data_points(query, lines)}]}
+        lines = await billing.daily_costs(
+            caller.business_id, query.start, query.end, detail=query.detail
+        )
+        phones = {
+            phone.phone_pk: phone.display_phone_number
+            for phone in await businesses_of(request).all_phones()
+            if phone.business_id == caller.business_id
+        }
+        node[FIELD] = {"data": [{"data_points": data_points(query, lines, phones)}]}
     return node

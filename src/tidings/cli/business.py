@@ -15,7 +15,8 @@ from tidings.cli.costs import cost_json, cost_report, cost_table
 from tidings.cli.errors import fail
 from tidings.cli.server import DataOption, DbOption, prepare, settings_for
 from tidings.config import Settings
-from tidings.errors import AppError
+from tidings.errors import AppError, ValidationFailed
+from tidings.kit.phone import InvalidPhoneNumber, normalize_phone
 from tidings.policy.throughput import ThroughputLevel
 from tidings.runtime import build_runtime
 
@@ -182,6 +183,49 @@ def install(app: typer.Typer) -> None:
         except AppError as exc:
             raise fail(exc.message) from None
         out.print(f"{phone_number_id} now sends at the {level} level.")
+
+    @business.command("consents")
+    def consents(
+        phone_number_id: Annotated[
+            str, typer.Option("--phone-number-id", help="A phone number of the business.")
+        ],
+        wa_id: Annotated[
+            str | None, typer.Option("--wa-id", help="Only this customer (international format).")
+        ] = None,
+        after: Annotated[int, typer.Option("--after", min=0, help="Records after this id.")] = 0,
+        limit: Annotated[
+            int, typer.Option("--limit", min=1, max=1000, help="At most this many.")
+        ] = 1000,
+        data: DataOption = None,
+        db: DbOption = None,
+    ) -> None:
+        """Export the business's consent ledger as JSON evidence (opt-ins with their wording,
+        opt-outs by keyword or "Stop promotions", resumes), in the order recorded."""
+        settings = settings_for(data, db)
+        prepare(settings)
+        try:
+            records = asyncio.run(_consents(settings, phone_number_id, wa_id, after, limit))
+        except AppError as exc:
+            raise fail(exc.message) from None
+        print(json.dumps({"data": records}, ensure_ascii=False))
+
+
+async def _consents(
+    settings: Settings, phone_number_id: str, wa_id: str | None, after: int, limit: int
+) -> list[dict[str, Any]]:
+    runtime = build_runtime(settings)
+    try:
+        phone = await runtime.businesses.phone_by_number_id(phone_number_id)
+        customer = None
+        if wa_id is not None:
+            try:
+                customer = normalize_phone(wa_id if wa_id.startswith("+") else f"+{wa_id}")
+            except InvalidPhoneNumber as exc:
+                raise ValidationFailed(f"--wa-id: {exc}") from exc
+        entries = await runtime.signals.consent_evidence(phone, customer, after, limit)
+        return [entry.to_evidence() for entry in entries]
+    finally:
+        await runtime.close()
 
 
 async def _throughput(settings: Settings, phone_number_id: str, level: ThroughputLevel) -> None:

@@ -44,9 +44,19 @@ class PolicyCounter(Base):
 
 class CounterStore(Protocol):
     async def step(
-        self, session: AsyncSession, key: str, limit: RateLimit, now: datetime
+        self,
+        session: AsyncSession,
+        key: str,
+        limit: RateLimit,
+        now: datetime,
     ) -> CounterVerdict:
         """Count one event on `key` at `now` if `limit` allows it; report the verdict."""
+        ...
+
+    async def peek(
+        self, session: AsyncSession, key: str, limit: RateLimit, now: datetime
+    ) -> CounterVerdict:
+        """The verdict `step` would give now, counting nothing (a preflight asks this)."""
         ...
 
     async def close(self) -> None: ...
@@ -54,7 +64,11 @@ class CounterStore(Protocol):
 
 class DatabaseCounters:
     async def step(
-        self, session: AsyncSession, key: str, limit: RateLimit, now: datetime
+        self,
+        session: AsyncSession,
+        key: str,
+        limit: RateLimit,
+        now: datetime,
     ) -> CounterVerdict:
         # Make sure the row exists, then lock it: two first steps must not both read "idle".
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
@@ -70,11 +84,18 @@ class DatabaseCounters:
             row.tat_us = result.state.tat_us
         return CounterVerdict(result.allowed, result.retry_after)
 
+    async def peek(
+        self, session: AsyncSession, key: str, limit: RateLimit, now: datetime
+    ) -> CounterVerdict:
+        tat_us = await session.scalar(select(PolicyCounter.tat_us).where(PolicyCounter.key == key))
+        result = gcra(CounterState(tat_us or 0), limit, now)
+        return CounterVerdict(result.allowed, result.retry_after)
+
     async def close(self) -> None:
         return None
 
 
-# KEYS[1] = counter; ARGV = now_us, interval_us, tolerance_us (all integers as strings).
+# KEYS[1] = counter; ARGV = now_us, interval_us, tolerance_us (integers as strings).
 # Lua numbers are doubles: exact for integers below 2^53 (µs since 1970 are ~2^51), but
 # tostring() would print them in %.14g, so the value is formatted with %d before storing.
 _GCRA_US = """
@@ -101,13 +122,28 @@ class RedisCounters:
         self._script = self._client.register_script(_GCRA_US)
 
     async def step(
-        self, session: AsyncSession, key: str, limit: RateLimit, now: datetime
+        self,
+        session: AsyncSession,
+        key: str,
+        limit: RateLimit,
+        now: datetime,
     ) -> CounterVerdict:
         allowed, retry_us = await self._script(
             keys=[self._prefix + key],
-            args=[str(to_micros(now)), str(limit.interval_us), str(limit.tolerance_us)],
+            args=[
+                str(to_micros(now)),
+                str(limit.interval_us),
+                str(limit.tolerance_us),
+            ],
         )
         return CounterVerdict(bool(int(allowed)), int(retry_us) / 1_000_000)
+
+    async def peek(
+        self, session: AsyncSession, key: str, limit: RateLimit, now: datetime
+    ) -> CounterVerdict:
+        tat = await self._client.get(self._prefix + key)
+        result = gcra(CounterState(int(tat or 0)), limit, now)
+        return CounterVerdict(result.allowed, result.retry_after)
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -65,6 +66,25 @@ class SteadyQuality:
 
     async def business_quality(self, business_id: int) -> Quality:
         return self._quality
+
+
+_QUALITY_ORDER = (Quality.RED, Quality.YELLOW, Quality.UNKNOWN, Quality.GREEN)
+
+
+class WorstPhoneQuality:
+    """A business's quality for upgrades: its worst-rated number (every number shares the
+    limit, so one low-quality number holds the business back)."""
+
+    def __init__(
+        self, businesses: BusinessService, rate: Callable[[PhoneInfo], Awaitable[Quality]]
+    ) -> None:
+        self._businesses = businesses
+        self._rate = rate
+
+    async def business_quality(self, business_id: int) -> Quality:
+        phones = [p for p in await self._businesses.all_phones() if p.business_id == business_id]
+        ratings = [await self._rate(phone) for phone in phones]
+        return min(ratings, key=_QUALITY_ORDER.index, default=Quality.GREEN)
 
 
 @dataclass(frozen=True)
@@ -131,16 +151,28 @@ class MessagingLimits:
         return Tier(row.pending_tier) if row.pending_tier and due else Tier(row.tier)
 
     async def tier_facts(
-        self, session: AsyncSession, business_id: int, customer: str, now: datetime
+        self,
+        session: AsyncSession,
+        business_id: int,
+        customer: str,
+        now: datetime,
+        *,
+        lock: bool = True,
     ) -> TierFacts:
-        """The business's usage for a send to `customer`; holds the tier row lock until the
-        send commits, so concurrent sends count one at a time."""
+        """The business's usage for a send to `customer`. `lock` holds the tier row lock until
+        the send commits, so concurrent sends count one at a time; without it (a preflight
+        question) nothing is written."""
         repository = LimitsRepository(session)
-        row = await repository.tier_row(business_id, self.settings.initial_tier, now, lock=True)
+        if lock:
+            row: BusinessTier | None = await repository.tier_row(
+                business_id, self.settings.initial_tier, now, lock=True
+            )
+        else:
+            row = await repository.peek_tier(business_id)
         since = now - self.settings.period
         reached, oldest = await repository.reach_summary(business_id, since)
         return TierFacts(
-            tier=self._in_force(row, now),
+            tier=self.settings.initial_tier if row is None else self._in_force(row, now),
             reached=reached,
             customer_reached=await repository.customer_reached(business_id, customer, since),
             oldest_reach_at=oldest,
@@ -165,6 +197,13 @@ class MessagingLimits:
             tier = self.settings.initial_tier if row is None else self._in_force(row, now)
             level = await self.throughput_level(uow.session, phone.phone_pk)
         return PhoneLimits(tier, level)
+
+    async def limit_fields(self, uow: UnitOfWork, phone: PhoneInfo) -> dict[str, Any]:
+        """The limit fields of a `phone_number_quality_update` sent for a quality change."""
+        row = await LimitsRepository(uow.session).peek_tier(phone.business_id)
+        now = self._clock.now()
+        tier = self.settings.initial_tier if row is None else self._in_force(row, now)
+        return {"current_limit": str(tier), "max_daily_conversations_per_business": str(tier)}
 
     async def set_throughput_level(self, phone: PhoneInfo, level: ThroughputLevel) -> None:
         """Set a number's level (the operator's upgrade); moving to HIGH emits Meta's

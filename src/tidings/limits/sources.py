@@ -8,6 +8,9 @@ process, and reported to `evaluate` as verdicts: an atomic check-and-count is th
 way when several processes send for one number. So a request counts against them as soon as
 it reaches the policy check, even if another rule then refuses it, as requests reaching
 Meta's edge do.
+
+A question (`SendContext.peek`, preflight, in a unit of work that is rolled back) counts and
+locks nothing: the counters are peeked at and the tier row is only read.
 """
 
 from __future__ import annotations
@@ -40,7 +43,9 @@ class ThroughputSource:
 
     async def gather(self, session: AsyncSession, send: SendContext) -> dict[str, Any]:
         level = await self._service.throughput_level(session, send.phone.phone_pk)
-        verdict = await self._counters.step(
+        # A preflight (`send.peek`) asks without counting.
+        count = self._counters.peek if send.peek else self._counters.step
+        verdict = await count(
             session,
             throughput_key(send.phone.phone_number_id),
             self._limits.throughput.for_level(level),
@@ -60,7 +65,8 @@ class PairRateSource:
         self._limits = limits
 
     async def gather(self, session: AsyncSession, send: SendContext) -> dict[str, Any]:
-        verdict = await self._counters.step(
+        count = self._counters.peek if send.peek else self._counters.step
+        verdict = await count(
             session,
             pair_key(send.phone.phone_number_id, send.customer),
             self._limits.pair_rate,
@@ -83,7 +89,7 @@ class TierSource:
         if send.template is None:
             return {}
         usage = await self._service.tier_facts(
-            session, send.phone.business_id, send.customer, send.now
+            session, send.phone.business_id, send.customer, send.now, lock=not send.peek
         )
         return {"usage": usage}
 

@@ -122,6 +122,13 @@ class DeviceInfo(Wire):
     last_seen_at: str | None = None
 
 
+class BusinessProfile(Wire):
+    """What the platform vouches for about a business number: its verified name."""
+
+    phone: str
+    verified_name: str
+
+
 class DeviceListResponse(Wire):
     phone: str
     account_key: str

@@ -36,7 +36,7 @@ from tidings.kit.clock import Clock, SystemClock, to_millis
 from tidings.kit.phone import InvalidPhoneNumber, normalize_phone
 from tidings.protocol import api
 from tidings.protocol.codes import ErrorCode
-from tidings.sdk import attachments, errors
+from tidings.sdk import attachments, errors, messages
 from tidings.sdk.errors import SdkError
 from tidings.sdk.events import Event, SecurityNotice, StoredMessage
 from tidings.sdk.http import ServerApi
@@ -378,25 +378,20 @@ class DeviceClient:
     async def block_business(
         self, business: str, *, report: bool = False, reason: str | None = None
     ) -> None:
-        """Block a business: tell its platform (the `block` control of the content contract,
-        which stops every number of the business and counts toward its quality rating), then
-        the network."""
-        control: dict[str, Any] = {"blocked": True, "report": report}
-        if reason is not None:
-            control["reason"] = reason
-        await self.send_content(business, {"type": "block", "block": control})
+        """Block a business: tell its platform first (the `block` control of the content
+        contract, which stops every number of the business and counts toward its quality
+        rating; once the network refuses its envelopes it could never learn it), then the
+        network."""
+        await self.send_content(business, messages.block_request(True, report, reason))
         await self.block(business)
 
     async def unblock_business(self, business: str) -> None:
         await self.unblock(business)
-        await self.send_content(business, {"type": "block", "block": {"blocked": False}})
+        await self.send_content(business, messages.block_request(False))
 
     async def stop_promotions(self, business: str, stop: bool = True) -> None:
-        """The client's "Stop promotions" (or "Resume") for a business."""
-        choice = "stop" if stop else "resume"
-        await self.send_content(
-            business, {"type": "preferences", "preferences": {"marketing": choice}}
-        )
+        """The client's "Stop promotions" (or, with `stop=False`, "Resume") for a business."""
+        await self.send_content(business, messages.marketing_preference(stop))
 
     # -- receiving (see receive.py) ---------------------------------------------------------
 

@@ -13,7 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tidings.protocol.codes import ErrorCode
+from tidings.sdk.errors import SdkError
 from tidings.sdk.events import StoredMessage
+from tidings.sdk.http import ServerApi
 from tidings.sdk.messages import InteractiveReply, Reaction, parse, preview
 from tidings.sdk.store import ProfileStore
 
@@ -29,6 +32,7 @@ class ChatSettings:
     promotions_stopped: bool = False
     blocked: bool = False
     security_verified: str | None = None  # the safety number the user confirmed
+    profile_checked: bool = False  # asked the platform whether this is a business
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -132,6 +136,19 @@ class Conversations:
         return len(keys)
 
     # -- per-chat settings ------------------------------------------------------------------
+
+    def unchecked_profiles(self) -> list[str]:
+        return [chat.peer for chat in self.chats() if not chat.settings.profile_checked]
+
+    async def check_profile(self, api: ServerApi, peer: str) -> ChatSettings:
+        """Ask the platform whether `peer` is a business, and remember its verified name."""
+        try:
+            profile = await api.business_profile(peer)
+        except SdkError as exc:
+            if exc.code != ErrorCode.NOT_FOUND:
+                raise
+            return self.update(peer, profile_checked=True)
+        return self.update(peer, profile_checked=True, verified_name=profile.verified_name)
 
     def settings(self, peer: str) -> ChatSettings:
         with self.store.transaction() as state:

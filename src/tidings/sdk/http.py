@@ -109,6 +109,10 @@ class ServerApi:
         path = f"/v1/accounts/{_phone_path(phone)}/devices"
         return await self._call("GET", path, api.DeviceListResponse)
 
+    async def business_profile(self, phone: str) -> api.BusinessProfile:
+        path = f"/v1/business-profiles/{_phone_path(phone)}"
+        return await self._call("GET", path, api.BusinessProfile)
+
     async def publish_device_list(self, signed: api.SignedDeviceList) -> int:
         request = api.PublishDeviceListRequest(signed_list=signed)
         result = await self._call("PUT", "/v1/devices/list", _Version, body=request)

@@ -333,6 +333,8 @@ def _header(raw: dict[str, Any]) -> Header | None:
 
 def _interactive(inner: dict[str, Any]) -> Interactive | InteractiveReply | None:
     kind = _str(inner.get("type")) or "other"
+    if not inner:
+        return None
     if kind in ("button_reply", "list_reply"):
         reply = _dict(inner.get(kind))
         reply_id = _str(reply.get("id"))
@@ -379,6 +381,8 @@ def _interactive(inner: dict[str, Any]) -> Interactive | InteractiveReply | None
             else LinkButton("url", _str(parameters.get("display_text")) or url, url)
         )
         return Interactive(link=link, **common)
+    if kind != "location_request_message" and not body:
+        return None  # a kind this client does not know, with nothing to show
     return Interactive(**common)
 
 

@@ -2,7 +2,8 @@
 signals of the last 7 days weighted by recency (policy/quality.py holds the formula).
 
 - `current(phone)` computes the rating now: the phone node's `quality_rating` and the tier
-  code (scale-up needs it) read it.
+  code (`limits.WorstPhoneQuality`: scale-up needs the business's worst number GREEN or
+  YELLOW) read it.
 - `evaluate(uow, phone)` stores the rating and, when it changed, queues a
   `phone_number_quality_update` webhook: `event` FLAGGED when the rating got worse, UNFLAGGED
   when it got better (Meta's values), plus `quality_rating` / `previous_quality_rating`
@@ -14,6 +15,7 @@ signals of the last 7 days weighted by recency (policy/quality.py holds the form
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from tidings.business.messaging import WebhookSink
@@ -21,7 +23,7 @@ from tidings.business.service import BusinessService, PhoneInfo
 from tidings.db.uow import Database, UnitOfWork
 from tidings.kit.clock import Clock
 from tidings.policy.quality import Quality, QualityParams, Signal, SignalKind, phone_quality
-from tidings.signals.models import CustomerSignal, PhoneQuality
+from tidings.signals.models import PhoneQuality
 from tidings.signals.repository import SignalsRepository
 
 _RANK = {Quality.GREEN: 0, Quality.YELLOW: 1, Quality.RED: 2}
@@ -31,8 +33,8 @@ FIELD = "phone_number_quality_update"
 LimitFields = Callable[[UnitOfWork, PhoneInfo], Awaitable[dict[str, Any]]]
 
 
-def as_signals(rows: list[CustomerSignal]) -> list[Signal]:
-    return [Signal(SignalKind(row.kind), row.at, row.count) for row in rows]
+def as_signals(totals: list[tuple[str, datetime, int]]) -> list[Signal]:
+    return [Signal(SignalKind(kind), at, count) for kind, at, count in totals]
 
 
 class PhoneQualityService:
@@ -57,22 +59,12 @@ class PhoneQualityService:
         async with self._database.read_only() as uow:
             return await self._rate(uow, phone)
 
-    async def business_quality(self, business_id: int) -> Quality:
-        """The worst rating among the business's numbers (what gates its tier upgrades;
-        `limits.MessagingLimits.quality` reads it)."""
-        ratings = [
-            await self.current(phone)
-            for phone in await self._businesses.all_phones()
-            if phone.business_id == business_id
-        ]
-        return max(ratings, key=lambda q: _RANK[q], default=Quality.GREEN)
-
     async def _rate(self, uow: UnitOfWork, phone: PhoneInfo) -> Quality:
         now = self._clock.now()
-        rows = await SignalsRepository(uow.session).signals_of_phone(
-            phone.phone_pk, now - self._params.lookback
+        totals = await SignalsRepository(uow.session).signal_totals(
+            now - self._params.lookback, phone_pk=phone.phone_pk
         )
-        return phone_quality(as_signals(list(rows)), now, self._params)
+        return phone_quality(as_signals(totals), now, self._params)
 
     async def evaluate(
         self, uow: UnitOfWork, phone: PhoneInfo, _template_id: str | None = None

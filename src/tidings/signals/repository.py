@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.signals.models import (
@@ -113,31 +114,26 @@ class SignalsRepository:
         )
         return found
 
-    async def signals_of_phone(self, phone_pk: int, since: datetime) -> Sequence[CustomerSignal]:
-        rows = await self.session.scalars(
-            select(CustomerSignal).where(
-                CustomerSignal.phone_id == phone_pk, CustomerSignal.at > since
-            )
-        )
-        return rows.all()
-
-    async def signals_of_template(
-        self, template_id: str, since: datetime
-    ) -> Sequence[CustomerSignal]:
-        rows = await self.session.scalars(
-            select(CustomerSignal).where(
-                CustomerSignal.template_id == template_id, CustomerSignal.at > since
-            )
-        )
-        return rows.all()
-
-    async def signal_count(self, phone_pk: int, kind: str) -> int:
-        count = await self.session.scalar(
-            select(func.count())
-            .select_from(CustomerSignal)
-            .where(CustomerSignal.phone_id == phone_pk, CustomerSignal.kind == kind)
-        )
-        return int(count or 0)
+    async def signal_totals(
+        self, since: datetime, *, phone_pk: int | None = None, template_id: str | None = None
+    ) -> list[tuple[str, datetime, int]]:
+        """Signals after `since` of a number or a template, summed per kind and hour:
+        `(kind, latest time in the hour, count)`. A busy number has a row per delivery and
+        read; ratings read at most 7 x 24 hours x kinds rows this way (the weight of a
+        signal changes by under 1.5 % within an hour)."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            hour: ColumnElement[Any] = func.date_trunc("hour", CustomerSignal.at)
+        else:  # SQLite stores "YYYY-MM-DD HH:MM:SS.ffffff"
+            hour = func.substr(CustomerSignal.at, 1, 13)
+        query = select(
+            CustomerSignal.kind, func.max(CustomerSignal.at), func.sum(CustomerSignal.count)
+        ).where(CustomerSignal.at > since)
+        if phone_pk is not None:
+            query = query.where(CustomerSignal.phone_id == phone_pk)
+        if template_id is not None:
+            query = query.where(CustomerSignal.template_id == template_id)
+        rows = await self.session.execute(query.group_by(CustomerSignal.kind, hour))
+        return [(kind, at, int(count)) for kind, at, count in rows.all()]
 
     # -- phone quality ----------------------------------------------------------------------
 

@@ -77,10 +77,10 @@ class TemplateQualityService:
         if row is None or row.deleted_at is not None:
             return
         now = self._clock.now()
-        rows = await SignalsRepository(uow.session).signals_of_template(
-            template_id, now - self._params.lookback
+        totals = await SignalsRepository(uow.session).signal_totals(
+            now - self._params.lookback, template_id=template_id
         )
-        rating = template_quality(as_signals(list(rows)), now, self._params)
+        rating = template_quality(as_signals(totals), now, self._params)
         if str(rating) != row.quality_score:
             previous = row.quality_score
             row.quality_score, row.quality_updated_at = str(rating), now

@@ -46,6 +46,7 @@ from tidings.sdk.safety import safety_number_with
 from tidings.tui.controls import Controls
 from tidings.tui.devices import DevicesScreen
 from tidings.tui.onboarding import RegisterScreen, Registration
+from tidings.tui.preview import preview
 from tidings.tui.screens import (
     MODAL_CSS,
     ListPicker,
@@ -174,6 +175,7 @@ class ChatApp(App[None]):
         self.controls = Controls(client, self.conversations)
         self.sub_title = client.phone
         await self.refresh_screen()
+        self.check_profiles()
         if self.initial_chat:
             try:
                 await self.open_chat(check_phone(self.initial_chat))
@@ -190,11 +192,12 @@ class ChatApp(App[None]):
 
     def set_connection(self, state: str, *, ok: bool = True) -> None:
         self.connection = state
-        label = self.query_one("#connection", Label)
         phone = self.client.phone if self.client else ""
-        label.update(f"{phone}  ●  {state}" if phone else state)
-        label.set_class(not ok, "offline")
-        self._bump()
+        with contextlib.suppress(NoMatches):  # the app may be closing
+            label = self.query_one("#connection", Label)
+            label.update(f"{phone}  ●  {state}" if phone else state)
+            label.set_class(not ok, "offline")
+        self.bump()
 
     @work(exclusive=True, group="connection")
     async def stay_connected(self) -> None:
@@ -236,10 +239,27 @@ class ChatApp(App[None]):
         if changed or events:
             await self.refresh_screen()
             self.mark_open_chat_read()
+            self.check_profiles()
+
+    @work(exclusive=True, group="profiles")
+    async def check_profiles(self) -> None:
+        """Learn which chats are businesses, and their verified names, from the platform."""
+        if self.client is None or self.conversations is None:
+            return
+        peers = self.conversations.unchecked_profiles()
+        if self.peer is not None and not self.conversations.settings(self.peer).profile_checked:
+            peers.append(self.peer)
+        for peer in dict.fromkeys(peers):
+            try:
+                await self.conversations.check_profile(self.client.api, peer)
+            except SdkError:
+                return  # offline: asked again after the next event
+        if peers:
+            await self.refresh_screen()
 
     # -- screen updates ---------------------------------------------------------------------
 
-    def _bump(self) -> None:
+    def bump(self) -> None:
         self.revision += 1
         self._changed.set()
         self._changed = asyncio.Event()
@@ -271,7 +291,7 @@ class ChatApp(App[None]):
         title = self.query_one("#chat-title", Label)
         if self.peer is None or self.conversations is None:
             await container.remove_children()
-            self._bump()
+            self.bump()
             return
         title.update(self._chat_heading(self.peer))
         history = self.conversations.messages(self.peer)
@@ -306,7 +326,7 @@ class ChatApp(App[None]):
         if new_boxes:
             await container.mount_all(new_boxes)
             container.scroll_end(animate=False)
-        self._bump()
+        self.bump()
 
     def _chat_heading(self, peer: str) -> str:
         assert self.conversations is not None
@@ -340,6 +360,7 @@ class ChatApp(App[None]):
         self.query_one("#replying", Label).update("")
         await self.refresh_screen()
         self.mark_open_chat_read()
+        self.check_profiles()
         self.query_one("#composer", Input).focus()
 
     @work(group="read")
@@ -418,10 +439,10 @@ class ChatApp(App[None]):
             self.copy_to_clipboard(str(action.data))
             self.notify(f"Copied {action.data}")
         elif action.kind == "media":
-            self.save_media(action.data)
+            self.save_media(action.data, message)
 
     @work(group="media")
-    async def save_media(self, media: messages.Media) -> None:
+    async def save_media(self, media: messages.Media, message: StoredMessage) -> None:
         if self.client is None or media.descriptor is None:
             return
         try:
@@ -439,9 +460,14 @@ class ChatApp(App[None]):
         target.write_bytes(data)
         self.notify(f"Saved to {target}")
         self.last_saved = target
+        picture = preview(data) if media.kind in ("image", "sticker") else None
+        if picture is not None:  # shown in the chat where the terminal has colours
+            for box in self.message_boxes():
+                if box.message.key == message.key:
+                    await box.show_preview(picture)
         if self.open_files:
             self.open_url(target.as_uri())
-        self._bump()
+        self.bump()
 
     @on(MessageBox.InfoRequested)
     def info_requested(self, event: MessageBox.InfoRequested) -> None:

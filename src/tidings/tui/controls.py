@@ -2,15 +2,14 @@
 
 Each control is a message to the business in the shape the platform records as a consent or
 quality signal (see tidings.sdk.messages), remembered in the chat's sealed settings so the
-screen shows it. Blocking also asks the network core to refuse that account's messages, when
-the SDK offers it (`DeviceClient.block`).
+screen shows it. Blocking also asks the network core to refuse that account's envelopes
+(`DeviceClient.block_business`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tidings.sdk import messages
 from tidings.sdk.client import DeviceClient
 from tidings.sdk.conversations import Conversations
 from tidings.sdk.errors import SdkError
@@ -26,22 +25,17 @@ class Controls:
         self.conversations = conversations
 
     async def set_promotions(self, peer: str, stop: bool) -> None:
-        await self.client.send_content(peer, messages.marketing_preference(stop))
+        await self.client.stop_promotions(peer, stop)
         self.conversations.update(peer, promotions_stopped=stop)
 
     async def block(self, peer: str, report: bool, reason: str | None) -> None:
-        # Tell the business first: once the core refuses its envelopes it would never know.
-        await self.client.send_content(peer, messages.block_request(True, report, reason))
-        core_block = getattr(self.client, "block", None)
-        if core_block is not None:
-            await core_block(peer)
+        # The SDK tells the business's platform first (once the network refuses its envelopes
+        # it would never know), then the network.
+        await self.client.block_business(peer, report=report, reason=reason)
         self.conversations.update(peer, blocked=True)
 
     async def unblock(self, peer: str) -> None:
-        core_unblock = getattr(self.client, "unblock", None)
-        if core_unblock is not None:
-            await core_unblock(peer)
-        await self.client.send_content(peer, messages.block_request(False))
+        await self.client.unblock_business(peer)
         self.conversations.update(peer, blocked=False)
 
     # -- from the app's key bindings --------------------------------------------------------

@@ -78,20 +78,25 @@ class RegisterScreen(Screen[DeviceClient | None]):
     def on_input_submitted(self, _event: Input.Submitted) -> None:
         self.submit("register")
 
+    def say(self, text: str) -> None:
+        self.query_one("#error", Label).update(text)
+        bump = getattr(self.app, "bump", None)  # lets scripts and tests wait on the screen
+        if bump is not None:
+            bump()
+
     def value(self, field: str) -> str:
         return self.query_one(f"#{field}", Input).value.strip()
 
     @work(exclusive=True, group="register")
     async def submit(self, how: str) -> None:
         server, phone, code = self.value("server"), self.value("phone"), self.value("code")
-        error = self.query_one("#error", Label)
         if not server or not code or (how == "register" and not phone):
-            error.update("Fill in the server, your phone number and the code.")
+            self.say("Fill in the server, your phone number and the code.")
             return
         app = self.app
         transport = getattr(app, "transport", None)
         clock = getattr(app, "clock", None)
-        error.update("Registering…" if how == "register" else "Waiting for your primary device…")
+        self.say("Registering…" if how == "register" else "Waiting for your primary device…")
         try:
             if how == "register":
                 client = await DeviceClient.register(
@@ -114,6 +119,6 @@ class RegisterScreen(Screen[DeviceClient | None]):
                     clock=clock,
                 )
         except SdkError as exc:
-            error.update(f"{exc.message}")
+            self.say(exc.message)
             return
         self.dismiss(client)
