@@ -81,7 +81,7 @@ def run(store: str, size: str, command: str) -> Report:
     report = Report(NAME, TITLE, command, store, size)
     report.row("messages (customers)", f"{total} ({customers_n})", f"{min(total, 1000)} POSTs")
     report.row("webhooks posted per second", f"{rate:,.0f}", f"{bare['per_second']:,.0f}")
-    report.row("ratio to baseline", f"{rate / bare['per_second']:.2f}", "1.00")
+    report.row("ratio to baseline", f"{rate / bare['per_second']:.4f}", "1.00")
     report.row("customers' send rate (messages/s)", f"{sent['sent'] / sent['elapsed']:,.0f}", "")
     report.figures = {
         "tidings": {"per_second": rate, "elapsed": elapsed, "send": sent},

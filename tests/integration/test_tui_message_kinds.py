@@ -140,6 +140,9 @@ async def test_each_message_kind_reaches_the_screen(shop, receiver, tmp_path) ->
         await pilot.press("enter")
         await app.wait_until(lambda: app.last_saved is not None)
         assert app.last_saved is not None and app.last_saved.read_bytes() == image
+        # ... and previewed in the chat (a 1 by 1 image: one half-block cell).
+        await app.wait_until(lambda: bool(app.query(".preview")))
+        assert str(app.query_one(".preview", Static).render()) == "▀"
 
         # A location request is answered from the app: the business receives the location.
         button(app, "📍 Send location").focus()

@@ -46,6 +46,7 @@ from tidings.sdk.safety import safety_number_with
 from tidings.tui.controls import Controls
 from tidings.tui.devices import DevicesScreen
 from tidings.tui.onboarding import RegisterScreen, Registration
+from tidings.tui.preview import preview
 from tidings.tui.screens import (
     MODAL_CSS,
     ListPicker,
@@ -438,10 +439,10 @@ class ChatApp(App[None]):
             self.copy_to_clipboard(str(action.data))
             self.notify(f"Copied {action.data}")
         elif action.kind == "media":
-            self.save_media(action.data)
+            self.save_media(action.data, message)
 
     @work(group="media")
-    async def save_media(self, media: messages.Media) -> None:
+    async def save_media(self, media: messages.Media, message: StoredMessage) -> None:
         if self.client is None or media.descriptor is None:
             return
         try:
@@ -459,6 +460,11 @@ class ChatApp(App[None]):
         target.write_bytes(data)
         self.notify(f"Saved to {target}")
         self.last_saved = target
+        picture = preview(data) if media.kind in ("image", "sticker") else None
+        if picture is not None:  # shown in the chat where the terminal has colours
+            for box in self.message_boxes():
+                if box.message.key == message.key:
+                    await box.show_preview(picture)
         if self.open_files:
             self.open_url(target.as_uri())
         self.bump()

@@ -118,6 +118,12 @@ class MessageBox(Vertical, can_focus=True):
                     yield button
         yield Static(self._meta_text(), classes="meta")
 
+    async def show_preview(self, picture: RichText) -> None:
+        """An image's preview, once the person saved it (see preview.py)."""
+        for old in self.query(".preview"):
+            await old.remove()
+        await self.mount(Static(picture, classes="preview"), before=self.query_one(".meta"))
+
     def _meta_text(self) -> RichText:
         meta = RichText(clock_time(self.message.ts, self._tz), style="dim")
         meta.append("  ")
