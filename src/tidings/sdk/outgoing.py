@@ -21,7 +21,7 @@ from tidings.sdk.errors import SdkError, TrustError
 from tidings.sdk.events import StoredMessage
 
 if TYPE_CHECKING:
-    from tidings.crypto import SessionManager
+    from tidings.crypto.sessions import OpenSessions
     from tidings.sdk.client import DeviceClient
     from tidings.sdk.store import State
 
@@ -144,16 +144,18 @@ class Sender:
         envelopes: dict[int, list[api.OutgoingEnvelope]] = {}
         failed: dict[int, SdkError] = {}
         with self.client.store.transaction() as state:
-            manager = self.client.session_manager(state)
+            sessions = self.client.session_manager(state).batch()
             peers: dict[tuple[str, int], PeerSessions] = {}
             for index, targets in ready:
                 try:
                     envelopes[index] = self._encrypt_in(
-                        state, manager, peers, items[index], targets
+                        state, sessions, peers, items[index], targets
                     )
                 except SdkError as exc:
                     failed[index] = exc
-            # Each touched session is sealed and written once, however many messages used it.
+            # Each touched session is pickled, sealed and written once, however many messages
+            # used it.
+            sessions.close()
             for (phone, device_id), peer in peers.items():
                 state.save_peer(phone, device_id, peer)
         return envelopes, failed
@@ -224,7 +226,7 @@ class Sender:
     def _encrypt_in(
         self,
         state: State,
-        manager: SessionManager,
+        sessions: OpenSessions,
         peers: dict[tuple[str, int], PeerSessions],
         item: OutgoingItem,
         targets: list[Target],
@@ -249,7 +251,7 @@ class Sender:
             peer = peers.get(key)
             if peer is None:
                 peer = peers[key] = state.peer(phone, entry.device_id)
-            msg_type, body = manager.encrypt(peer, plaintext.model_dump_json().encode())
+            msg_type, body = sessions.encrypt(peer, plaintext.model_dump_json().encode())
             if len(body) > api.MAX_ENVELOPE_BYTES:
                 raise SdkError(errors.TOO_LARGE, "the message is too long to send")
             envelopes.append(
