@@ -12,7 +12,8 @@ import shutil
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -149,8 +150,9 @@ class ServerThread:
         self.sock.close()
 
 
-@pytest.fixture
-def server(settings: Settings, clock: FrozenClock) -> Iterator[RunningServer]:
+@contextmanager
+def serving(settings: Settings, clock: FrozenClock) -> Iterator[RunningServer]:
+    """The whole server on its own thread, for as long as the block runs."""
     runtime = build_runtime(settings, clock=clock)
     thread = ServerThread(runtime)
     thread.start()
@@ -158,6 +160,20 @@ def server(settings: Settings, clock: FrozenClock) -> Iterator[RunningServer]:
         yield RunningServer(f"http://127.0.0.1:{thread.port}", runtime, settings, clock)
     finally:
         thread.stop()
+
+
+@pytest.fixture
+def server(settings: Settings, clock: FrozenClock) -> Iterator[RunningServer]:
+    with serving(settings, clock) as running:
+        yield running
+
+
+@pytest.fixture
+async def local(settings: Settings, clock: FrozenClock) -> AsyncIterator[Runtime]:
+    """A runtime on the test's own loop (a served runtime lives on another thread's loop)."""
+    runtime = build_runtime(settings, clock=clock)
+    yield runtime
+    await runtime.close()
 
 
 def issue_invite(settings: Settings, phone: str, clock: FrozenClock | None = None) -> str:

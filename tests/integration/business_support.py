@@ -1,21 +1,29 @@
 """Fixtures for Business API tests: a provisioned business, a webhook receiver (the customer's
-CRM: the outer edge, so the test runs it), pywa pointed at our server, and SDK customers."""
+CRM: the outer edge, so the test runs it), pywa pointed at our server, and SDK customers.
+
+A test module uses the shared fixtures by naming them at module level, e.g.
+`receiver = business_support.receiver`."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
+import pytest
+from pywa import WhatsApp
 from sqlalchemy import func, select
 
-from conftest import run_in_thread
+from conftest import run_in_thread, serving
 from tidings.business.models import BusinessMessage
+from tidings.business.service import Provisioned
+from tidings.cli.business import _create, _webhook
 from tidings.config import Settings
 from tidings.kit.clock import Clock
 from tidings.runtime import Runtime, build_runtime
@@ -99,6 +107,42 @@ def start_receiver(receiver: Receiver) -> ThreadingHTTPServer:
     return httpd
 
 
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """The business's webhook endpoint, running for the test."""
+    made = Receiver()
+    httpd = start_receiver(made)
+    yield made
+    httpd.shutdown()
+
+
+def provision_shop(
+    settings: Settings,
+    receiver: Receiver | None = None,
+    phone: str = "+15550109999",
+    name: str = "Acme Shop",
+) -> Provisioned:
+    """A business made as `tidings business create` makes it; its webhooks go to `receiver`."""
+    made = run_in_thread(lambda: _create(settings, name, phone))
+    if receiver is not None:
+        run_in_thread(
+            lambda: _webhook(settings, made.phone_number_id, receiver.url, receiver.verify_token)
+        )
+    return made
+
+
+def pywa_client(made: Provisioned, server_url: str) -> WhatsApp:
+    """pywa, as the business would run it, talking to our server."""
+    return WhatsApp(
+        phone_id=made.phone_number_id,
+        token=made.access_token,
+        session=httpx.Client(transport=ToOurServer(server_url)),
+        app_secret=made.app_secret,
+        waba_id=made.waba_id,
+        api_version="23.0",
+    )
+
+
 class ToOurServer(httpx.BaseTransport):
     """Sends requests meant for graph.facebook.com to our server instead (pywa's base URL)."""
 
@@ -155,6 +199,10 @@ __all__ = [
     "ToOurServer",
     "inbound_count",
     "open_window",
+    "provision_shop",
+    "pywa_client",
+    "receiver",
     "run_in_thread",
+    "serving",
     "start_receiver",
 ]

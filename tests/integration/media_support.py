@@ -6,8 +6,11 @@ from __future__ import annotations
 import struct
 import threading
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -64,3 +67,12 @@ def start_link_server(served: LinkServer) -> ThreadingHTTPServer:
     served.base = f"http://127.0.0.1:{httpd.server_address[1]}"
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     return httpd
+
+
+@pytest.fixture
+def links() -> Iterator[LinkServer]:
+    """The business's own web server, serving files by link for the test."""
+    served = LinkServer()
+    httpd = start_link_server(served)
+    yield served
+    httpd.shutdown()

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import business_support
 import httpx
+import media_support
 import pytest
-from business_support import Receiver, run_in_thread, start_receiver
-from media_support import LinkServer, start_link_server
+from business_support import provision_shop, run_in_thread, serving
 from sqlalchemy import func, select, update
 
-from conftest import RunningServer, ServerThread
 from tidings.business.models import BusinessMessage
-from tidings.cli.business import _create, _webhook
 from tidings.runtime import build_runtime
 from tidings.templates.models import MessageTemplate
 
@@ -24,39 +23,22 @@ CUSTOMER = "+15550100001"
 MP4 = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + b"\x00\x00\x00\x08free" + b"\x00" * 64
 
 
-@pytest.fixture
-def receiver():
-    made = Receiver()
-    httpd = start_receiver(made)
-    yield made
-    httpd.shutdown()
-
-
-@pytest.fixture
-def links():
-    served = LinkServer()
-    httpd = start_link_server(served)
-    yield served
-    httpd.shutdown()
+receiver = business_support.receiver
+links = media_support.links
 
 
 @pytest.fixture
 def shop(settings, clock, receiver):
     """A provisioned business (webhooks to `receiver`), its server, and a Graph client."""
-    made = run_in_thread(lambda: _create(settings, "Acme Shop", BUSINESS))
-    run_in_thread(
-        lambda: _webhook(settings, made.phone_number_id, receiver.url, receiver.verify_token)
-    )
-    runtime = build_runtime(settings, clock=clock)
-    thread = ServerThread(runtime)
-    thread.start()
-    server = RunningServer(f"http://127.0.0.1:{thread.port}", runtime, settings, clock)
-    graph = httpx.Client(
-        base_url=server.url, headers={"Authorization": f"Bearer {made.access_token}"}, timeout=30
-    )
-    yield made, server, graph
-    graph.close()
-    thread.stop()
+    made = provision_shop(settings, receiver, BUSINESS)
+    with serving(settings, clock) as server:
+        graph = httpx.Client(
+            base_url=server.url,
+            headers={"Authorization": f"Bearer {made.access_token}"},
+            timeout=30,
+        )
+        yield made, server, graph
+        graph.close()
 
 
 def create_approved(graph_client: httpx.Client, waba_id: str, body: dict[str, Any]) -> str:
@@ -118,6 +100,38 @@ def body_params(*values: Any) -> dict[str, Any]:
     }
 
 
+RECEIPT_IMAGE = {  # a media header: the send must give the image
+    "name": "receipt_image",
+    "language": "en_US",
+    "category": "UTILITY",
+    "components": [
+        {"type": "HEADER", "format": "IMAGE", "example": {"header_handle": ["4::aW1n"]}},
+        {
+            "type": "BODY",
+            "text": "Your receipt for order {{1}} is shown above. Keep it for your records.",
+            "example": {"body_text": [["A-1001"]]},
+        },
+    ],
+}
+TABLE_BOOKING = {  # named parameters
+    "name": "table_booking",
+    "language": "en_US",
+    "category": "UTILITY",
+    "parameter_format": "NAMED",
+    "components": [
+        {
+            "type": "BODY",
+            "text": "Hello {{first_name}}, your table for {{party_size}} is booked at"
+            " our downtown restaurant tonight.",
+            "example": {
+                "body_text_named_params": [
+                    {"param_name": "first_name", "example": "Ann"},
+                    {"param_name": "party_size", "example": "4"},
+                ]
+            },
+        }
+    ],
+}
 ORDER_UPDATE = {
     "name": "order_update",
     "language": "en_US",

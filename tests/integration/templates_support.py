@@ -103,3 +103,18 @@ def body(
 
 def error_of(response: httpx.Response) -> tuple[int, int]:
     return response.status_code, response.json()["error"]["code"]
+
+
+def file_three_for_review(graph: Graph) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """File three templates for a held business, in this order: a plain shipping notice, a
+    promotion filed as UTILITY (the classifier proposes MARKETING), and an account notice."""
+    shipped = graph.create(body("shipping_notice")).json()
+    promo = graph.create(
+        body(
+            "order_followup",
+            "Hi {{1}}, order {{2}} shipped! Get 15% off your next order"
+            " with code AGAIN15, shop now.",
+        )
+    ).json()
+    doubtful = graph.create(body("account_notice")).json()
+    return shipped, promo, doubtful

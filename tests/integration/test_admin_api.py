@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from business_support import run_in_thread
-from templates_support import Graph, body, start
+from templates_support import Graph, body, file_three_for_review, start
 from typer.testing import CliRunner
 
 from tidings.cli.business import _create
@@ -105,15 +105,7 @@ def test_every_admin_route_needs_a_valid_operator_token(held, settings) -> None:
 
 def test_operators_work_the_review_queue_over_http(held) -> None:
     made, _server, graph, admin = held
-    shipped = graph.create(body("shipping_notice")).json()
-    promo = graph.create(
-        body(
-            "order_followup",
-            "Hi {{1}}, order {{2}} shipped! Get 15% off your next order"
-            " with code AGAIN15, shop now.",
-        )
-    ).json()
-    doubtful = graph.create(body("account_notice")).json()
+    shipped, promo, doubtful = file_three_for_review(graph)
 
     queue = admin.get(f"{ADMIN}/templates/review").json()["data"]
     assert [q["name"] for q in queue] == ["shipping_notice", "order_followup", "account_notice"]

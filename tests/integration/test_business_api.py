@@ -8,14 +8,20 @@ import hashlib
 import hmac
 from typing import Any
 
+import business_support
 import httpx
 import pytest
-from business_support import Receiver, ToOurServer, open_window, run_in_thread, start_receiver
-from pywa import WhatsApp, handlers
+from business_support import (
+    open_window,
+    provision_shop,
+    pywa_client,
+    run_in_thread,
+    serving,
+)
+from pywa import handlers
 
-from conftest import RunningServer, ServerThread, issue_invite
-from tidings.cli.business import _create, _webhook
-from tidings.runtime import build_runtime
+from conftest import issue_invite
+from tidings.cli.business import _create
 from tidings.sdk import DeviceClient, IncomingMessage, ReceiptEvent, TypingEvent
 
 BUSINESS = "+15550109999"
@@ -23,37 +29,15 @@ CUSTOMER = "+15550100001"
 STRANGER = "+15550100077"
 
 
-@pytest.fixture
-def receiver():
-    made = Receiver()
-    httpd = start_receiver(made)
-    yield made
-    httpd.shutdown()
+receiver = business_support.receiver
 
 
 @pytest.fixture
 def shop(settings, clock, receiver, tmp_path):
     """A provisioned business with its webhook set, then the server started."""
-    made = run_in_thread(lambda: _create(settings, "Acme Shop", BUSINESS))
-    run_in_thread(
-        lambda: _webhook(settings, made.phone_number_id, receiver.url, receiver.verify_token)
-    )
-    runtime = build_runtime(settings, clock=clock)
-    thread = ServerThread(runtime)
-    thread.start()
-    yield made, RunningServer(f"http://127.0.0.1:{thread.port}", runtime, settings, clock)
-    thread.stop()
-
-
-def pywa_client(made, server_url: str) -> WhatsApp:
-    return WhatsApp(
-        phone_id=made.phone_number_id,
-        token=made.access_token,
-        session=httpx.Client(transport=ToOurServer(server_url)),
-        app_secret=made.app_secret,
-        waba_id=made.waba_id,
-        api_version="23.0",
-    )
+    made = provision_shop(settings, receiver, BUSINESS)
+    with serving(settings, clock) as server:
+        yield made, server
 
 
 async def customer_device(

@@ -10,12 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
-from business_support import run_in_thread
+from business_support import provision_shop, run_in_thread, serving
 from openapi_support import checked_client
 from sqlalchemy import func, select
 from test_business_api import CUSTOMER, collect, customer_device, messages
 
-from conftest import RunningServer, ServerThread
 from tidings.business.idempotency import (
     KEY_TTL,
     LEASE,
@@ -28,7 +27,7 @@ from tidings.business.idempotency import (
 )
 from tidings.business.models import BusinessMessage, IdempotencyKey
 from tidings.cli.business import _create
-from tidings.runtime import Runtime, build_runtime
+from tidings.runtime import Runtime
 
 BUSINESS = "+15550109999"
 
@@ -39,12 +38,9 @@ def text(body: str, to: str = CUSTOMER) -> dict[str, Any]:
 
 @pytest.fixture
 def shop(settings, clock):
-    made = run_in_thread(lambda: _create(settings, "Acme Shop", BUSINESS))
-    runtime = build_runtime(settings, clock=clock)
-    thread = ServerThread(runtime)
-    thread.start()
-    yield made, RunningServer(f"http://127.0.0.1:{thread.port}", runtime, settings, clock)
-    thread.stop()
+    made = provision_shop(settings, phone=BUSINESS)
+    with serving(settings, clock) as server:
+        yield made, server
 
 
 @pytest.fixture
@@ -54,14 +50,6 @@ async def api(shop):
     headers = {"Authorization": f"Bearer {made.access_token}"}
     async with checked_client(server.url, headers=headers) as client:
         yield client
-
-
-@pytest.fixture
-async def local(settings, clock):
-    """A runtime on the test's own loop (the server's lives on another thread's loop)."""
-    runtime = build_runtime(settings, clock=clock)
-    yield runtime
-    await runtime.close()
 
 
 def url_of(made) -> str:

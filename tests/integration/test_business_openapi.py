@@ -8,15 +8,15 @@ import asyncio
 import re
 from typing import Any
 
+import business_support
 import httpx
 import jsonschema
 import pytest
-from business_support import Receiver, run_in_thread, start_receiver
+from business_support import provision_shop, run_in_thread, serving
 from openapi_spec_validator import validate
 from openapi_support import DOCUMENT, Coverage, check_response, checked_client, template_of
 from test_business_api import BUSINESS, CUSTOMER, INTERACTIVE_BUTTONS, KINDS, customer_device
 
-from conftest import RunningServer, ServerThread
 from tidings.app import create_app
 from tidings.business.idempotency import KeyScope, request_fingerprint
 from tidings.business.service import MANAGEMENT, MESSAGING
@@ -103,22 +103,14 @@ def test_the_checker_catches_a_wrong_body() -> None:
         check_response(template, "POST", 418, {})
 
 
-@pytest.fixture
-def receiver():
-    made = Receiver()
-    httpd = start_receiver(made)
-    yield made
-    httpd.shutdown()
+receiver = business_support.receiver
 
 
 @pytest.fixture
 def shop(settings, clock):
-    made = run_in_thread(lambda: _create(settings, "Acme Shop", BUSINESS))
-    runtime = build_runtime(settings, clock=clock)
-    thread = ServerThread(runtime)
-    thread.start()
-    yield made, RunningServer(f"http://127.0.0.1:{thread.port}", runtime, settings, clock)
-    thread.stop()
+    made = provision_shop(settings, phone=BUSINESS)
+    with serving(settings, clock) as server:
+        yield made, server
 
 
 async def test_the_app_serves_the_document(shop) -> None:

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from limits_support import provision
 from sqlalchemy import select
 from test_policy_gate import BUSINESS, CUSTOMER, customer_writes, decide, template
 
@@ -14,21 +15,13 @@ from tidings.business.models import BusinessMessage
 from tidings.business.service import PhoneInfo
 from tidings.errors import ValidationFailed
 from tidings.policy.categories import Category
-from tidings.runtime import Runtime, build_runtime
+from tidings.runtime import Runtime
 from tidings.signals.models import CustomerSignal
 
 
 @pytest.fixture
-async def local(settings, clock):
-    runtime = build_runtime(settings, clock=clock)
-    yield runtime
-    await runtime.close()
-
-
-@pytest.fixture
 async def phone(local: Runtime) -> PhoneInfo:
-    made = await local.businesses.create("Acme Shop", BUSINESS, phone_number_id="900100")
-    return await local.businesses.phone_by_number_id(made.phone_number_id)
+    return await provision(local, BUSINESS, phone_number_id="900100")
 
 
 def said(text: str) -> dict[str, Any]:

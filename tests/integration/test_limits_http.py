@@ -8,12 +8,9 @@ from datetime import timedelta
 
 import httpx
 import template_send_support
+from business_support import provision_shop, serving
 from limits_support import customers
 from template_send_support import CUSTOMER, create_approved, send_body, stored_messages
-
-from conftest import RunningServer, ServerThread, run_in_thread
-from tidings.cli.business import _create, _webhook
-from tidings.runtime import build_runtime
 
 receiver, shop = template_send_support.receiver, template_send_support.shop
 
@@ -74,16 +71,12 @@ def test_a_tier_upgrade_follows_enough_good_traffic(settings, clock, receiver) -
             ),
         }
     )
-    made = run_in_thread(lambda: _create(fast, "Acme Shop", "+15550109999"))
-    run_in_thread(lambda: _webhook(fast, made.phone_number_id, receiver.url, receiver.verify_token))
-    runtime = build_runtime(fast, clock=clock)
-    thread = ServerThread(runtime)
-    thread.start()
-    server = RunningServer(f"http://127.0.0.1:{thread.port}", runtime, fast, clock)
-    graph = httpx.Client(
-        base_url=server.url, headers={"Authorization": f"Bearer {made.access_token}"}, timeout=30
-    )
-    try:
+    made = provision_shop(fast, receiver)
+    headers = {"Authorization": f"Bearer {made.access_token}"}
+    with (
+        serving(fast, clock) as server,
+        httpx.Client(base_url=server.url, headers=headers, timeout=30) as graph,
+    ):
         # WABA-level events (business_capability_update) go to the WABA's endpoint.
         subscribed = graph.post(
             f"/v23.0/{made.waba_id}/subscribed_apps",
@@ -113,6 +106,3 @@ def test_a_tier_upgrade_follows_enough_good_traffic(settings, clock, receiver) -
         assert changes["phone_number_quality_update"]["current_limit"] == "TIER_2K"
         assert changes["business_capability_update"]["max_daily_conversation_per_phone"] == 2000
         assert graph.get(node).json()["messaging_limit_tier"] == "TIER_2K"
-    finally:
-        graph.close()
-        thread.stop()

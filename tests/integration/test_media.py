@@ -8,16 +8,18 @@ import asyncio
 import hashlib
 from typing import Any
 
+import business_support
 import httpx
+import media_support
 import pytest
-from business_support import Receiver, run_in_thread, start_receiver
-from media_support import PDF, LinkServer, png, start_link_server
-from test_business_api import CUSTOMER, collect, customer_device, messages, pywa_client
+from business_support import Receiver, provision_shop, pywa_client, run_in_thread, serving
+from media_support import PDF, png
+from test_business_api import CUSTOMER, collect, customer_device, messages
 
-from conftest import RunningServer, ServerThread
+from conftest import RunningServer
 from tidings.business.media import BusinessMediaService, MediaUnavailable
 from tidings.business.media_types import KINDS
-from tidings.cli.business import _create, _webhook
+from tidings.cli.business import _create
 from tidings.outbound import OutboundPolicy
 from tidings.runtime import build_runtime
 
@@ -25,33 +27,15 @@ BUSINESS = "+15550109999"
 MARKER = b"MEDIA-PLAINTEXT-7f3a9c-DO-NOT-LEAK"
 
 
-@pytest.fixture
-def receiver():
-    made = Receiver()
-    httpd = start_receiver(made)
-    yield made
-    httpd.shutdown()
-
-
-@pytest.fixture
-def links():
-    served = LinkServer()
-    httpd = start_link_server(served)
-    yield served
-    httpd.shutdown()
+receiver = business_support.receiver
+links = media_support.links
 
 
 @pytest.fixture
 def shop(settings, clock, receiver):
-    made = run_in_thread(lambda: _create(settings, "Acme Shop", BUSINESS))
-    run_in_thread(
-        lambda: _webhook(settings, made.phone_number_id, receiver.url, receiver.verify_token)
-    )
-    runtime = build_runtime(settings, clock=clock)
-    thread = ServerThread(runtime)
-    thread.start()
-    yield made, RunningServer(f"http://127.0.0.1:{thread.port}", runtime, settings, clock)
-    thread.stop()
+    made = provision_shop(settings, receiver, BUSINESS)
+    with serving(settings, clock) as server:
+        yield made, server
 
 
 def api_client(server: RunningServer, token: str) -> httpx.AsyncClient:

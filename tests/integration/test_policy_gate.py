@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from limits_support import provision
 from sqlalchemy import select
 
 from tidings.business.models import BusinessMessage
@@ -24,16 +25,8 @@ CUSTOMER = "+15550100001"
 
 
 @pytest.fixture
-async def local(settings, clock):
-    runtime = build_runtime(settings, clock=clock)
-    yield runtime
-    await runtime.close()
-
-
-@pytest.fixture
 async def phone(local: Runtime) -> PhoneInfo:
-    made = await local.businesses.create("Acme Shop", BUSINESS, phone_number_id="900100")
-    return await local.businesses.phone_by_number_id(made.phone_number_id)
+    return await provision(local, BUSINESS, phone_number_id="900100")
 
 
 def template(

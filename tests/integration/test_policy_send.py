@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import business_support
 import httpx
 import pytest
-from business_support import Receiver, open_window, run_in_thread, start_receiver
+from business_support import Receiver, open_window, provision_shop, serving
 from test_business_api import (
     BUSINESS,
     CUSTOMER,
@@ -17,36 +18,22 @@ from test_business_api import (
     messages,
 )
 
-from conftest import RunningServer, ServerThread
 from tidings.business.policy_gate import TemplateUse
-from tidings.cli.business import _create, _webhook
 from tidings.policy.categories import Category
 from tidings.runtime import build_runtime
 
-
-@pytest.fixture
-def receiver():
-    made = Receiver()
-    httpd = start_receiver(made)
-    yield made
-    httpd.shutdown()
+receiver = business_support.receiver
 
 
 @pytest.fixture
 def shop(settings, clock, receiver):
-    made = run_in_thread(lambda: _create(settings, "Acme Shop", BUSINESS))
-    run_in_thread(
-        lambda: _webhook(settings, made.phone_number_id, receiver.url, receiver.verify_token)
-    )
+    made = provision_shop(settings, receiver, BUSINESS)
     # A short poll: sends made through another runtime (no shared bus) are found quickly.
     settings = settings.model_copy(
         update={"business": settings.business.model_copy(update={"worker_poll_seconds": 0.2})}
     )
-    runtime = build_runtime(settings, clock=clock)
-    thread = ServerThread(runtime)
-    thread.start()
-    yield made, RunningServer(f"http://127.0.0.1:{thread.port}", runtime, settings, clock)
-    thread.stop()
+    with serving(settings, clock) as server:
+        yield made, server
 
 
 def text(body: str, to: str = CUSTOMER) -> dict[str, Any]:

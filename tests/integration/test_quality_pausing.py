@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from limits_support import provision
 from sqlalchemy import select
 from templates_support import body as template_body
 
@@ -15,7 +16,7 @@ from tidings.business.models import BusinessMessage
 from tidings.business.policy_gate import PolicyRefused
 from tidings.business.service import PhoneInfo
 from tidings.policy.quality import Quality, Signal, SignalKind, phone_quality, score
-from tidings.runtime import Runtime, build_runtime
+from tidings.runtime import Runtime
 from tidings.signals.models import CustomerSignal
 from tidings.signals.quality import as_signals
 from tidings.signals.repository import SignalsRepository
@@ -28,16 +29,8 @@ BLOCK = {"type": "block", "block": {"blocked": True}}
 
 
 @pytest.fixture
-async def local(settings, clock):
-    runtime = build_runtime(settings, clock=clock)
-    yield runtime
-    await runtime.close()
-
-
-@pytest.fixture
 async def phone(local: Runtime) -> PhoneInfo:
-    made = await local.businesses.create("Acme Shop", BUSINESS, phone_number_id="900100")
-    return await local.businesses.phone_by_number_id(made.phone_number_id)
+    return await provision(local, BUSINESS, phone_number_id="900100")
 
 
 async def approved(local: Runtime, phone: PhoneInfo, name: str, category: str) -> str:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import httpx
 import template_send_support
 import typer
-from business_support import Receiver, ToOurServer, run_in_thread
+from business_support import Receiver, pywa_client, run_in_thread
 from media_support import PDF, png
-from pywa import WhatsApp, handlers
+from pywa import handlers
 from pywa.types.templates import (
     BodyText,
     Currency,
@@ -29,6 +28,8 @@ from template_send_support import (
     CUSTOMER,
     MP4,
     ORDER_UPDATE,
+    RECEIPT_IMAGE,
+    TABLE_BOOKING,
     body_params,
     create_approved,
     send_body,
@@ -65,17 +66,6 @@ async def received(
         events = await client.receive_once(min(remaining, 5))
         got.extend(e for e in events if isinstance(e, IncomingMessage))
     return got
-
-
-def pywa_client(made, server_url: str) -> WhatsApp:
-    return WhatsApp(
-        phone_id=made.phone_number_id,
-        token=made.access_token,
-        session=httpx.Client(transport=ToOurServer(server_url)),
-        app_secret=made.app_secret,
-        waba_id=made.waba_id,
-        api_version="23.0",
-    )
 
 
 def inbound(receiver: Receiver) -> list[dict[str, Any]]:
@@ -165,19 +155,7 @@ async def test_pywa_sends_a_template_the_customer_sees_and_taps(
 
 
 MEDIA_TEMPLATES = [
-    {
-        "name": "receipt_image",
-        "language": "en_US",
-        "category": "UTILITY",
-        "components": [
-            {"type": "HEADER", "format": "IMAGE", "example": {"header_handle": ["4::aW1n"]}},
-            {
-                "type": "BODY",
-                "text": "Your receipt for order {{1}} is shown above. Keep it for your records.",
-                "example": {"body_text": [["A-1001"]]},
-            },
-        ],
-    },
+    RECEIPT_IMAGE,
     {
         "name": "invoice_document",
         "language": "en_US",
@@ -217,25 +195,7 @@ MEDIA_TEMPLATES = [
             },
         ],
     },
-    {
-        "name": "table_booking",
-        "language": "en_US",
-        "category": "UTILITY",
-        "parameter_format": "NAMED",
-        "components": [
-            {
-                "type": "BODY",
-                "text": "Hello {{first_name}}, your table for {{party_size}} is booked at"
-                " our downtown restaurant tonight.",
-                "example": {
-                    "body_text_named_params": [
-                        {"param_name": "first_name", "example": "Ann"},
-                        {"param_name": "party_size", "example": "4"},
-                    ]
-                },
-            }
-        ],
-    },
+    TABLE_BOOKING,
     {
         "name": "summer_offer",
         "language": "en_US",

@@ -11,6 +11,8 @@ import template_send_support
 from openapi_support import check_response, template_of
 from template_send_support import (
     ORDER_UPDATE,
+    RECEIPT_IMAGE,
+    TABLE_BOOKING,
     body_params,
     create_approved,
     send_body,
@@ -20,38 +22,6 @@ from template_send_support import (
 
 receiver, shop = template_send_support.receiver, template_send_support.shop  # fixtures
 
-IMAGE_HEADER = {
-    "name": "receipt_image",
-    "language": "en_US",
-    "category": "UTILITY",
-    "components": [
-        {"type": "HEADER", "format": "IMAGE", "example": {"header_handle": ["4::aW1n"]}},
-        {
-            "type": "BODY",
-            "text": "Your receipt for order {{1}} is shown above. Keep it for your records.",
-            "example": {"body_text": [["A-1001"]]},
-        },
-    ],
-}
-NAMED = {
-    "name": "table_booking",
-    "language": "en_US",
-    "category": "UTILITY",
-    "parameter_format": "NAMED",
-    "components": [
-        {
-            "type": "BODY",
-            "text": "Hello {{first_name}}, your table for {{party_size}} is booked at"
-            " our downtown restaurant tonight.",
-            "example": {
-                "body_text_named_params": [
-                    {"param_name": "first_name", "example": "Ann"},
-                    {"param_name": "party_size", "example": "4"},
-                ]
-            },
-        }
-    ],
-}
 URL_SUFFIX = {
     "type": "button",
     "sub_type": "url",
@@ -264,8 +234,8 @@ CASES: list[tuple[str, dict[str, Any], int, int, str]] = [
 def test_every_error_code_from_a_real_request(shop, settings) -> None:
     made, _server, graph = shop
     order_id = create_approved(graph, made.waba_id, ORDER_UPDATE)
-    create_approved(graph, made.waba_id, IMAGE_HEADER)
-    create_approved(graph, made.waba_id, NAMED)
+    create_approved(graph, made.waba_id, RECEIPT_IMAGE)
+    create_approved(graph, made.waba_id, TABLE_BOOKING)
     url = f"/v23.0/{made.phone_number_id}/messages"
     for what, body, status, code, phrase in CASES:
         response = graph.post(url, json=body)
@@ -301,7 +271,7 @@ def test_every_error_code_from_a_real_request(shop, settings) -> None:
 def test_a_paused_template_is_refused_while_others_send(shop, settings, clock) -> None:
     made, _server, graph = shop
     order_id = create_approved(graph, made.waba_id, ORDER_UPDATE)
-    create_approved(graph, made.waba_id, NAMED)
+    create_approved(graph, made.waba_id, TABLE_BOOKING)
     until = clock.now() + timedelta(hours=3)
     set_template_state(settings, order_id, status="PAUSED", paused_until=until)
     url = f"/{made.phone_number_id}/messages"

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 
+import business_support
 import httpx
 import pytest
 import typer
-from business_support import Receiver, ToOurServer, run_in_thread, start_receiver
+from business_support import ToOurServer, run_in_thread
 from pywa import WhatsApp, handlers
-from templates_support import Graph, body, start
+from templates_support import Graph, body, file_three_for_review, start
 from typer.testing import CliRunner
 
 from tidings.cli import templates as templates_cli
@@ -21,13 +22,7 @@ from tidings.cli.templates import with_desk
 from tidings.runtime import build_runtime
 from tidings.templates.review import ReviewSettings
 
-
-@pytest.fixture
-def receiver():
-    made = Receiver()
-    httpd = start_receiver(made)
-    yield made
-    httpd.shutdown()
+receiver = business_support.receiver
 
 
 @pytest.fixture
@@ -73,15 +68,7 @@ def cli(settings, *args: str):
 
 def test_the_review_queue_from_the_cli(held, settings, receiver) -> None:
     made, server, graph = held
-    shipped = graph.create(body("shipping_notice")).json()
-    promo = graph.create(
-        body(
-            "order_followup",
-            "Hi {{1}}, order {{2}} shipped! Get 15% off your next order"
-            " with code AGAIN15, shop now.",
-        )
-    ).json()
-    doubtful = graph.create(body("account_notice")).json()
+    shipped, promo, doubtful = file_three_for_review(graph)
     assert [shipped["status"], promo["status"], doubtful["status"]] == ["PENDING"] * 3
     assert promo["category"] == "MARKETING"  # the classifier's proposal, for the reviewer
 

@@ -5,27 +5,20 @@ quality webhook carries the business's messaging limit."""
 from __future__ import annotations
 
 import pytest
+from limits_support import provision
 from test_quality_pausing import AUDIENCE, approved, block_by, send_and_deliver
 
 from tidings.business.service import PhoneInfo
 from tidings.policy.quality import Quality
 from tidings.policy.tiers import Tier
-from tidings.runtime import Runtime, build_runtime
+from tidings.runtime import Runtime
 
 BUSINESS = "+15550109999"
 
 
 @pytest.fixture
-async def local(settings, clock):
-    runtime = build_runtime(settings, clock=clock)
-    yield runtime
-    await runtime.close()
-
-
-@pytest.fixture
 async def phone(local: Runtime) -> PhoneInfo:
-    made = await local.businesses.create("Acme Shop", BUSINESS)
-    return await local.businesses.phone_by_number_id(made.phone_number_id)
+    return await provision(local, BUSINESS)
 
 
 async def test_a_red_number_holds_the_business_at_its_tier(local, phone, clock) -> None:

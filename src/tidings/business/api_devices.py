@@ -57,6 +57,7 @@ class ApiDeviceHost:
             transport=self._transport(),
         )
         client.enable_journal()
+        client.cache_device_lists = True
         self._clients[phone_number_id] = client
 
     async def client(self, phone_number_id: str) -> DeviceClient:
@@ -65,6 +66,8 @@ class ApiDeviceHost:
             client = await DeviceClient.open(
                 self.profile(phone_number_id), transport=self._transport()
             )
+            # It sends all day: verified lists are kept until the core refuses one as stale.
+            client.cache_device_lists = True
             self._clients[phone_number_id] = client
         return client
 

@@ -131,8 +131,14 @@ class _RollBack(Exception):
 
 
 def is_transient(exc: SdkError) -> bool:
-    """A failure worth retrying later (the core was unreachable or failed), not a refusal."""
-    return exc.status is None or exc.status >= 500 or exc.code in ("network_error", "timeout")
+    """A failure worth retrying later (the core was unreachable, failed or asked us to slow
+    down), not a refusal."""
+    return (
+        exc.status is None
+        or exc.status >= 500
+        or exc.status == 429  # rate limited (e.g. one-time-key claims): wait, then retry
+        or exc.code in ("network_error", "timeout")
+    )
 
 
 def new_wamid() -> str:
@@ -309,7 +315,12 @@ class BusinessMessaging:
         return wamid
 
     async def deliver_pending(self, phone: PhoneInfo, batch: int = 50) -> int:
-        """Encrypt and send accepted messages in order; record sent or failed."""
+        """Encrypt and send accepted messages in order; record sent or failed.
+
+        The batch's ratchets are persisted in one profile transaction before any envelope is
+        posted, and its statuses are recorded in one unit of work. A message whose `sent` was
+        never recorded (a crash) is sent again under the same E2E id, which the network files
+        once."""
         async with self._database.read_only() as uow:
             pending = [
                 (m.id, m.wamid, m.e2e_id, m.customer, self.content_of(m)["content"])
@@ -320,27 +331,58 @@ class BusinessMessaging:
         if not pending:
             return 0
         client = await self._devices.client(phone.phone_number_id)
+        results: list[tuple[int, str, int | None]] = []
+        ready: list[tuple[int, str, str, str, dict[str, Any]]] = []
         for row_id, wamid, e2e_id, customer, content in pending:
-            error: int | None = None
             try:
                 if content.get("type") in MEDIA_KINDS:
                     # Outside the device lock: a link fetch may take seconds.
                     content = await self._media.attach(phone, client, content)
                 elif content.get("type") == "template":
                     content = await self._attach_template_header(phone, client, content)
-                async with self._devices.lock(phone.phone_number_id):
-                    await client.send_content(customer, content, message_id=e2e_id)
             except MediaUnavailable as exc:
                 log.info("media of %s unavailable: %s", wamid, exc.message)
-                error = exc.graph_code
+                results.append((row_id, "failed", exc.graph_code))
+                continue
             except SdkError as exc:
-                if is_transient(exc):
-                    log.warning("delivery of %s deferred: %s", wamid, exc.code)
-                    return 0  # try again on the next wake-up
-                log.info("message %s undeliverable: %s", wamid, exc.code)
-                error = UNDELIVERABLE
-            await self._record_status(phone, row_id, "failed" if error else "sent", error=error)
-        return len(pending)
+                if not is_transient(exc):
+                    log.info("message %s undeliverable: %s", wamid, exc.code)
+                    results.append((row_id, "failed", UNDELIVERABLE))
+                    continue
+                log.warning("delivery of %s deferred: %s", wamid, exc.code)
+                break  # later messages wait too, so each customer's order holds
+            ready.append((row_id, wamid, e2e_id, customer, content))
+        deferred = len(ready) + len(results) < len(pending)
+        async with self._devices.lock(phone.phone_number_id):
+            outcomes = await client.send_contents(
+                [(customer, content, e2e_id) for _r, _w, e2e_id, customer, content in ready],
+                stop=is_transient,
+            )
+        for (row_id, wamid, *_rest), outcome in zip(ready, outcomes, strict=False):
+            if outcome is None:
+                results.append((row_id, "sent", None))
+            elif is_transient(outcome):
+                log.warning("delivery of %s deferred: %s", wamid, outcome.code)
+                deferred = True
+            else:
+                log.info("message %s undeliverable: %s", wamid, outcome.code)
+                results.append((row_id, "failed", UNDELIVERABLE))
+        deferred = deferred or len(outcomes) < len(ready)
+        await self._record_statuses(phone, results)
+        # Deferred: nothing more this pass; the next wake-up tries again from the database.
+        return 0 if deferred else len(pending)
+
+    async def _record_statuses(
+        self, phone: PhoneInfo, results: list[tuple[int, str, int | None]]
+    ) -> None:
+        """Record each message's new status (with its webhook) in one unit of work."""
+        if not results:
+            return
+        async with self._database.unit_of_work() as uow:
+            for row_id, status, error in sorted(results):
+                message = await uow.session.get(BusinessMessage, row_id, with_for_update=True)
+                if message is not None:
+                    await self._advance(uow, phone, message, status, error=error)
 
     async def _attach_template_header(
         self, phone: PhoneInfo, client: DeviceClient, content: dict[str, Any]
@@ -354,21 +396,6 @@ class BusinessMessaging:
         attached = await self._media.attach(phone, client, {"type": kind, kind: header[kind]})
         header = {**header, kind: attached[kind]}
         return {**content, "template": {**template, "header": header}}
-
-    async def _record_status(
-        self,
-        phone: PhoneInfo,
-        row_id: int,
-        status: str,
-        *,
-        error: int | None = None,
-        ts: int | None = None,
-    ) -> None:
-        async with self._database.unit_of_work() as uow:
-            message = await uow.session.get(BusinessMessage, row_id, with_for_update=True)
-            if message is None:
-                return
-            await self._advance(uow, phone, message, status, error=error, ts=ts)
 
     async def _advance(
         self,

@@ -82,8 +82,10 @@ class BusinessWorker:
         async with self._bus.subscribe(*topics) as doorbell:
             while not stop.is_set():
                 try:
+                    # Receipts are drained after every batch, so `delivered` and `read` never
+                    # wait behind the whole outbound queue.
                     while await self._messaging.deliver_pending(phone):
-                        pass
+                        await self._messaging.drain(phone)
                     await self._messaging.drain(phone)
                 except Exception:  # keep serving; the next wake-up retries from the database
                     log.exception("business worker for %s failed a pass", phone.phone_number_id)

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
+from tidings.business_api.pricing_routes import PRICING_CATEGORIES
 from tidings.business_api.wire_interactive import (
     ButtonMessage,
     CtaUrlMessage,
@@ -38,18 +39,10 @@ from tidings.business_api.wire_messages import (
     TypingIndicator,
     VideoObject,
 )
+from tidings.policy.tiers import Tier
 
 REF_TEMPLATE = "#/components/schemas/{model}"
-PRICING_CATEGORIES = [
-    "AUTHENTICATION",
-    "AUTHENTICATION_INTERNATIONAL",
-    "MARKETING",
-    "MARKETING_LITE",
-    "SERVICE",
-    "UTILITY",
-    "REFERRAL_CONVERSION",
-]
-MESSAGING_LIMIT_TIERS = ["TIER_250", "TIER_2K", "TIER_10K", "TIER_100K", "TIER_UNLIMITED"]
+MESSAGING_LIMIT_TIERS = [tier.value for tier in Tier]
 Schema = dict[str, Any]
 
 
@@ -272,7 +265,7 @@ def add_response_schemas(schemas: SchemaSet) -> None:
         {
             "start": INTEGER,
             "end": INTEGER,
-            "pricing_category": {"enum": PRICING_CATEGORIES},
+            "pricing_category": {"enum": list(PRICING_CATEGORIES)},
             "pricing_type": {"enum": ["REGULAR", "FREE_CUSTOMER_SERVICE", "FREE_ENTRY_POINT"]},
             "country": STRING,
             "phone_number": STRING,

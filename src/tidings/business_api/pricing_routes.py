@@ -35,16 +35,15 @@ _DIMENSION_KEYS = {
 }
 UNKNOWN_COUNTRY = "ZZ"  # a recipient whose calling code names no country
 PRICING_TYPES = frozenset({"REGULAR", "FREE_CUSTOMER_SERVICE", "FREE_ENTRY_POINT"})
-PRICING_CATEGORIES = frozenset(
-    {
-        "AUTHENTICATION",
-        "AUTHENTICATION_INTERNATIONAL",
-        "MARKETING",
-        "MARKETING_LITE",
-        "SERVICE",
-        "UTILITY",
-        "REFERRAL_CONVERSION",
-    }
+# The `pricing_categories` filter's values (the OpenAPI document lists them in this order).
+PRICING_CATEGORIES = (
+    "AUTHENTICATION",
+    "AUTHENTICATION_INTERNATIONAL",
+    "MARKETING",
+    "MARKETING_LITE",
+    "SERVICE",
+    "UTILITY",
+    "REFERRAL_CONVERSION",
 )
 
 

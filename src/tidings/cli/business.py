@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import timedelta
 from typing import Annotated, Any
@@ -12,13 +11,12 @@ from rich.console import Console
 
 from tidings.business.service import ALL_SCOPES, Provisioned, graph_id
 from tidings.cli.costs import cost_json, cost_report, cost_table
-from tidings.cli.errors import fail
-from tidings.cli.server import DataOption, DbOption, prepare, settings_for
+from tidings.cli.runner import DataOption, DbOption, JsonObjectOption, prepared, run, with_runtime
 from tidings.config import Settings
-from tidings.errors import AppError, ValidationFailed
+from tidings.errors import ValidationFailed
 from tidings.kit.phone import InvalidPhoneNumber, normalize_phone
 from tidings.policy.throughput import ThroughputLevel
-from tidings.runtime import build_runtime
+from tidings.runtime import Runtime
 
 out = Console(soft_wrap=True, highlight=False)
 
@@ -40,15 +38,10 @@ def install(app: typer.Typer) -> None:
         ],
         data: DataOption = None,
         db: DbOption = None,
-        json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+        json_output: JsonObjectOption = False,
     ) -> None:
         """Create a business (WABA): a phone number with its API device, a token, an app secret."""
-        settings = settings_for(data, db)
-        prepare(settings)
-        try:
-            made = asyncio.run(_create(settings, name, phone))
-        except AppError as exc:
-            raise fail(exc.message) from None
+        made = run(_create(prepared(data, db), name, phone))
         if json_output:
             print(
                 json.dumps(
@@ -91,14 +84,8 @@ def install(app: typer.Typer) -> None:
         db: DbOption = None,
     ) -> None:
         """Issue another system-user access token for a business and print it."""
-        settings = settings_for(data, db)
-        prepare(settings)
-        try:
-            print(
-                asyncio.run(_token(settings, waba_id, tuple(scope or ALL_SCOPES), expires_in_days))
-            )
-        except AppError as exc:
-            raise fail(exc.message) from None
+        settings = prepared(data, db)
+        print(run(_token(settings, waba_id, tuple(scope or ALL_SCOPES), expires_in_days)))
 
     @business.command("revoke")
     def revoke(
@@ -107,12 +94,7 @@ def install(app: typer.Typer) -> None:
         db: DbOption = None,
     ) -> None:
         """Revoke an access token at once."""
-        settings = settings_for(data, db)
-        prepare(settings)
-        try:
-            asyncio.run(_revoke(settings, access_token))
-        except AppError as exc:
-            raise fail(exc.message) from None
+        run(_revoke(prepared(data, db), access_token))
         out.print("Token revoked.")
 
     @business.command("webhook")
@@ -130,12 +112,7 @@ def install(app: typer.Typer) -> None:
         db: DbOption = None,
     ) -> None:
         """Send this phone number's webhooks to URL (verified with Meta's GET handshake first)."""
-        settings = settings_for(data, db)
-        prepare(settings)
-        try:
-            asyncio.run(_webhook(settings, phone_number_id, url, verify_token))
-        except AppError as exc:
-            raise fail(exc.message) from None
+        run(_webhook(prepared(data, db), phone_number_id, url, verify_token))
         out.print(f"Webhooks for {phone_number_id} now go to {url}")
 
     @business.command("costs")
@@ -149,15 +126,10 @@ def install(app: typer.Typer) -> None:
         ] = None,
         data: DataOption = None,
         db: DbOption = None,
-        json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+        json_output: JsonObjectOption = False,
     ) -> None:
         """What delivered messages cost, per day, pricing category and type."""
-        settings = settings_for(data, db)
-        prepare(settings)
-        try:
-            report = asyncio.run(cost_report(settings, waba_id, start, end))
-        except AppError as exc:
-            raise fail(exc.message) from None
+        report = run(cost_report(prepared(data, db), waba_id, start, end))
         if json_output:
             print(json.dumps(cost_json(report)))
         else:
@@ -176,12 +148,7 @@ def install(app: typer.Typer) -> None:
         db: DbOption = None,
     ) -> None:
         """Set a number's throughput level (moving to HIGH sends THROUGHPUT_UPGRADE)."""
-        settings = settings_for(data, db)
-        prepare(settings)
-        try:
-            asyncio.run(_throughput(settings, phone_number_id, level))
-        except AppError as exc:
-            raise fail(exc.message) from None
+        run(_throughput(prepared(data, db), phone_number_id, level))
         out.print(f"{phone_number_id} now sends at the {level} level.")
 
     @business.command("consents")
@@ -201,20 +168,14 @@ def install(app: typer.Typer) -> None:
     ) -> None:
         """Export the business's consent ledger as JSON evidence (opt-ins with their wording,
         opt-outs by keyword or "Stop promotions", resumes), in the order recorded."""
-        settings = settings_for(data, db)
-        prepare(settings)
-        try:
-            records = asyncio.run(_consents(settings, phone_number_id, wa_id, after, limit))
-        except AppError as exc:
-            raise fail(exc.message) from None
+        records = run(_consents(prepared(data, db), phone_number_id, wa_id, after, limit))
         print(json.dumps({"data": records}, ensure_ascii=False))
 
 
 async def _consents(
     settings: Settings, phone_number_id: str, wa_id: str | None, after: int, limit: int
 ) -> list[dict[str, Any]]:
-    runtime = build_runtime(settings)
-    try:
+    async def export(runtime: Runtime) -> list[dict[str, Any]]:
         phone = await runtime.businesses.phone_by_number_id(phone_number_id)
         customer = None
         if wa_id is not None:
@@ -224,41 +185,34 @@ async def _consents(
                 raise ValidationFailed(f"--wa-id: {exc}") from exc
         entries = await runtime.signals.consent_evidence(phone, customer, after, limit)
         return [entry.to_evidence() for entry in entries]
-    finally:
-        await runtime.close()
+
+    return await with_runtime(settings, export)
 
 
 async def _throughput(settings: Settings, phone_number_id: str, level: ThroughputLevel) -> None:
-    runtime = build_runtime(settings)
-    try:
+    async def set_level(runtime: Runtime) -> None:
         phone = await runtime.businesses.phone_by_number_id(phone_number_id)
         await runtime.messaging_limits.set_throughput_level(phone, level)
-    finally:
-        await runtime.close()
+
+    await with_runtime(settings, set_level)
 
 
 async def _token(
     settings: Settings, waba_id: str, scopes: tuple[str, ...], days: int | None
 ) -> str:
-    runtime = build_runtime(settings)
-    try:
-        ttl = timedelta(days=days) if days else None
-        return await runtime.businesses.issue_token(waba_id, scopes, label="cli", ttl=ttl)
-    finally:
-        await runtime.close()
+    ttl = timedelta(days=days) if days else None
+    return await with_runtime(
+        settings,
+        lambda runtime: runtime.businesses.issue_token(waba_id, scopes, label="cli", ttl=ttl),
+    )
 
 
 async def _revoke(settings: Settings, token: str) -> None:
-    runtime = build_runtime(settings)
-    try:
-        await runtime.businesses.revoke_token(token)
-    finally:
-        await runtime.close()
+    await with_runtime(settings, lambda runtime: runtime.businesses.revoke_token(token))
 
 
 async def _create(settings: Settings, name: str, phone: str) -> Provisioned:
-    runtime = build_runtime(settings)
-    try:
+    async def create(runtime: Runtime) -> Provisioned:
         from tidings.app import create_app
 
         create_app(runtime)  # gives the API device an in-process route to the core
@@ -268,18 +222,17 @@ async def _create(settings: Settings, name: str, phone: str) -> Provisioned:
         phone_number_id = graph_id()
         await runtime.api_devices.register(phone_number_id, e164, code, name)
         return await runtime.businesses.create(name, e164, phone_number_id=phone_number_id)
-    finally:
-        await runtime.close()
+
+    return await with_runtime(settings, create)
 
 
-async def _webhook(settings: Settings, phone_number_id: str, url: str, verify_token: str) -> Any:
-    runtime = build_runtime(settings)
-    try:
+async def _webhook(settings: Settings, phone_number_id: str, url: str, verify_token: str) -> None:
+    async def point(runtime: Runtime) -> None:
         phone = await runtime.businesses.phone_by_number_id(phone_number_id)
         # Meta delivers nothing for a WABA no app subscribes to; the CLI does both steps.
         await runtime.webhooks.subscribe_app(phone.waba_id)
         await runtime.webhooks.set_phone_override(
             phone.phone_number_id, phone.waba_id, url, verify_token
         )
-    finally:
-        await runtime.close()
+
+    await with_runtime(settings, point)

@@ -9,9 +9,10 @@ from decimal import Decimal
 from rich.table import Table
 
 from tidings.billing.service import CostLine
+from tidings.cli.runner import with_runtime
 from tidings.config import Settings
 from tidings.errors import NotFound, ValidationFailed
-from tidings.runtime import build_runtime
+from tidings.runtime import Runtime
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,7 @@ def parse_day(text: str | None, default: date, name: str) -> date:
 async def cost_report(
     settings: Settings, waba_id: str, start: str | None, end: str | None
 ) -> CostReport:
-    runtime = build_runtime(settings)
-    try:
+    async def report(runtime: Runtime) -> CostReport:
         today = runtime.clock.now().astimezone(UTC).date()
         last = parse_day(end, today, "--end")
         first = parse_day(start, last - timedelta(days=6), "--start")
@@ -58,8 +58,8 @@ async def cost_report(
             datetime.combine(last + timedelta(days=1), time(), tzinfo=UTC),
         )
         return CostReport(waba_id, first, last, lines)
-    finally:
-        await runtime.close()
+
+    return await with_runtime(settings, report)
 
 
 def cost_table(report: CostReport) -> Table:

@@ -9,7 +9,6 @@ Only a token's hash is stored, so a lost token cannot be shown again: create ano
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
@@ -17,27 +16,22 @@ from typing import Annotated, TypeVar
 import typer
 
 from tidings.admin.service import OperatorTokens
-from tidings.cli.errors import fail
-from tidings.cli.server import DataOption, DbOption, prepare, settings_for
+from tidings.cli.runner import (
+    DataOption,
+    DbOption,
+    JsonLinesOption,
+    JsonObjectOption,
+    prepared,
+    run,
+    with_runtime,
+)
 from tidings.config import Settings
-from tidings.errors import AppError
-from tidings.runtime import build_runtime
 
 T = TypeVar("T")
 
 
 def _run(settings: Settings, action: Callable[[OperatorTokens], Awaitable[T]]) -> T:
-    async def run() -> T:
-        runtime = build_runtime(settings)
-        try:
-            return await action(runtime.operator_tokens)
-        finally:
-            await runtime.close()
-
-    try:
-        return asyncio.run(run())
-    except AppError as exc:
-        raise fail(exc.message) from None
+    return run(with_runtime(settings, lambda runtime: action(runtime.operator_tokens)))
 
 
 def install(app: typer.Typer) -> None:
@@ -57,12 +51,10 @@ def install(app: typer.Typer) -> None:
         ],
         data: DataOption = None,
         db: DbOption = None,
-        json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+        json_output: JsonObjectOption = False,
     ) -> None:
         """Create an operator token and print it (it is shown only this once)."""
-        settings = settings_for(data, db)
-        prepare(settings)
-        issued = _run(settings, lambda tokens: tokens.create(label))
+        issued = _run(prepared(data, db), lambda tokens: tokens.create(label))
         if json_output:
             print(json.dumps({"id": issued.token_id, "label": issued.label, "token": issued.token}))
         else:
@@ -72,12 +64,10 @@ def install(app: typer.Typer) -> None:
     def list_tokens(
         data: DataOption = None,
         db: DbOption = None,
-        json_output: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+        json_output: JsonLinesOption = False,
     ) -> None:
         """Operator tokens (never the tokens themselves)."""
-        settings = settings_for(data, db)
-        prepare(settings)
-        for info in _run(settings, lambda tokens: tokens.list()):
+        for info in _run(prepared(data, db), lambda tokens: tokens.list()):
             entry = {
                 "id": info.token_id,
                 "label": info.label,
@@ -98,7 +88,5 @@ def install(app: typer.Typer) -> None:
         db: DbOption = None,
     ) -> None:
         """Revoke an operator token at once."""
-        settings = settings_for(data, db)
-        prepare(settings)
-        _run(settings, lambda tokens: tokens.revoke(token_id))
+        _run(prepared(data, db), lambda tokens: tokens.revoke(token_id))
         print(f"Revoked operator token {token_id}.")

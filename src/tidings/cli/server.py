@@ -6,7 +6,6 @@ import asyncio
 import fcntl
 import json
 import logging
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -14,40 +13,21 @@ import uvicorn
 from rich.console import Console
 
 from tidings.cli.errors import fail
-from tidings.config import Settings, load_settings
-from tidings.db.migrate import upgrade
-from tidings.errors import AppError
+from tidings.cli.runner import (
+    DataOption,
+    DbOption,
+    JsonObjectOption,
+    prepare,
+    prepared,
+    run,
+    settings_for,
+)
+from tidings.config import Settings
 from tidings.runtime import build_runtime
 
 out = Console(soft_wrap=True)  # command lines must stay copyable, never wrapped
 
-DataOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--data", help="Data folder (SQLite database, secrets). Default ~/.tidings/server."
-    ),
-]
-DbOption = Annotated[
-    str | None,
-    typer.Option("--db", help="Database URL, e.g. postgresql+asyncpg://user@127.0.0.1/tidings."),
-]
-
 DEMO_PHONES = ("+15550100001", "+15550100002")
-
-
-def settings_for(data: Path | None, db: str | None = None, **server: Any) -> Settings:
-    overrides: dict[str, Any] = {}
-    if db:
-        overrides["database"] = {"url": db}
-    if server:
-        overrides["server"] = server
-    return load_settings(data, **overrides)
-
-
-def prepare(settings: Settings) -> None:
-    """Create the data folder and bring the schema up to date."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.database_url)
 
 
 def lock_sqlite(settings: Settings) -> Any:
@@ -123,15 +103,10 @@ def install(app: typer.Typer) -> None:
         ],
         data: DataOption = None,
         db: DbOption = None,
-        json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+        json_output: JsonObjectOption = False,
     ) -> None:
         """Issue a one-time registration code for PHONE and print it."""
-        settings = settings_for(data, db)
-        prepare(settings)
-        try:
-            issued = asyncio.run(_invite(settings, phone))
-        except AppError as exc:
-            raise fail(exc.message) from None
+        issued = run(_invite(prepared(data, db), phone))
         if json_output:
             print(
                 json.dumps(

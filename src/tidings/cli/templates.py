@@ -11,7 +11,6 @@ their webhooks, which the running server delivers.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
@@ -19,11 +18,15 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 
-from tidings.cli.errors import fail
-from tidings.cli.server import DataOption, DbOption, prepare, settings_for
+from tidings.cli.runner import (
+    DataOption,
+    DbOption,
+    JsonLinesOption,
+    prepared,
+    run,
+    with_runtime,
+)
 from tidings.config import Settings
-from tidings.errors import AppError
-from tidings.runtime import build_runtime
 from tidings.templates.desk import REJECTION_REASONS, TemplateDesk
 from tidings.templates.views import review_entry
 
@@ -32,18 +35,11 @@ T = TypeVar("T")
 
 
 async def with_desk(settings: Settings, action: Callable[[TemplateDesk], Awaitable[T]]) -> T:
-    runtime = build_runtime(settings)
-    try:
-        return await action(runtime.template_desk)
-    finally:
-        await runtime.close()
+    return await with_runtime(settings, lambda runtime: action(runtime.template_desk))
 
 
 def _run(settings: Settings, action: Callable[[TemplateDesk], Awaitable[T]]) -> T:
-    try:
-        return asyncio.run(with_desk(settings, action))
-    except AppError as exc:
-        raise fail(exc.message) from None
+    return run(with_desk(settings, action))
 
 
 queue_entry = review_entry  # the admin API lists the same entries
@@ -62,12 +58,10 @@ def install(app: typer.Typer) -> None:
         ] = None,
         data: DataOption = None,
         db: DbOption = None,
-        json_output: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+        json_output: JsonLinesOption = False,
     ) -> None:
         """Templates waiting for a person, oldest first, with the automated findings."""
-        settings = settings_for(data, db)
-        prepare(settings)
-        views = _run(settings, lambda desk: desk.queue(waba_id))
+        views = _run(prepared(data, db), lambda desk: desk.queue(waba_id))
         if json_output:
             for view in views:
                 print(json.dumps(queue_entry(view)))
@@ -93,9 +87,7 @@ def install(app: typer.Typer) -> None:
         db: DbOption = None,
     ) -> None:
         """Approve a template in its proposed category."""
-        settings = settings_for(data, db)
-        prepare(settings)
-        view = _run(settings, lambda desk: desk.approve(template_id))
+        view = _run(prepared(data, db), lambda desk: desk.approve(template_id))
         out.print(f"Approved {view.name} ({view.language}) as {view.category}.")
 
     @review.command("reject")
@@ -111,9 +103,9 @@ def install(app: typer.Typer) -> None:
         db: DbOption = None,
     ) -> None:
         """Reject a template, telling the business why."""
-        settings = settings_for(data, db)
-        prepare(settings)
-        view = _run(settings, lambda desk: desk.reject(template_id, reason, reason=code.upper()))
+        view = _run(
+            prepared(data, db), lambda desk: desk.reject(template_id, reason, reason=code.upper())
+        )
         out.print(f"Rejected {view.name} ({view.language}): {view.rejected_reason}.")
 
     @review.command("recategorize")
@@ -126,9 +118,7 @@ def install(app: typer.Typer) -> None:
         db: DbOption = None,
     ) -> None:
         """Put a template in another category (a pending one stays in the queue)."""
-        settings = settings_for(data, db)
-        prepare(settings)
-        view = _run(settings, lambda desk: desk.recategorize(template_id, category))
+        view = _run(prepared(data, db), lambda desk: desk.recategorize(template_id, category))
         out.print(f"{view.name} ({view.language}) is now {view.category} ({view.status}).")
 
 

@@ -128,6 +128,11 @@ class SessionManager:
         peer.sessions[0] = self._record(session)
         return msg_type, b64(ciphertext)
 
+    def batch(self) -> OpenSessions:
+        """Encrypt many messages with each session unpickled once and pickled once (a batch
+        of sends); `OpenSessions.close` writes the advanced sessions back to their peers."""
+        return OpenSessions(self)
+
     def decrypt(
         self, peer: PeerSessions, peer_identity_key: str, msg_type: int, body_b64: str
     ) -> bytes:
@@ -246,3 +251,26 @@ class SeenMessages:
         for msg_id in ids:
             seen.check_and_add(msg_id)
         return seen
+
+
+class OpenSessions:
+    """Active sessions held unpickled across the encryptions of one batch (see
+    `SessionManager.batch`). Until `close`, the peers' records are stale."""
+
+    def __init__(self, manager: SessionManager) -> None:
+        self._manager = manager
+        self._live: dict[int, tuple[PeerSessions, vodozemac.Session]] = {}
+
+    def encrypt(self, peer: PeerSessions, plaintext: bytes) -> tuple[int, str]:
+        entry = self._live.get(id(peer))
+        if entry is None:
+            if not peer.sessions:
+                raise CryptoError("no session with this peer device")
+            entry = self._live[id(peer)] = (peer, self._manager._load(peer.sessions[0]))
+        msg_type, ciphertext = entry[1].encrypt(plaintext).to_parts()
+        return msg_type, b64(ciphertext)
+
+    def close(self) -> None:
+        for peer, session in self._live.values():
+            peer.sessions[0] = self._manager._record(session)
+        self._live.clear()

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.business.messaging import WebhookSink
 from tidings.business.service import BusinessService, PhoneInfo
 from tidings.db.uow import Database, UnitOfWork
 from tidings.kit.clock import Clock
@@ -38,18 +39,6 @@ from tidings.policy.tiers import (
 )
 
 log = logging.getLogger(__name__)
-
-
-class WebhookSink(Protocol):
-    async def enqueue(
-        self,
-        uow: UnitOfWork,
-        *,
-        waba_id: str,
-        phone_number_id: str | None,
-        field: str,
-        value: dict[str, Any],
-    ) -> str: ...
 
 
 class QualityReader(Protocol):

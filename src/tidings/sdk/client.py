@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -40,7 +40,7 @@ from tidings.sdk import attachments, errors, messages
 from tidings.sdk.errors import SdkError
 from tidings.sdk.events import Event, SecurityNotice, StoredMessage
 from tidings.sdk.http import ServerApi
-from tidings.sdk.outgoing import ContentFor, Sender
+from tidings.sdk.outgoing import ContentFor, OutgoingItem, Sender
 from tidings.sdk.store import ProfileStore, State
 from tidings.sdk.trust import ContactTrust, VerifiedDevices, verify_served_list
 
@@ -88,6 +88,11 @@ class DeviceClient:
         self.device_id = int(_required(store.meta("device_id")))
         self.primary = store.meta("primary") == "1"
         self._key_lock = asyncio.Lock()
+        # Verified device lists kept in memory between sends, when `cache_device_lists` is on
+        # (a business's API device sends all day): a list stays good until the core refuses a
+        # send as stale (409) or announces a change of our own list, and is then fetched again.
+        self.cache_device_lists = False
+        self._device_lists: dict[str, VerifiedDevices] = {}
         from tidings.sdk.receive import Receiver  # receive.py builds on this module
 
         self.receiver = Receiver(self)
@@ -244,6 +249,14 @@ class DeviceClient:
         """Fetch `phone`'s device list, verify it against what we pinned, and remember it."""
         return self.accept_device_list(phone, await self.api.device_list(phone))
 
+    async def devices_for_send(self, phone: str) -> VerifiedDevices:
+        """The list to encrypt to: the one verified last if caching is on, else a fresh one."""
+        cached = self._device_lists.get(phone) if self.cache_device_lists else None
+        return cached if cached is not None else await self.verified_devices(phone)
+
+    def forget_device_list(self, phone: str) -> None:
+        self._device_lists.pop(phone, None)
+
     def accept_device_list(self, phone: str, response: api.DeviceListResponse) -> VerifiedDevices:
         with self.store.transaction() as state:
             known = state.trust(phone)
@@ -263,6 +276,10 @@ class DeviceClient:
             if verified.key_changed:
                 notice = f"{phone} registered again: their security key changed"
                 state.append(NOTICES, {"phone": phone, "message": notice})
+        if self.cache_device_lists and not newer_stored:
+            self._device_lists[phone] = verified
+        else:
+            self._device_lists.pop(phone, None)
         return verified
 
     def trusted_device(self, phone: str, device_id: int) -> DeviceEntry | None:
@@ -338,6 +355,30 @@ class DeviceClient:
     ) -> api.SendResponse | None:
         """Encrypt per device of `to` and our other devices, persist, post (see outgoing.py)."""
         return await self.sender.fan_out(to, message_id, content_for, record)
+
+    async def send_contents(
+        self,
+        messages: list[tuple[str, dict[str, Any], str]],
+        stop: Callable[[SdkError], bool] = lambda _exc: True,
+    ) -> list[SdkError | None]:
+        """Send (to, content, message_id) messages in order, their ratchets persisted in one
+        transaction before any is posted. One outcome per message attempted (None: sent); an
+        error `stop` picks ends the batch there, and later messages are not sent."""
+        items = []
+        for to, content, message_id in messages:
+            to = check_phone(to)
+            record = StoredMessage(
+                id=message_id,
+                conversation=to,
+                direction="out",
+                sender=self.phone,
+                sender_device=self.device_id,
+                content=content,
+                ts=self.now_ms(),
+                status="sending",
+            )
+            items.append(OutgoingItem(to, message_id, _same_for_all(content), record))
+        return await self.sender.send_batch(items, stop)
 
     async def start_sessions(self, phone: str, entries: list[DeviceEntry]) -> None:
         """Claim a one-time key of each device (checked against its signature), start sessions."""
@@ -496,6 +537,10 @@ class DeviceClient:
         await self.publish_devices(account_key, keep, version=own.devices.version + 1)
         with self.store.transaction() as state:
             state.delete_peer(self.phone, device_id)
+
+
+def _same_for_all(content: dict[str, Any]) -> ContentFor:
+    return lambda _phone, _device: ("message", content)
 
 
 def _required(value: str | None) -> str:

@@ -9,6 +9,7 @@ anything is posted, so a crash can never make us reuse a message key.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tidings.crypto import CryptoError, DeviceEntry, PeerSessions, verify_one_time_key
@@ -20,7 +21,9 @@ from tidings.sdk.errors import SdkError, TrustError
 from tidings.sdk.events import StoredMessage
 
 if TYPE_CHECKING:
+    from tidings.crypto.sessions import OpenSessions
     from tidings.sdk.client import DeviceClient
+    from tidings.sdk.store import State
 
 MAX_SEND_ATTEMPTS = 3
 
@@ -58,6 +61,7 @@ class Sender:
                 )
             except SdkError as exc:
                 if exc.code == ErrorCode.MISMATCHED_DEVICES and attempt < MAX_SEND_ATTEMPTS:
+                    self._forget_lists(to)
                     continue
                 raise
             if record is not None:
@@ -69,12 +73,113 @@ class Sender:
             return response
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def send_batch(
+        self, items: list[OutgoingItem], stop: Callable[[SdkError], bool]
+    ) -> list[SdkError | None]:
+        """Send several messages in order, with one profile transaction for all their ratchets.
+
+        Each item's outcome is None (sent) or the error that refused it. An error `stop` picks
+        (the core unreachable, a rate limit) ends the batch: its item is the last outcome and
+        the items after it are not sent. As in `fan_out`, every ratchet is on disk before the
+        first envelope is posted; an item whose envelopes never left is simply sent again later
+        under the same message id (the recipient files an id once)."""
+        outcomes: dict[int, SdkError | None] = {}
+        ready: list[tuple[int, list[Target]]] = []
+        halted: int | None = None
+        prepared: dict[str, list[Target]] = {}  # per recipient: its lists and sessions are ready
+        for index, item in enumerate(items):
+            try:
+                targets = prepared.get(item.to)
+                if targets is None:
+                    targets = await self._targets(item.to)
+                    await self.ensure_sessions(targets)
+                    prepared[item.to] = targets
+            except SdkError as exc:
+                outcomes[index] = exc
+                if stop(exc):
+                    halted = index
+                    break
+                continue
+            ready.append((index, targets))
+        envelopes, unsendable = self._encrypt_batch(items, ready)
+        outcomes.update(unsendable)
+        for index, _targets in ready:
+            if index in unsendable:
+                continue
+            item = items[index]
+            if not envelopes[index]:  # a note to self with no other device: nothing to post
+                outcomes[index] = None
+                continue
+            try:
+                await self.client.api.send(
+                    api.SendRequest(
+                        message_id=item.message_id, to=item.to, envelopes=envelopes[index]
+                    )
+                )
+                outcomes[index] = None
+            except SdkError as exc:
+                if exc.code == ErrorCode.MISMATCHED_DEVICES:
+                    # A device came or went since the list was verified: the slow path
+                    # fetches the lists again and re-encrypts under the same id.
+                    self._forget_lists(item.to)
+                    try:
+                        await self.fan_out(item.to, item.message_id, item.content_for, item.record)
+                        outcomes[index] = None
+                        continue
+                    except SdkError as retried:
+                        exc = retried
+                outcomes[index] = exc
+                if stop(exc):
+                    halted = index
+                    break
+        end = len(items) if halted is None else halted + 1
+        sent = [items[i].record for i in range(end) if outcomes[i] is None]
+        self._mark_sent([record for record in sent if record is not None])
+        return [outcomes[i] for i in range(end)]
+
+    def _encrypt_batch(
+        self, items: list[OutgoingItem], ready: list[tuple[int, list[Target]]]
+    ) -> tuple[dict[int, list[api.OutgoingEnvelope]], dict[int, SdkError]]:
+        """Envelopes per item index, and the items that could not be encrypted."""
+        envelopes: dict[int, list[api.OutgoingEnvelope]] = {}
+        failed: dict[int, SdkError] = {}
+        with self.client.store.transaction() as state:
+            sessions = self.client.session_manager(state).batch()
+            peers: dict[tuple[str, int], PeerSessions] = {}
+            for index, targets in ready:
+                try:
+                    envelopes[index] = self._encrypt_in(
+                        state, sessions, peers, items[index], targets
+                    )
+                except SdkError as exc:
+                    failed[index] = exc
+            # Each touched session is pickled, sealed and written once, however many messages
+            # used it.
+            sessions.close()
+            for (phone, device_id), peer in peers.items():
+                state.save_peer(phone, device_id, peer)
+        return envelopes, failed
+
+    def _mark_sent(self, records: list[StoredMessage]) -> None:
+        if not records:
+            return
+        with self.client.store.transaction() as state:
+            for record in records:
+                stored = state.message(record.key) or record
+                if stored.status == "sending":
+                    stored.status = "sent"
+                state.put_message(stored)
+
+    def _forget_lists(self, to: str) -> None:
+        self.client.forget_device_list(to)
+        self.client.forget_device_list(self.client.phone)
+
     async def _targets(self, to: str) -> list[Target]:
-        own = await self.client.verified_devices(self.client.phone)
+        own = await self.client.devices_for_send(self.client.phone)
         mine = [(self.client.phone, e) for e in own.served if e.device_id != self.client.device_id]
         if to == self.client.phone:
             return mine
-        recipient = await self.client.verified_devices(to)
+        recipient = await self.client.devices_for_send(to)
         return [(to, e) for e in recipient.served] + mine
 
     async def ensure_sessions(self, targets: list[Target]) -> None:
@@ -112,39 +217,64 @@ class Sender:
         content_for: ContentFor,
         record: StoredMessage | None,
     ) -> list[api.OutgoingEnvelope]:
-        ts = record.ts if record is not None else self.client.now_ms()
+        item = OutgoingItem(to, message_id, content_for, record)
+        envelopes, failed = self._encrypt_batch([item], [(0, targets)])
+        if failed:
+            raise failed[0]
+        return envelopes[0]
+
+    def _encrypt_in(
+        self,
+        state: State,
+        sessions: OpenSessions,
+        peers: dict[tuple[str, int], PeerSessions],
+        item: OutgoingItem,
+        targets: list[Target],
+    ) -> list[api.OutgoingEnvelope]:
+        """One message's envelopes, advancing the sessions in `peers` (the caller saves them
+        in the same transaction, before anything is posted)."""
+        ts = item.record.ts if item.record is not None else self.client.now_ms()
         sender = Address(phone=self.client.phone, device_id=self.client.device_id)
         envelopes: list[api.OutgoingEnvelope] = []
-        # One transaction: the advanced ratchets are on disk before any ciphertext leaves.
-        with self.client.store.transaction() as state:
-            manager = self.client.session_manager(state)
-            for phone, entry in targets:
-                kind, content = content_for(phone, entry.device_id)
-                plaintext = Plaintext(
-                    id=message_id,
-                    ts=ts,
-                    sender=sender,
-                    recipient=Address(phone=phone, device_id=entry.device_id),
-                    to=to,
-                    kind=kind,
-                    content=content,
+        for phone, entry in targets:
+            kind, content = item.content_for(phone, entry.device_id)
+            plaintext = Plaintext(
+                id=item.message_id,
+                ts=ts,
+                sender=sender,
+                recipient=Address(phone=phone, device_id=entry.device_id),
+                to=item.to,
+                kind=kind,
+                content=content,
+            )
+            key = (phone, entry.device_id)
+            peer = peers.get(key)
+            if peer is None:
+                peer = peers[key] = state.peer(phone, entry.device_id)
+            msg_type, body = sessions.encrypt(peer, plaintext.model_dump_json().encode())
+            if len(body) > api.MAX_ENVELOPE_BYTES:
+                raise SdkError(errors.TOO_LARGE, "the message is too long to send")
+            envelopes.append(
+                api.OutgoingEnvelope(
+                    phone=phone,
+                    device_id=entry.device_id,
+                    type=1 if msg_type == 1 else 0,
+                    body=body,
                 )
-                peer = state.peer(phone, entry.device_id)
-                msg_type, body = manager.encrypt(peer, plaintext.model_dump_json().encode())
-                if len(body) > api.MAX_ENVELOPE_BYTES:
-                    raise SdkError(errors.TOO_LARGE, "the message is too long to send")
-                state.save_peer(phone, entry.device_id, peer)
-                envelopes.append(
-                    api.OutgoingEnvelope(
-                        phone=phone,
-                        device_id=entry.device_id,
-                        type=1 if msg_type == 1 else 0,
-                        body=body,
-                    )
-                )
-            if record is not None:
-                state.put_message(record)
+            )
+        if item.record is not None:
+            state.put_message(item.record)
         return envelopes
+
+
+@dataclass(frozen=True)
+class OutgoingItem:
+    """One message of a batch: who gets it, its id, its content per device, its history row."""
+
+    to: str
+    message_id: str
+    content_for: ContentFor
+    record: StoredMessage | None = None
 
 
 def _usable(peer: PeerSessions, entry: DeviceEntry) -> bool:

@@ -89,6 +89,9 @@ class ProfileStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        # Transactions committed through this handle: each is an fsync, so the send path's
+        # cost shows in this count (tests and benchmarks read it).
+        self.commits = 0
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -141,6 +144,7 @@ class ProfileStore:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+        self.commits += 1
 
     def meta(self, name: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()

@@ -15,8 +15,9 @@ import binascii
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
+from tidings.business.messaging import WebhookSink
 from tidings.business.service import graph_id
 from tidings.business_api.graph_errors import GraphError
 from tidings.db.uow import Database, UnitOfWork
@@ -59,18 +60,6 @@ TITLES = {
 }
 EXISTS_SUBCODE = 2388024
 NAME_BLOCKED_SUBCODE = 2388023
-
-
-class WebhookSink(Protocol):
-    async def enqueue(
-        self,
-        uow: UnitOfWork,
-        *,
-        waba_id: str,
-        phone_number_id: str | None,
-        field: str,
-        value: dict[str, Any],
-    ) -> str: ...
 
 
 @dataclass(frozen=True)

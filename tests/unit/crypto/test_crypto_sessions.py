@@ -299,3 +299,22 @@ def test_seen_messages_bounded_and_serialisable() -> None:
         SeenMessages.from_json('{"v":1,"limit":3,"ids":[1]}')
     with pytest.raises(CryptoError):
         SeenMessages(limit=0)
+
+
+def test_a_batch_encrypts_with_one_unpickled_session_and_writes_it_back_on_close() -> None:
+    a, b = connected()
+    before = a.peer.sessions[0].pickle
+    batch = a.manager.batch()
+    wires = [batch.encrypt(a.peer, f"batch {n}".encode()) for n in range(3)]
+    # Until closed, the stored record is untouched (the batch's transaction saves it after).
+    assert a.peer.sessions[0].pickle == before
+    batch.close()
+    assert a.peer.sessions[0].pickle != before
+    assert [b.receive(a, wire) for wire in wires] == ["batch 0", "batch 1", "batch 2"]
+    # The written-back session carries on from where the batch left it.
+    assert b.receive(a, a.send("after")) == "after"
+
+
+def test_a_batch_needs_a_session() -> None:
+    with pytest.raises(CryptoError):
+        Party().manager.batch().encrypt(PeerSessions(), b"nobody")
