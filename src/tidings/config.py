@@ -21,6 +21,10 @@ class ServerSettings(BaseModel):
     port: int = 8080
     public_url: str | None = None  # what clients should be told to use, if behind a proxy
     websocket_heartbeat_seconds: float = 20.0
+    # uvicorn's websocket protocol. "websockets-sansio" keeps heartbeats on timer handles
+    # instead of tasks per connection, so an idle device connection costs less memory
+    # (docs/performance.md); "websockets" is the older task-based one.
+    websocket_implementation: Literal["websockets-sansio", "websockets"] = "websockets-sansio"
     max_request_bytes: int = 2 * 1024 * 1024
 
 

@@ -14,6 +14,14 @@ class Subscription(Protocol):
         """The next message, or None when `timeout` seconds pass without one."""
         ...
 
+    async def add(self, *topics: str) -> None:
+        """Also receive these topics (one node-wide subscription can follow many devices)."""
+        ...
+
+    async def discard(self, *topics: str) -> None:
+        """Stop receiving these topics."""
+        ...
+
 
 class Bus(Protocol):
     async def publish(self, topic: str, message: dict[str, Any]) -> None: ...

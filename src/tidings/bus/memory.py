@@ -15,8 +15,16 @@ QUEUE_LIMIT = 1000
 
 
 class MemorySubscription:
-    def __init__(self) -> None:
+    def __init__(self, bus: MemoryBus) -> None:
         self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=QUEUE_LIMIT)
+        self._bus = bus
+        self.topics: set[str] = set()
+
+    async def add(self, *topics: str) -> None:
+        self._bus.attach(self, topics)
+
+    async def discard(self, *topics: str) -> None:
+        self._bus.detach(self, topics)
 
     def offer(self, data: str) -> None:
         if not self.queue.full():
@@ -48,18 +56,26 @@ class MemoryBus:
 
     @asynccontextmanager
     async def subscribe(self, *topics: str) -> AsyncIterator[MemorySubscription]:
-        subscription = MemorySubscription()
-        for topic in topics:
-            self._subscribers[topic].add(subscription)
+        subscription = MemorySubscription(self)
+        self.attach(subscription, topics)
         try:
             yield subscription
         finally:
-            for topic in topics:
-                subscribers = self._subscribers.get(topic)
-                if subscribers is not None:
-                    subscribers.discard(subscription)
-                    if not subscribers:
-                        del self._subscribers[topic]
+            self.detach(subscription, tuple(subscription.topics))
+
+    def attach(self, subscription: MemorySubscription, topics: tuple[str, ...]) -> None:
+        for topic in topics:
+            self._subscribers[topic].add(subscription)
+            subscription.topics.add(topic)
+
+    def detach(self, subscription: MemorySubscription, topics: tuple[str, ...]) -> None:
+        for topic in topics:
+            subscription.topics.discard(topic)
+            subscribers = self._subscribers.get(topic)
+            if subscribers is not None:
+                subscribers.discard(subscription)
+                if not subscribers:
+                    del self._subscribers[topic]
 
     async def close(self) -> None:
         self._subscribers.clear()

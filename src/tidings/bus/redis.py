@@ -30,13 +30,33 @@ _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 class RedisSubscription:
     def __init__(self, client: aioredis.Redis, topics: tuple[str, ...]) -> None:
         self._client = client
-        self._topics = topics
+        self._topics = set(topics)
         self._pubsub: Any = None
         self._reconnected = False
 
     async def open(self) -> None:
         self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
         await self._pubsub.subscribe(*self._topics)
+
+    async def add(self, *topics: str) -> None:
+        fresh = [t for t in topics if t not in self._topics]
+        self._topics.update(fresh)
+        await self._send("subscribe", fresh)
+
+    async def discard(self, *topics: str) -> None:
+        gone = [t for t in topics if t in self._topics]
+        self._topics.difference_update(gone)
+        await self._send("unsubscribe", gone)
+
+    async def _send(self, command: str, topics: list[str]) -> None:
+        """(Un)subscribe on the open connection; the reader picks up the confirmations. If Redis
+        is down the reader reconnects and resubscribes to `_topics`, which is already updated.
+        Only call while the subscription has at least one topic: an unsubscribed redis-py
+        pubsub health-checks with a PING whose reply would race the reader."""
+        if not topics or self._pubsub is None:
+            return
+        with contextlib.suppress(*_REDIS_DOWN):
+            await getattr(self._pubsub, command)(*topics)
 
     async def close(self) -> None:
         if self._pubsub is not None:

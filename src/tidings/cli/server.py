@@ -89,6 +89,7 @@ def install(app: typer.Typer) -> None:
             # Frames carry ciphertext, which does not compress; per-connection deflate state
             # would cost memory on every idle device connection (see docs/performance.md).
             ws_per_message_deflate=False,
+            ws=settings.server.websocket_implementation,
         )
         if shop is not None:
             shop.stop()

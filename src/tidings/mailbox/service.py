@@ -261,7 +261,9 @@ class MailboxService:
 
         async def disconnect() -> None:
             for device_pk in device_pks:
-                await self._bus.publish(device_topic(device_pk), {"event": "removed"})
+                await self._bus.publish(
+                    device_topic(device_pk), {"event": "removed", "device": device_pk}
+                )
 
         uow.after_commit(disconnect)
 

@@ -1,0 +1,61 @@
+"""Adding and dropping topics on an open bus subscription (the gateway's one per node)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+import redis.asyncio as aioredis
+
+from tidings.bus.base import Bus
+from tidings.bus.memory import MemoryBus
+from tidings.bus.redis import RedisBus
+
+REDIS = os.environ.get("TIDINGS_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def make_bus(kind: str) -> Bus:
+    return MemoryBus() if kind == "memory" else RedisBus(REDIS)
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+async def test_topics_added_later_are_heard_and_dropped_ones_are_not(kind: str) -> None:
+    bus = make_bus(kind)
+    tag = uuid.uuid4().hex[:8]
+    anchor, first, second = f"test.{tag}.anchor", f"test.{tag}.one", f"test.{tag}.two"
+    try:
+        async with bus.subscribe(anchor) as subscription:
+            await subscription.add(first, second)
+            await subscription.add(first)  # already followed: a no-op
+            await bus.publish(first, {"n": 1})
+            await bus.publish(second, {"n": 2})
+            assert await subscription.get(timeout=5) == {"n": 1}
+            assert await subscription.get(timeout=5) == {"n": 2}
+            await subscription.discard(first)
+            await subscription.discard(first)  # not followed any more: a no-op
+            await bus.publish(first, {"n": 3})
+            await bus.publish(anchor, {"n": 4})
+            # Messages arrive in publish order, so the dropped topic's one would come first.
+            assert await subscription.get(timeout=5) == {"n": 4}
+    finally:
+        await bus.close()
+
+
+async def test_a_redis_subscription_keeps_its_added_topics_after_a_reconnect() -> None:
+    bus = RedisBus(REDIS)
+    tag = uuid.uuid4().hex[:8]
+    anchor, added = f"test.{tag}.anchor", f"test.{tag}.added"
+    try:
+        async with bus.subscribe(anchor) as subscription:
+            await subscription.add(added)
+            admin = aioredis.from_url(REDIS)
+            try:
+                assert await admin.client_kill_filter(_type="pubsub") >= 1
+            finally:
+                await admin.aclose()
+            assert await subscription.get(timeout=10) == {"reconnected": True}
+            await bus.publish(added, {"after": "reconnect"})
+            assert await subscription.get(timeout=5) == {"after": "reconnect"}
+    finally:
+        await bus.close()
