@@ -6,27 +6,19 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import business_support
 import httpx
 import pytest
-from business_support import Receiver, run_in_thread, start_receiver
+from business_support import Receiver, provision_shop, serving
 from network_support import link_companion
 from test_business_api import collect, customer_device, messages
-
-from conftest import RunningServer, ServerThread
-from tidings.cli.business import _create, _webhook
-from tidings.runtime import build_runtime
 
 BUSINESS = "+15550109999"
 ANN = "+15550100001"
 BEN = "+15550100002"
 
 
-@pytest.fixture
-def receiver():
-    made = Receiver()
-    httpd = start_receiver(made)
-    yield made
-    httpd.shutdown()
+receiver = business_support.receiver
 
 
 @pytest.fixture
@@ -35,15 +27,9 @@ def shop(settings, clock, receiver):
     settings = settings.model_copy(
         update={"limits": settings.limits.model_copy(update={"key_claims_per_minute": 1})}
     )
-    made = run_in_thread(lambda: _create(settings, "Acme Shop", BUSINESS))
-    run_in_thread(
-        lambda: _webhook(settings, made.phone_number_id, receiver.url, receiver.verify_token)
-    )
-    runtime = build_runtime(settings, clock=clock)
-    thread = ServerThread(runtime)
-    thread.start()
-    yield made, RunningServer(f"http://127.0.0.1:{thread.port}", runtime, settings, clock)
-    thread.stop()
+    made = provision_shop(settings, receiver, BUSINESS)
+    with serving(settings, clock) as server:
+        yield made, server
 
 
 def statuses_of(receiver: Receiver, wamid: str) -> list[str]:

@@ -7,12 +7,10 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from business_support import run_in_thread
+from business_support import provision_shop, run_in_thread, serving
 from test_core_registration import _dump_database
 
-from conftest import RunningServer, ServerThread
 from tidings.cli.business import _create, _revoke, _token
-from tidings.runtime import build_runtime
 
 GOOD = {
     "messaging_product": "whatsapp",
@@ -24,12 +22,9 @@ GOOD = {
 
 @pytest.fixture
 def served(settings, clock):
-    made = run_in_thread(lambda: _create(settings, "Acme", "+15550109999"))
-    runtime = build_runtime(settings, clock=clock)
-    thread = ServerThread(runtime)
-    thread.start()
-    yield made, RunningServer(f"http://127.0.0.1:{thread.port}", runtime, settings, clock)
-    thread.stop()
+    made = provision_shop(settings, name="Acme")
+    with serving(settings, clock) as server:
+        yield made, server
 
 
 def send(server, made, token: str) -> httpx.Response:

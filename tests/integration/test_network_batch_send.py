@@ -94,3 +94,34 @@ async def test_a_batch_that_never_left_is_sent_again_under_the_same_ids(
     finally:
         await alice.close()
         await bob.close()
+
+
+async def test_a_cached_device_list_is_fetched_again_when_the_core_says_it_is_stale(
+    server, invite, tmp_path
+) -> None:
+    alice = await register(server, invite, tmp_path, ALICE, "alice")
+    bob = await register(server, invite, tmp_path, BOB, "bob")
+    alice.cache_device_lists = True
+    try:
+        assert await alice.send_contents(batch(["before"], "e")) == [None]
+        assert texts(await bob.sync()) == ["before"]
+        # Bob links a laptop after Alice verified (and cached) his list: her next send is
+        # refused as stale by the core, and she fetches, verifies and encrypts again.
+        laptop = await link_companion(bob, tmp_path, "bob-laptop")
+        try:
+            assert await alice.send_contents(batch(["after", "again"], "f")) == [None, None]
+            assert texts(await bob.sync()) == ["after", "again"]
+            assert texts(await laptop.sync()) == ["after", "again"]
+        finally:
+            await laptop.close()
+        # A cached list expires: a minute on, the send verifies a fresh one.
+        fetched = alice.store.commits
+        assert await alice.send_contents(batch(["cached"], "g")) == [None]
+        cached_cost = alice.store.commits - fetched
+        server.clock.advance(seconds=61)
+        fetched = alice.store.commits
+        assert await alice.send_contents(batch(["fresh"], "h")) == [None]
+        assert alice.store.commits - fetched > cached_cost
+    finally:
+        await alice.close()
+        await bob.close()

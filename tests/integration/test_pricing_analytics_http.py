@@ -13,7 +13,7 @@ import pytest
 from limits_support import provision, send, template
 from openapi_support import checked_client
 
-from conftest import ServerThread, run_in_thread
+from conftest import run_in_thread, serving
 from tidings.business.service import ALL_SCOPES, MESSAGING
 from tidings.policy.categories import Category, PricingCategory
 from tidings.policy.pricing import DEFAULT_RATE_CARD
@@ -57,11 +57,8 @@ def priced(settings, clock):
 
     phone, messaging_token, stranger = run_in_thread(traffic)
     made = run_in_thread(lambda: _token_of(settings, clock, phone.waba_id))
-    runtime = build_runtime(settings, clock=clock)
-    thread = ServerThread(runtime)
-    thread.start()
-    yield f"http://127.0.0.1:{thread.port}", phone, made, messaging_token, stranger
-    thread.stop()
+    with serving(settings, clock) as server:
+        yield server.url, phone, made, messaging_token, stranger
 
 
 async def _token_of(settings, clock, waba_id: str) -> str:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from limits_support import customers, provision, send, template
 
-from conftest import ServerThread, run_in_thread
+from conftest import run_in_thread, serving
 from tidings.config import Settings
 from tidings.kit.clock import FrozenClock
 from tidings.limits.service import SteadyQuality, TierSettings, peak_rolling_count
@@ -164,20 +164,16 @@ def test_the_phone_node_shows_the_tier_in_force_and_the_throughput_level(setting
             await other.close()
 
     made = run_in_thread(traffic)
-    runtime = build_runtime(settings, clock=clock)
-    thread = ServerThread(runtime)
-    thread.start()
-    try:
-        with httpx.Client(
-            base_url=f"http://127.0.0.1:{thread.port}",
-            headers={"Authorization": f"Bearer {made.access_token}"},
-        ) as client:
-            node = client.get(f"/v23.0/{made.phone_number_id}").json()
-        assert node["messaging_limit_tier"] == "TIER_2K"
-        assert node["whatsapp_business_manager_messaging_limit"] == "TIER_2K"
-        assert node["throughput"] == {"level": "STANDARD"}
-    finally:
-        thread.stop()
+    with (
+        serving(settings, clock) as server,
+        httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {made.access_token}"}
+        ) as client,
+    ):
+        node = client.get(f"/v23.0/{made.phone_number_id}").json()
+    assert node["messaging_limit_tier"] == "TIER_2K"
+    assert node["whatsapp_business_manager_messaging_limit"] == "TIER_2K"
+    assert node["throughput"] == {"level": "STANDARD"}
 
 
 async def test_an_unlimited_business_with_enough_reach_gets_high_throughput(

@@ -18,6 +18,7 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,9 @@ ONE_TIME_KEY_LOW_WATER = ONE_TIME_KEY_TARGET // 2
 NOTICES = "notices"
 
 
+DEVICE_LIST_CACHE = timedelta(seconds=60)
+
+
 def new_message_id() -> str:
     return secrets.token_hex(16)
 
@@ -90,9 +94,11 @@ class DeviceClient:
         self._key_lock = asyncio.Lock()
         # Verified device lists kept in memory between sends, when `cache_device_lists` is on
         # (a business's API device sends all day): a list stays good until the core refuses a
-        # send as stale (409) or announces a change of our own list, and is then fetched again.
+        # send as stale (409), announces a change of our own list, or it is
+        # DEVICE_LIST_CACHE old (a contact who registered again may get device ids the
+        # core cannot tell from the old ones), and is then fetched and verified again.
         self.cache_device_lists = False
-        self._device_lists: dict[str, VerifiedDevices] = {}
+        self._device_lists: dict[str, tuple[VerifiedDevices, datetime]] = {}
         from tidings.sdk.receive import Receiver  # receive.py builds on this module
 
         self.receiver = Receiver(self)
@@ -252,7 +258,9 @@ class DeviceClient:
     async def devices_for_send(self, phone: str) -> VerifiedDevices:
         """The list to encrypt to: the one verified last if caching is on, else a fresh one."""
         cached = self._device_lists.get(phone) if self.cache_device_lists else None
-        return cached if cached is not None else await self.verified_devices(phone)
+        if cached is not None and self.clock.now() - cached[1] < DEVICE_LIST_CACHE:
+            return cached[0]
+        return await self.verified_devices(phone)
 
     def forget_device_list(self, phone: str) -> None:
         self._device_lists.pop(phone, None)
@@ -277,7 +285,7 @@ class DeviceClient:
                 notice = f"{phone} registered again: their security key changed"
                 state.append(NOTICES, {"phone": phone, "message": notice})
         if self.cache_device_lists and not newer_stored:
-            self._device_lists[phone] = verified
+            self._device_lists[phone] = (verified, self.clock.now())
         else:
             self._device_lists.pop(phone, None)
         return verified
