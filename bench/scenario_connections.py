@@ -3,7 +3,10 @@ connection, and the time from one send call until every connection has the push.
 is the bare app holding the same number of idle websockets and pushing one body to all.
 
 All connections carry one device's token (its mailbox drained first), so one message reaches
-every one of them; each connection still authenticates, subscribes and reads on its own."""
+every one of them. Each connection still authenticates and is held on its own, but the gateway
+groups connections by device: the push is one mailbox read for all of them, where real traffic
+(one or two connections per device) reads once per device. So the RSS figure is fair, while the
+push time is a best case for the database side and a worst case for one device's fan-out."""
 
 from __future__ import annotations
 

@@ -134,6 +134,8 @@ class ServerThread:
             log_level="warning",
             ws_ping_interval=runtime.settings.server.websocket_heartbeat_seconds,
             ws_ping_timeout=runtime.settings.server.websocket_heartbeat_seconds,
+            ws=runtime.settings.server.websocket_implementation,  # as `tidings serve` runs
+            ws_per_message_deflate=False,
             lifespan="on",
         )
         self.server = uvicorn.Server(config)

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import json
+import os
 
 import httpx
+import pytest
 import websockets
 from core_helpers import envelope, link_companion, publish, register
+
+from conftest import invite_code, serving
+from tidings.config import load_settings
 
 ALICE, BOB = "+15550100001", "+15550100002"
 
@@ -89,3 +96,55 @@ async def test_a_removed_device_loses_every_connection_with_4403(server, invite)
         await phone.send("not a frame")
         while (reply := json.loads(await asyncio.wait_for(phone.recv(), 10)))["type"] != "error":
             assert reply["type"] == "envelopes"
+
+
+async def test_heartbeats_keep_a_live_client_and_drop_a_silent_one(database_url, tmp_path, clock):
+    """The served websocket implementation pings; a peer that never answers is dropped."""
+    settings = load_settings(
+        tmp_path / "data",
+        database={"url": database_url},
+        server={"websocket_heartbeat_seconds": 0.2},
+    )
+    with serving(settings, clock) as running:
+        with httpx.Client(base_url=running.url) as client:
+            alice = await asyncio.to_thread(
+                register, client, ALICE, await asyncio.to_thread(invite_code, running, ALICE)
+            )
+        host, port = running.url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        headers = "".join(f"{k}: {v}\r\n" for k, v in alice.headers.items())
+        writer.write(
+            (
+                f"GET /v1/ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                f"Sec-WebSocket-Version: 13\r\n{headers}\r\n"
+            ).encode()
+        )
+        assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"HTTP/1.1 101")
+        while await reader.readline() != b"\r\n":
+            pass  # the rest of the handshake response
+        # This raw peer reads frames but never answers a ping, so the server must hang up.
+        opcodes = []
+        with contextlib.suppress(asyncio.IncompleteReadError):
+            while True:
+                head = await asyncio.wait_for(reader.readexactly(2), 10)
+                size = head[1] & 0x7F
+                if size >= 126:
+                    extra = await reader.readexactly(2 if size == 126 else 8)
+                    size = int.from_bytes(extra, "big")
+                await reader.readexactly(size)
+                opcodes.append(head[0] & 0x0F)
+        writer.close()
+        assert 0x9 in opcodes  # a ping came, then the server gave up on the silent peer
+        # A real client answers pings and outlives several heartbeat periods.
+        async with websockets.connect(
+            f"{running.ws_url}/v1/ws", additional_headers=alice.headers, ping_interval=None
+        ) as socket:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(socket.recv(), 1.0)
+            await socket.send("not a frame")
+            while (reply := json.loads(await asyncio.wait_for(socket.recv(), 10)))[
+                "type"
+            ] != "error":
+                assert reply["type"] == "envelopes"
