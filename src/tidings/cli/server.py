@@ -67,6 +67,8 @@ def install(app: typer.Typer) -> None:
         logging.basicConfig(
             level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
+        # httpx logs every request at INFO; the API devices' in-process calls would drown the log.
+        logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
         from tidings.app import create_app
 
         runtime = build_runtime(settings)

@@ -102,7 +102,9 @@ class WebhookDelivery(Base):
     __table_args__ = (
         UniqueConstraint("event_id", "target_url"),
         Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
-        Index("ix_webhook_deliveries_target", "waba_id", "target_url"),
+        # The in-order check looks for earlier *waiting* deliveries to one target; with status
+        # in the key it skips the delivered history, which grows without bound.
+        Index("ix_webhook_deliveries_target_waiting", "waba_id", "target_url", "status"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -1,7 +1,7 @@
 """operator tokens: bearer tokens of the admin API, hashed at rest
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-11-25 12:50:00.000000
 """
 
