@@ -123,8 +123,11 @@ def create_app(runtime: Runtime) -> FastAPI:
             yield
         finally:
             stop.set()
+            # The relay only rings a doorbell: cancelling it loses nothing, and waiting for its
+            # poll to notice `stop` would hold every shutdown for up to a second.
+            relay.cancel()
             await worker
-            await relay
+            await asyncio.gather(relay, return_exceptions=True)
             await runtime.close()
 
     app = FastAPI(title="Tidings", version=__version__, lifespan=lifespan)
