@@ -379,6 +379,22 @@ def test_language_code_null_names_the_only_language(shop) -> None:
     response = graph.post(f"/{made.phone_number_id}/messages", json=send)
     assert response.status_code == 200, response.text
     assert response.json()["contacts"] == [{"input": CUSTOMER, "wa_id": CUSTOMER.lstrip("+")}]
+    # Once the name exists in two languages, a send must say which.
+    portuguese = {
+        "type": "BODY",
+        "text": "Oi {{1}}, cobramos {{2}} pelo seu pedido, que sai em {{3}}."
+        " Responda se algo estiver errado.",
+        "example": {"body_text": [["Ana", "R$ 19,99", "5 de agosto"]]},
+    }
+    components = [portuguese if c["type"] == "BODY" else c for c in ORDER_UPDATE["components"]]
+    components = [c for c in components if c["type"] != "FOOTER"]
+    create_approved(
+        graph, made.waba_id, {**ORDER_UPDATE, "language": "pt_BR", "components": components}
+    )
+    ambiguous = graph.post(f"/{made.phone_number_id}/messages", json=send)
+    assert ambiguous.status_code == 404
+    assert ambiguous.json()["error"]["code"] == 132001
+    assert "any single language" in ambiguous.json()["error"]["error_data"]["details"]
 
 
 def test_tidings_listen_prints_a_template_readably(shop, settings, clock, tmp_path) -> None:
