@@ -214,11 +214,16 @@ def build_runtime(
         if settings.bus.kind == "redis"
         else DatabaseCounters()
     )
+    phone_quality = PhoneQualityService(
+        database=database, clock=clock, businesses=businesses, webhooks=webhooks
+    )
     messaging_limits = MessagingLimits(
         database=database,
         clock=clock,
         businesses=businesses,
         webhooks=webhooks,
+        # Upgrades need the business's numbers rated well; quality updates carry the limit.
+        quality=WorstPhoneQuality(businesses, phone_quality.current),
         settings=TierSettings(
             initial_tier=Tier(settings.messaging_limits.initial_tier),
             period=limits.tier_period,
@@ -254,13 +259,8 @@ def build_runtime(
         confirm_opt_outs=settings.policy.confirm_opt_outs,
     )
     business_messaging.observers.append(signals)
-    phone_quality = PhoneQualityService(
-        database=database, clock=clock, businesses=businesses, webhooks=webhooks
-    )
     template_quality = TemplateQualityService(database=database, clock=clock, webhooks=webhooks)
     signals.quality_hooks.extend((phone_quality.evaluate, template_quality.on_signal))
-    # Upgrades need the business's numbers rated well; quality updates carry the limit.
-    messaging_limits.quality = WorstPhoneQuality(businesses, phone_quality.current)
     phone_quality.limit_fields = messaging_limits.limit_fields
     business_worker = BusinessWorker(
         bus=bus,

@@ -16,13 +16,25 @@ from limits_support import customers, provision, send, template
 from conftest import run_in_thread, serving
 from tidings.config import Settings
 from tidings.kit.clock import FrozenClock
-from tidings.limits.service import SteadyQuality, TierSettings, peak_rolling_count
+from tidings.limits.service import TierSettings, peak_rolling_count
 from tidings.policy.categories import Category
 from tidings.policy.quality import Quality
 from tidings.policy.reasons import MetaCode, Rule
 from tidings.policy.throughput import ThroughputLevel
 from tidings.policy.tiers import Tier
 from tidings.runtime import build_runtime
+
+
+class FixedQuality:
+    """A quality reader that rates every business the same (the rating alone is under test
+    here; tests/integration/test_tiers_quality.py drives it from real customer signals)."""
+
+    def __init__(self, quality: Quality) -> None:
+        self._quality = quality
+
+    async def business_quality(self, business_id: int) -> Quality:
+        return self._quality
+
 
 BUSINESS = "+15550109999"
 STEP = timedelta(milliseconds=13)  # under 80 messages per second
@@ -109,11 +121,11 @@ async def test_peak_usage_counts_for_seven_days_and_low_quality_blocks_the_upgra
     runtime, clock
 ) -> None:
     phone = await provision(runtime, BUSINESS)
-    runtime.messaging_limits.quality = SteadyQuality(Quality.RED)
+    runtime.messaging_limits.quality = FixedQuality(Quality.RED)
     await reach(runtime, phone, 125)
     assert await runtime.messaging_limits.review_tiers() == 0
     clock.advance(days=3)  # the 24-hour count is back to 0, the 7-day peak is still 125
-    runtime.messaging_limits.quality = SteadyQuality(Quality.YELLOW)
+    runtime.messaging_limits.quality = FixedQuality(Quality.YELLOW)
     runtime.messaging_limits.settings = type(runtime.messaging_limits.settings)(
         upgrade_delay=timedelta(0)
     )
@@ -123,11 +135,11 @@ async def test_peak_usage_counts_for_seven_days_and_low_quality_blocks_the_upgra
 
 async def test_usage_older_than_seven_days_does_not_upgrade(runtime, clock) -> None:
     phone = await provision(runtime, BUSINESS)
-    runtime.messaging_limits.quality = SteadyQuality(Quality.RED)
+    runtime.messaging_limits.quality = FixedQuality(Quality.RED)
     await reach(runtime, phone, 125)
     assert await runtime.messaging_limits.review_tiers() == 0
     clock.advance(days=8)
-    runtime.messaging_limits.quality = SteadyQuality(Quality.GREEN)
+    runtime.messaging_limits.quality = FixedQuality(Quality.GREEN)
     assert await runtime.messaging_limits.review_tiers() == 0
 
 
@@ -190,13 +202,13 @@ async def test_an_unlimited_business_with_enough_reach_gets_high_throughput(
     try:
         phone = await provision(runtime, BUSINESS)
         await reach(runtime, phone, 2)
-        runtime.messaging_limits.quality = SteadyQuality(Quality.RED)
+        runtime.messaging_limits.quality = FixedQuality(Quality.RED)
         await reach(runtime, phone, 1, start=2)
         await runtime.messaging_limits.review_tiers()
         assert (await runtime.messaging_limits.phone_limits(phone)).throughput_level is (
             ThroughputLevel.STANDARD
         )  # quality too low
-        runtime.messaging_limits.quality = SteadyQuality(Quality.YELLOW)
+        runtime.messaging_limits.quality = FixedQuality(Quality.YELLOW)
         await runtime.messaging_limits.review_tiers()
         await runtime.messaging_limits.review_tiers()  # once
         limits = await runtime.messaging_limits.phone_limits(phone)

@@ -47,16 +47,6 @@ class QualityReader(Protocol):
     async def business_quality(self, business_id: int) -> Quality: ...
 
 
-class SteadyQuality:
-    """Until quality is measured from customer signals, every business rates `quality`."""
-
-    def __init__(self, quality: Quality = Quality.GREEN) -> None:
-        self._quality = quality
-
-    async def business_quality(self, business_id: int) -> Quality:
-        return self._quality
-
-
 _QUALITY_ORDER = (Quality.RED, Quality.YELLOW, Quality.UNKNOWN, Quality.GREEN)
 
 
@@ -119,15 +109,15 @@ class MessagingLimits:
         clock: Clock,
         businesses: BusinessService,
         webhooks: WebhookSink,
-        quality: QualityReader | None = None,
+        quality: QualityReader,
         settings: TierSettings | None = None,
     ) -> None:
         self._database = database
         self._clock = clock
         self._businesses = businesses
         self._webhooks = webhooks
-        # Hook for the phone quality service: upgrades need quality GREEN or YELLOW.
-        self.quality: QualityReader = quality or SteadyQuality()
+        # Upgrades need quality GREEN or YELLOW (runtime: the business's worst number).
+        self.quality = quality
         self.settings = settings or TierSettings()
         self._reviewed_at: datetime | None = None
 
