@@ -310,14 +310,9 @@ class DeviceClient:
             raise SdkError(ErrorCode.VALIDATION_FAILED, "cannot send an empty message")
         return await self.send_content(to, {"type": "text", "text": text})
 
-    async def send_content(
-        self, to: str, content: dict[str, Any], message_id: str | None = None
-    ) -> str:
-        """Send any message content (a business's Cloud API message, a button reply); returns
-        its id. Reusing `message_id` after a crash re-sends without the server filing twice."""
-        to = check_phone(to)
-        message_id = message_id or new_message_id()
-        record = StoredMessage(
+    def _outgoing_record(self, to: str, message_id: str, content: dict[str, Any]) -> StoredMessage:
+        """How a message we send is kept in local history until it is posted."""
+        return StoredMessage(
             id=message_id,
             conversation=to,
             direction="out",
@@ -327,6 +322,15 @@ class DeviceClient:
             ts=self.now_ms(),
             status="sending",
         )
+
+    async def send_content(
+        self, to: str, content: dict[str, Any], message_id: str | None = None
+    ) -> str:
+        """Send any message content (a business's Cloud API message, a button reply); returns
+        its id. Reusing `message_id` after a crash re-sends without the server filing twice."""
+        to = check_phone(to)
+        message_id = message_id or new_message_id()
+        record = self._outgoing_record(to, message_id, content)
         await self.sender.fan_out(to, message_id, lambda _p, _d: ("message", content), record)
         return message_id
 
@@ -375,16 +379,7 @@ class DeviceClient:
         items = []
         for to, content, message_id in messages:
             to = check_phone(to)
-            record = StoredMessage(
-                id=message_id,
-                conversation=to,
-                direction="out",
-                sender=self.phone,
-                sender_device=self.device_id,
-                content=content,
-                ts=self.now_ms(),
-                status="sending",
-            )
+            record = self._outgoing_record(to, message_id, content)
             items.append(OutgoingItem(to, message_id, _same_for_all(content), record))
         return await self.sender.send_batch(items, stop)
 
