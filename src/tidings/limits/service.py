@@ -299,15 +299,23 @@ class MessagingLimits:
             ):
                 continue  # already HIGH, or a coexistence number (fixed at 20/s)
             await repository.set_throughput_level(phone.phone_pk, str(ThroughputLevel.HIGH), now)
-            await self._webhooks.enqueue(
-                uow,
-                waba_id=phone.waba_id,
-                phone_number_id=phone.phone_number_id,
-                field="phone_number_quality_update",
-                value=phone_number_quality_update_value(
-                    phone.display_phone_number, QualityUpdateEvent.THROUGHPUT_UPGRADE, tier
-                ),
-            )
+            await self._quality_update(uow, phone, QualityUpdateEvent.THROUGHPUT_UPGRADE, tier)
+
+    async def _quality_update(
+        self,
+        uow: UnitOfWork,
+        phone: PhoneInfo,
+        event: QualityUpdateEvent,
+        limit: Tier,
+        old: Tier | None = None,
+    ) -> None:
+        await self._webhooks.enqueue(
+            uow,
+            waba_id=phone.waba_id,
+            phone_number_id=phone.phone_number_id,
+            field="phone_number_quality_update",
+            value=phone_number_quality_update_value(phone.display_phone_number, event, limit, old),
+        )
 
     async def _announce(
         self, uow: UnitOfWork, phones: list[PhoneInfo], old: Tier, new: Tier
@@ -315,15 +323,7 @@ class MessagingLimits:
         """Meta's webhooks for a new limit: `phone_number_quality_update` for every number and
         one `business_capability_update` for the business."""
         for phone in phones:
-            await self._webhooks.enqueue(
-                uow,
-                waba_id=phone.waba_id,
-                phone_number_id=phone.phone_number_id,
-                field="phone_number_quality_update",
-                value=phone_number_quality_update_value(
-                    phone.display_phone_number, QualityUpdateEvent.UPGRADE, new, old
-                ),
-            )
+            await self._quality_update(uow, phone, QualityUpdateEvent.UPGRADE, new, old)
         await self._webhooks.enqueue(
             uow,
             waba_id=phones[0].waba_id,
