@@ -93,10 +93,7 @@ class TemplateDesk:
         now = self._clock.now()
         async with self._database.unit_of_work() as uow:
             repository = TemplateRepository(uow.session)
-            row = await self._pending(repository, template_id)
-            version = await repository.version(row.id, row.version)
-            assert version is not None
-            filed = json.loads(row.review or "{}").get("filed_category", row.category)
+            row, version, filed = await self._pending_version(repository, template_id)
             row.status = APPROVED
             row.rejected_reason = "NONE"
             row.needs_human_review = False
@@ -126,10 +123,7 @@ class TemplateDesk:
         now = self._clock.now()
         async with self._database.unit_of_work() as uow:
             repository = TemplateRepository(uow.session)
-            row = await self._pending(repository, template_id)
-            version = await repository.version(row.id, row.version)
-            assert version is not None
-            filed = json.loads(row.review or "{}").get("filed_category", row.category)
+            row, version, filed = await self._pending_version(repository, template_id)
             row.category = filed  # a rejected template keeps the category it was filed in
             row.previous_category = None
             row.status = REJECTED
@@ -195,6 +189,17 @@ class TemplateDesk:
         if row.status != PENDING or not row.needs_human_review:
             raise Conflict(f"template {template_id} is not waiting for review ({row.status})")
         return row
+
+    async def _pending_version(
+        self, repository: TemplateRepository, template_id: str
+    ) -> tuple[MessageTemplate, MessageTemplateVersion, str]:
+        """A template waiting for a person's decision, the version under review, and the
+        category the business filed it in (review may have re-categorized it)."""
+        row = await self._pending(repository, template_id)
+        version = await repository.version(row.id, row.version)
+        assert version is not None
+        filed: str = json.loads(row.review or "{}").get("filed_category", row.category)
+        return row, version, filed
 
     @staticmethod
     def _decide(
