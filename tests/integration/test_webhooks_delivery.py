@@ -286,3 +286,48 @@ async def test_a_target_gets_its_events_in_commit_order(harness: Harness, receiv
     ids = [await enqueue(harness, status_value(f"s{n}")) for n in range(5)]
     assert await harness.run() == 5
     assert [p.headers["x-tidings-event-id"] for p in receiver.posts()] == ids
+
+
+async def claim(harness: Harness, token: str, limit: int = 100) -> list[str]:
+    now = harness.clock.now()
+    lease = now + harness.service.dispatcher.lease
+    async with harness.database.unit_of_work() as uow:
+        claimed = await WebhookRepository(uow.session).claim_due(now, lease, token, limit)
+    return [c.event_id for c in claimed]
+
+
+async def test_one_claim_takes_a_targets_run_of_due_events_in_order(
+    harness: Harness, receiver
+) -> None:
+    await subscribe(harness, receiver)
+    ids = [await enqueue(harness, status_value(f"s{n}")) for n in range(5)]
+    assert await claim(harness, "first", limit=3) == ids[:3]
+    # The claimed run is leased: another claimer gets nothing of this target meanwhile.
+    assert await claim(harness, "second") == []
+
+
+async def test_a_claimed_run_stops_at_an_event_not_due(harness: Harness, receiver) -> None:
+    await subscribe(harness, receiver)
+    ids = [await enqueue(harness, status_value(f"s{n}")) for n in range(4)]
+    [third] = await deliveries(harness, ids[2])
+    async with harness.database.unit_of_work() as uow:  # put back to wait, as after a failure
+        row = await uow.session.get(WebhookDelivery, third.id)
+        assert row is not None
+        row.next_attempt_at = harness.clock.now() + timedelta(seconds=10)
+    assert await claim(harness, "first") == ids[:2]
+
+
+async def test_after_a_failure_the_rest_of_the_run_waits_behind_it(
+    harness: Harness, receiver
+) -> None:
+    await subscribe(harness, receiver)
+    receiver.post_status = 503
+    ids = [await enqueue(harness, status_value(f"s{n}")) for n in range(3)]
+    assert await harness.run() == 1  # the first failed; the others were not sent after it
+    assert len(receiver.posts()) == 1
+    rows = [(await deliveries(harness, event_id))[0] for event_id in ids]
+    assert [(r.status, r.attempts) for r in rows] == [("pending", 1)] + [("pending", 0)] * 2
+    receiver.post_status = 200
+    harness.clock.advance(seconds=10)
+    assert await harness.run() == 3
+    assert [p.headers["x-tidings-event-id"] for p in receiver.posts()[1:]] == ids

@@ -5,11 +5,10 @@ One pass (`run_once`):
 1. claim up to `batch_size` due rows in one short transaction, leasing them (PostgreSQL skips
    rows another node is claiming; a lease that runs out makes a row due again, so a node that
    dies mid-send loses nothing);
-2. POST each event to its target, concurrently: at most `max_in_flight` requests overall and
-   `per_target_in_flight` per target URL, so one slow receiver cannot take every slot. One event
-   per POST: the stored body is sent as is, so a retry or replay is byte-identical (merging
-   events would change the bytes between attempts). Order within a target is not guaranteed,
-   as with Meta; receivers order by the timestamps inside the payload;
+2. POST each target's events one after the other in commit order (the claim hands a target
+   the run of due events behind its earliest waiting one), targets concurrently: at most
+   `max_in_flight` requests overall. One event per POST: the stored body is sent as is, so a
+   retry or replay is byte-identical (merging events would change the bytes between attempts);
 3. record every outcome in one transaction: 200 is delivered; anything else, a timeout or a
    connection error is retried on the backoff schedule until 7 days after the event, then the
    delivery is dead (kept, visible in health and replayable).
@@ -110,7 +109,6 @@ class Dispatcher:
         doorbell: asyncio.Event | None = None,
         batch_size: int = 100,
         max_in_flight: int = 32,
-        per_target_in_flight: int = 4,
         pass_budget_s: float = 60.0,
         idle_poll_s: float = 30.0,
     ) -> None:
@@ -123,7 +121,6 @@ class Dispatcher:
         self.doorbell = doorbell or asyncio.Event()
         self.batch_size = batch_size
         self._max_in_flight = max_in_flight
-        self._per_target_in_flight = per_target_in_flight
         self._pass_budget_s = pass_budget_s
         self._idle_poll_s = idle_poll_s
         # Long enough for a whole pass: the budget, one last request, and slack for recording.
@@ -149,8 +146,8 @@ class Dispatcher:
     async def run_once(self) -> int:
         """Deliver everything due, batch after batch. Returns the number of requests attempted.
 
-        A target takes its events one at a time in commit order (see `claim_due`), so one
-        batch holds at most the next event per target; delivering one makes the next due.
+        A target takes its events in commit order (see `claim_due`): a batch holds the run of
+        due events behind each target's earliest waiting one.
         """
         attempted = 0
         deadline = monotonic() + self._pass_budget_s
@@ -183,9 +180,10 @@ class Dispatcher:
             except Exception:  # the business domain failing must not stop other WABAs
                 log.exception("looking up the app secret of WABA %s failed", waba_id)
                 secrets[waba_id] = None
-        by_target: dict[str, list[ClaimedDelivery]] = defaultdict(list)
+        # `claimed` is in commit order; each (WABA, URL) keeps it.
+        by_target: dict[tuple[str, str], list[ClaimedDelivery]] = defaultdict(list)
         for item in claimed:
-            by_target[item.target_url].append(item)
+            by_target[(item.waba_id, item.target_url)].append(item)
         overall = asyncio.Semaphore(self._max_in_flight)
         deadline = monotonic() + self._pass_budget_s
         groups = await asyncio.gather(
@@ -200,21 +198,23 @@ class Dispatcher:
         overall: asyncio.Semaphore,
         deadline: float,
     ) -> list[Outcome]:
-        per_target = asyncio.Semaphore(self._per_target_in_flight)
+        """POST a target's run of events one after the other, in commit order: the next
+        leaves only once the receiver answered the previous. After a failure the rest go back
+        unattempted, to be retried behind the failed one."""
+        outcomes: list[Outcome] = []
         failing = False
-
-        async def one(item: ClaimedDelivery) -> Outcome:
-            nonlocal failing
-            async with per_target, overall:
-                if failing:  # retry with the target's failed delivery, not straight away
-                    return Outcome(item, attempted=False, retry_in=backoff(1))
-                if monotonic() >= deadline:
-                    return Outcome(item, attempted=False)
+        for item in items:
+            if failing:
+                outcomes.append(Outcome(item, attempted=False, retry_in=backoff(1)))
+                continue
+            if monotonic() >= deadline:
+                outcomes.append(Outcome(item, attempted=False))
+                continue
+            async with overall:
                 outcome = await self._attempt(item, secrets.get(item.waba_id))
-                failing = failing or not outcome.delivered
-                return outcome
-
-        return list(await asyncio.gather(*(one(item) for item in items)))
+            failing = not outcome.delivered
+            outcomes.append(outcome)
+        return outcomes
 
     async def _attempt(self, item: ClaimedDelivery, secret: str | None) -> Outcome:
         if not secret:

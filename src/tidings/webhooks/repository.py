@@ -190,12 +190,16 @@ class WebhookRepository:
     async def claim_due(
         self, now: datetime, lease_until: datetime, claim_token: str, limit: int
     ) -> list[ClaimedDelivery]:
-        """Lease up to `limit` due deliveries. On PostgreSQL, rows another worker is claiming
-        right now are skipped, not waited for; SQLite has one writer, so there is no race.
+        """Lease up to `limit` due deliveries, each target's in commit order. On PostgreSQL,
+        rows another worker is claiming right now are skipped, not waited for; SQLite has one
+        writer, so there is no race.
 
         Each target gets its events in the order they were committed (a customer's statuses
-        arrive sent, delivered, read): a delivery is due only when no earlier event of its WABA
-        is still waiting for the same URL. A failing endpoint therefore holds its later events
+        arrive sent, delivered, read). A target's *head* is its earliest waiting delivery; it
+        is claimable when due. Holding the head's lock is what gives one claimer the target, so
+        the claimer also takes the run of due deliveries right behind it (up to `limit` in
+        all), stopping at the first one that is not due or is leased elsewhere: a busy target
+        takes many events per claim rather than one. A failing endpoint holds its later events
         back until it recovers or the earlier ones go dead.
         """
         this_event = aliased(WebhookEvent)
@@ -212,9 +216,14 @@ class WebhookRepository:
             )
             .exists()
         )
-        due_ids = list(
-            await self.session.scalars(
-                select(WebhookDelivery.id)
+        heads = list(
+            await self.session.execute(
+                select(
+                    WebhookDelivery.id,
+                    WebhookDelivery.waba_id,
+                    WebhookDelivery.target_url,
+                    this_event.position,
+                )
                 .join(this_event, this_event.id == WebhookDelivery.event_id)
                 .where(
                     WebhookDelivery.status.in_(WAITING),
@@ -226,8 +235,31 @@ class WebhookRepository:
                 .with_for_update(skip_locked=True, of=WebhookDelivery)
             )
         )
-        if not due_ids:
+        if not heads:
             return []
+        due_ids = [head.id for head in heads]
+        room = limit - len(heads)
+        for head in heads:
+            if room <= 0:
+                break
+            followers = await self.session.execute(
+                select(WebhookDelivery.id, WebhookDelivery.status, WebhookDelivery.next_attempt_at)
+                .join(this_event, this_event.id == WebhookDelivery.event_id)
+                .where(
+                    WebhookDelivery.waba_id == head.waba_id,
+                    WebhookDelivery.target_url == head.target_url,
+                    WebhookDelivery.status.in_(WAITING),
+                    this_event.position > head.position,
+                )
+                .order_by(this_event.position)
+                .limit(room)
+                .with_for_update(of=WebhookDelivery)
+            )
+            for delivery_id, status, next_attempt_at in followers:
+                if status != PENDING or next_attempt_at > now:
+                    break  # the run stops here: later events wait for this one
+                due_ids.append(delivery_id)
+                room -= 1
         await self.session.execute(
             update(WebhookDelivery)
             .where(WebhookDelivery.id.in_(due_ids))
@@ -250,7 +282,7 @@ class WebhookRepository:
             )
             .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
             .where(WebhookDelivery.id.in_(due_ids))
-            .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+            .order_by(WebhookEvent.position, WebhookDelivery.id)
         )
         return [ClaimedDelivery(*row) for row in rows]
 
