@@ -78,6 +78,40 @@ def test_a_retried_send_is_filed_once(server, invite) -> None:
         assert len(mailbox(client, bob)) == 1
 
 
+def test_a_batch_files_its_sends_in_order_and_refuses_each_on_its_own(server, invite) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        alice, bob = people(client, invite)
+        stranger = "+15550100009"  # no account
+        sends = [
+            {"message_id": "b1", "to": BOB, "envelopes": [envelope(BOB, bob.device_id, b"1")]},
+            {"message_id": "b2", "to": stranger, "envelopes": [envelope(stranger, 1)]},
+            {"message_id": "b3", "to": BOB, "envelopes": [envelope(BOB, 99)]},  # no such device
+            {"message_id": "b4", "to": BOB, "envelopes": [envelope(BOB, bob.device_id, b"4")]},
+        ]
+        response = client.post("/v1/messages/batch", json={"sends": sends}, headers=alice.headers)
+        assert response.status_code == 200, response.text
+        results = response.json()["results"]
+        assert [r["sent"]["delivered_to"] if r["sent"] else None for r in results] == [
+            1,
+            None,
+            None,
+            1,
+        ]
+        assert [(r["status"], r["error"]["code"]) for r in results[1:3]] == [
+            (404, "unknown_account"),
+            (409, "mismatched_devices"),
+        ]
+        assert results[2]["error"]["details"]["accounts"][BOB]["extra"] == [99]
+        assert [(e["message_id"], b64decode(e["body"])) for e in mailbox(client, bob)] == [
+            ("b1", b"1"),
+            ("b4", b"4"),
+        ]
+        # The same batch again (a retry): every accepted send is filed once.
+        again = client.post("/v1/messages/batch", json={"sends": sends}, headers=alice.headers)
+        assert [r["sent"]["delivered_to"] for r in again.json()["results"] if r["sent"]] == [0, 0]
+        assert len(mailbox(client, bob)) == 2
+
+
 def test_device_mismatches_are_answered_with_missing_extra_and_stale(server, invite) -> None:
     with httpx.Client(base_url=server.url) as client:
         alice, bob = people(client, invite)

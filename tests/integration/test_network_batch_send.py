@@ -19,7 +19,7 @@ class NoSending(httpx.AsyncBaseTransport):
         self._inner = httpx.AsyncHTTPTransport()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.method == "POST" and request.url.path == "/v1/messages":
+        if request.method == "POST" and request.url.path.startswith("/v1/messages"):
             raise httpx.ConnectError("the process died before posting", request=request)
         return await self._inner.handle_async_request(request)
 

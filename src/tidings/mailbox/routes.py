@@ -23,6 +23,25 @@ async def send(body: api.SendRequest, device: Device, request: Request) -> api.S
     return await mailbox_of(request).send(device, body)
 
 
+@router.post("/messages/batch")
+async def send_batch(
+    body: api.SendBatchRequest, device: Device, request: Request
+) -> api.SendBatchResponse:
+    """Several sends in one request and one transaction, each answered on its own."""
+    results = await mailbox_of(request).send_batch(device, body.sends)
+    return api.SendBatchResponse(
+        results=[
+            api.SendOutcome(sent=result)
+            if isinstance(result, api.SendResponse)
+            else api.SendOutcome(
+                error=api.ErrorBody.model_validate(result.to_body()["error"]),
+                status=result.status,
+            )
+            for result in results
+        ]
+    )
+
+
 @router.post("/receipts")
 async def receipts(body: api.ReceiptRequest, device: Device, request: Request) -> dict[str, int]:
     return {"filed": await mailbox_of(request).receipt(device, body)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import binascii
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from tidings.accounts.models import Account
 from tidings.accounts.service import AccountService, check_phone
@@ -13,7 +14,7 @@ from tidings.config import LimitsSettings
 from tidings.db.uow import Database, UnitOfWork
 from tidings.devices.models import Device
 from tidings.devices.service import DeviceContext, DeviceService
-from tidings.errors import Conflict, Forbidden, ValidationFailed
+from tidings.errors import AppError, Conflict, Forbidden, ValidationFailed
 from tidings.kit.clock import Clock, to_millis
 from tidings.kit.ids import b64decode, b64encode, new_uuid
 from tidings.mailbox.models import EnvelopeRow
@@ -51,56 +52,88 @@ class MailboxService:
     # -- sending ----------------------------------------------------------------------------
 
     async def send(self, ctx: DeviceContext, request: api.SendRequest) -> api.SendResponse:
-        to_phone = check_phone(request.to)
-        bodies = [decode_body(e.body) for e in request.envelopes]
-        by_phone: dict[str, list[int]] = defaultdict(list)
-        for envelope in request.envelopes:
-            by_phone[check_phone(envelope.phone)].append(envelope.device_id)
-        foreign = set(by_phone) - {to_phone, ctx.phone}
-        if foreign:
-            raise ValidationFailed(
-                "envelopes may only address the recipient's devices and your own other devices",
-                details={"unexpected_accounts": sorted(foreign)},
-            )
+        checked = _check_send(ctx, request)
         async with self._database.unit_of_work() as uow:
-            recipient = await self._accounts.find(uow, to_phone)
-            if recipient.id != ctx.account_id and await self._accounts.blocks(
-                uow, recipient.id, ctx.phone
-            ):
+            response, filed = await self._file(uow, ctx, request, checked, _Lookups())
+            self._ring(uow, filed)
+            return response
+
+    async def send_batch(
+        self, ctx: DeviceContext, requests: Sequence[api.SendRequest]
+    ) -> list[api.SendResponse | AppError]:
+        """File several sends in order in one transaction; each is accepted or refused on its
+        own, as if posted alone. A refusal is raised before its send writes anything, so the
+        others commit unaffected."""
+        results: list[api.SendResponse | AppError] = []
+        rung: list[int] = []
+        lookups = _Lookups()  # a queue often repeats its recipient (and always its sender)
+        async with self._database.unit_of_work() as uow:
+            for request in requests:
+                try:
+                    checked = _check_send(ctx, request)
+                    response, filed = await self._file(uow, ctx, request, checked, lookups)
+                except AppError as exc:
+                    results.append(exc)
+                    continue
+                results.append(response)
+                rung.extend(filed)
+            self._ring(uow, rung)
+        return results
+
+    async def _file(
+        self,
+        uow: UnitOfWork,
+        ctx: DeviceContext,
+        request: api.SendRequest,
+        checked: tuple[str, list[bytes], dict[str, list[int]]],
+        lookups: _Lookups,
+    ) -> tuple[api.SendResponse, list[int]]:
+        """Check one send against the recipient and the device sets, then file its envelopes.
+        Every refusal is raised before the first write."""
+        to_phone, bodies, by_phone = checked
+        recipient = lookups.accounts.get(to_phone)
+        if recipient is None:
+            recipient = lookups.accounts[to_phone] = await self._accounts.find(uow, to_phone)
+        if recipient.id != ctx.account_id:
+            blocked = lookups.blocked.get(recipient.id)
+            if blocked is None:
+                blocked = await self._accounts.blocks(uow, recipient.id, ctx.phone)
+                lookups.blocked[recipient.id] = blocked
+            if blocked:
                 raise Forbidden(
                     f"{to_phone} does not accept messages from {ctx.phone}",
                     code=ErrorCode.BLOCKED,
                 )
-            targets = await self._resolve_targets(uow, ctx, recipient, by_phone)
-            now = self._clock.now()
-            repository = MailboxRepository(uow.session)
-            already = await repository.existing_message_ids(
-                [d.id for d in targets.values()], ctx.phone, "message", request.message_id
-            )
-            filed: list[int] = []
-            for envelope, body in zip(request.envelopes, bodies, strict=True):
-                device = targets[(check_phone(envelope.phone), envelope.device_id)]
-                if device.id in already:  # a retry of a send that already went through
-                    continue
-                seq = await repository.allocate(device.id)
-                repository.add(
-                    EnvelopeRow(
-                        device_pk=device.id,
-                        seq=seq,
-                        kind="message",
-                        message_id=request.message_id,
-                        sender_phone=ctx.phone,
-                        sender_device=ctx.device_id,
-                        olm_type=envelope.type,
-                        body=body,
-                        server_ts=now,
-                    )
+        targets = await self._resolve_targets(uow, ctx, recipient, by_phone, lookups.devices)
+        now = self._clock.now()
+        repository = MailboxRepository(uow.session)
+        already = await repository.existing_message_ids(
+            [d.id for d in targets.values()], ctx.phone, "message", request.message_id
+        )
+        filed: list[int] = []
+        for envelope, body in zip(request.envelopes, bodies, strict=True):
+            device = targets[(check_phone(envelope.phone), envelope.device_id)]
+            if device.id in already:  # a retry of a send that already went through
+                continue
+            seq = await repository.allocate(device.id)
+            repository.add(
+                EnvelopeRow(
+                    device_pk=device.id,
+                    seq=seq,
+                    kind="message",
+                    message_id=request.message_id,
+                    sender_phone=ctx.phone,
+                    sender_device=ctx.device_id,
+                    olm_type=envelope.type,
+                    body=body,
+                    server_ts=now,
                 )
-                filed.append(device.id)
-            self._ring(uow, filed)
-            return api.SendResponse(
-                message_id=request.message_id, server_ts=to_millis(now), delivered_to=len(filed)
             )
+            filed.append(device.id)
+        response = api.SendResponse(
+            message_id=request.message_id, server_ts=to_millis(now), delivered_to=len(filed)
+        )
+        return response, filed
 
     async def _resolve_targets(
         self,
@@ -108,6 +141,7 @@ class MailboxService:
         ctx: DeviceContext,
         recipient: Account,
         by_phone: dict[str, list[int]],
+        known: dict[int, Sequence[Device]] | None = None,
     ) -> dict[tuple[str, int], Device]:
         """Compare the sender's device set with ours; answer like Signal's MismatchedDevices."""
         accounts = {recipient.phone: recipient.id, ctx.phone: ctx.account_id}
@@ -117,7 +151,11 @@ class MailboxService:
             given = by_phone.get(phone, [])
             if len(set(given)) != len(given):
                 raise ValidationFailed(f"a device of {phone} is addressed twice")
-            every = await self._devices.all_devices(uow, account_id)
+            every = known.get(account_id) if known is not None else None
+            if every is None:
+                every = await self._devices.all_devices(uow, account_id)
+                if known is not None:
+                    known[account_id] = every
             active = {
                 d.device_id: d for d in every if d.status == "active" and d.id != ctx.device_pk
             }
@@ -266,6 +304,34 @@ class MailboxService:
                 )
 
         uow.after_commit(disconnect)
+
+
+@dataclass
+class _Lookups:
+    """What one transaction already read about the accounts a batch addresses."""
+
+    accounts: dict[str, Account] = field(default_factory=dict)
+    blocked: dict[int, bool] = field(default_factory=dict)  # recipient id -> blocks the sender
+    devices: dict[int, Sequence[Device]] = field(default_factory=dict)
+
+
+def _check_send(
+    ctx: DeviceContext, request: api.SendRequest
+) -> tuple[str, list[bytes], dict[str, list[int]]]:
+    """What a send can be refused for without the database: its recipient, its bodies and its
+    envelopes grouped by account."""
+    to_phone = check_phone(request.to)
+    bodies = [decode_body(e.body) for e in request.envelopes]
+    by_phone: dict[str, list[int]] = defaultdict(list)
+    for envelope in request.envelopes:
+        by_phone[check_phone(envelope.phone)].append(envelope.device_id)
+    foreign = set(by_phone) - {to_phone, ctx.phone}
+    if foreign:
+        raise ValidationFailed(
+            "envelopes may only address the recipient's devices and your own other devices",
+            details={"unexpected_accounts": sorted(foreign)},
+        )
+    return to_phone, bodies, by_phone
 
 
 def decode_body(body: str) -> bytes:

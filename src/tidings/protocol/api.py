@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 # Limits that both sides enforce. The server is the authority; clients check early.
 MAX_ENVELOPE_BYTES = 64 * 1024  # base64 text of one envelope body
 MAX_ENVELOPES_PER_SEND = 16
+MAX_SENDS_PER_BATCH = 100
 MAX_ONE_TIME_KEYS = 50
 MAX_COMPANIONS = 4
 MAX_MESSAGE_ID = 64
@@ -234,6 +235,25 @@ class SendResponse(Wire):
     message_id: str
     server_ts: int
     delivered_to: int
+
+
+class SendBatchRequest(Wire):
+    """Several sends in one request (a business's API device delivering a queue): filed in
+    order, each accepted or refused on its own as if posted alone."""
+
+    sends: list[SendRequest] = Field(min_length=1, max_length=MAX_SENDS_PER_BATCH)
+
+
+class SendOutcome(Wire):
+    """One send of a batch: its response, or the error (and HTTP status) it would have got."""
+
+    sent: SendResponse | None = None
+    error: ErrorBody | None = None
+    status: int | None = None
+
+
+class SendBatchResponse(Wire):
+    results: list[SendOutcome]
 
 
 class DeviceMismatch(Wire):

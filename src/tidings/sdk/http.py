@@ -164,6 +164,31 @@ class ServerApi:
     async def send(self, request: api.SendRequest) -> api.SendResponse:
         return await self._call("POST", "/v1/messages", api.SendResponse, body=request)
 
+    async def send_batch(
+        self, requests: list[api.SendRequest]
+    ) -> list[api.SendResponse | SdkError]:
+        """Post several sends at once (in chunks the server accepts); each comes back sent or
+        with the error it would have had alone. A failure of the request itself raises."""
+        results: list[api.SendResponse | SdkError] = []
+        for chunk in _chunks(requests):
+            response = await self._call(
+                "POST",
+                "/v1/messages/batch",
+                api.SendBatchResponse,
+                body=api.SendBatchRequest(sends=chunk),
+            )
+            if len(response.results) != len(chunk):
+                raise SdkError(errors.PROTOCOL_ERROR, "the batch answer does not match the batch")
+            for outcome in response.results:
+                if outcome.sent is not None:
+                    results.append(outcome.sent)
+                else:
+                    error = outcome.error or api.ErrorBody(code="http_error", message="refused")
+                    results.append(
+                        SdkError(error.code, error.message, outcome.status, dict(error.details))
+                    )
+        return results
+
     async def receipt(self, request: api.ReceiptRequest) -> int:
         return (await self._call("POST", "/v1/receipts", _Filed, body=request)).filed
 
@@ -218,6 +243,23 @@ class ServerApi:
         if response.is_error:
             raise error_from(response)
         return response
+
+
+# Well under the server's default request limit (2 MB), whatever the envelopes weigh.
+BATCH_BYTES = 1024 * 1024
+
+
+def _chunks(requests: list[api.SendRequest]) -> list[list[api.SendRequest]]:
+    chunks: list[list[api.SendRequest]] = []
+    size = 0
+    for request in requests:
+        weight = sum(len(e.body) for e in request.envelopes) + 200 * len(request.envelopes)
+        if not chunks or len(chunks[-1]) >= api.MAX_SENDS_PER_BATCH or size + weight > BATCH_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(request)
+        size += weight
+    return chunks
 
 
 class _Version(BaseModel):

@@ -103,35 +103,44 @@ class Sender:
             ready.append((index, targets))
         envelopes, unsendable = self._encrypt_batch(items, ready)
         outcomes.update(unsendable)
+        posting: list[int] = []
         for index, _targets in ready:
             if index in unsendable:
                 continue
-            item = items[index]
-            if not envelopes[index]:  # a note to self with no other device: nothing to post
+            if envelopes[index]:
+                posting.append(index)
+            else:  # a note to self with no other device: nothing to post
+                outcomes[index] = None
+        requests = [
+            api.SendRequest(message_id=items[i].message_id, to=items[i].to, envelopes=envelopes[i])
+            for i in posting
+        ]
+        answers: list[api.SendResponse | SdkError]
+        try:
+            # One request (and one core transaction) for the whole batch, filed in order.
+            answers = await self.client.api.send_batch(requests) if requests else []
+        except SdkError as failed:
+            answers = [failed] * len(posting)
+        for index, answer in zip(posting, answers, strict=True):
+            if not isinstance(answer, SdkError):
                 outcomes[index] = None
                 continue
-            try:
-                await self.client.api.send(
-                    api.SendRequest(
-                        message_id=item.message_id, to=item.to, envelopes=envelopes[index]
-                    )
-                )
-                outcomes[index] = None
-            except SdkError as exc:
-                if exc.code == ErrorCode.MISMATCHED_DEVICES:
-                    # A device came or went since the list was verified: the slow path
-                    # fetches the lists again and re-encrypts under the same id.
-                    self._forget_lists(item.to)
-                    try:
-                        await self.fan_out(item.to, item.message_id, item.content_for, item.record)
-                        outcomes[index] = None
-                        continue
-                    except SdkError as retried:
-                        exc = retried
-                outcomes[index] = exc
-                if stop(exc):
-                    halted = index
-                    break
+            refusal = answer
+            if refusal.code == ErrorCode.MISMATCHED_DEVICES:
+                # A device came or went since the list was verified: the slow path fetches
+                # the lists again and re-encrypts under the same id.
+                item = items[index]
+                self._forget_lists(item.to)
+                try:
+                    await self.fan_out(item.to, item.message_id, item.content_for, item.record)
+                    outcomes[index] = None
+                    continue
+                except SdkError as retried:
+                    refusal = retried
+            outcomes[index] = refusal
+            if stop(refusal):
+                halted = index
+                break
         end = len(items) if halted is None else halted + 1
         sent = [items[i].record for i in range(end) if outcomes[i] is None]
         self._mark_sent([record for record in sent if record is not None])
