@@ -235,3 +235,31 @@ async def _postgres_text_dump(url: str) -> str:
         return "\n".join(parts)
     finally:
         await connection.close()
+
+
+async def test_a_run_of_receipts_is_filed_in_one_profile_commit(server, invite, tmp_path) -> None:
+    alice = await register(server, invite, tmp_path, ALICE, "alice")
+    bob = await register(server, invite, tmp_path, BOB, "bob")
+    bob_laptop = await link_companion(bob, tmp_path, "bob-laptop")
+    try:
+        costs = []
+        for run in (1, 3):
+            sent = await alice.send_text(BOB, f"a run of {run}")
+            assert texts(await bob.sync()) == [f"a run of {run}"]  # delivered (1)
+            if run == 3:
+                await bob.mark_read(ALICE, [sent])  # read (2)
+                # delivered (3): the laptop's one request covers both runs' messages
+                assert texts(await bob_laptop.sync()) == ["a run of 1", "a run of 3"]
+            before = alice.store.commits
+            events = await alice.sync()
+            costs.append(alice.store.commits - before)
+            assert len(receipts(events)) == run
+            assert [m.status for m in alice.history() if m.id == sent] == [
+                "read" if run == 3 else "delivered"
+            ]
+        # Three receipts cost Alice's profile what one does: one commit for the run.
+        assert costs[0] == costs[1]
+    finally:
+        await alice.close()
+        await bob.close()
+        await bob_laptop.close()

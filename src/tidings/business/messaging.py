@@ -314,7 +314,7 @@ class BusinessMessaging:
         uow.after_commit(ring)
         return wamid
 
-    async def deliver_pending(self, phone: PhoneInfo, batch: int = 50) -> int:
+    async def deliver_pending(self, phone: PhoneInfo, batch: int = 100) -> int:
         """Encrypt and send accepted messages in order; record sent or failed.
 
         The batch's ratchets are persisted in one profile transaction before any envelope is
@@ -379,8 +379,11 @@ class BusinessMessaging:
         if not results:
             return
         async with self._database.unit_of_work() as uow:
+            messages = await BusinessRepository(uow.session).messages_by_ids(
+                [row_id for row_id, _status, _error in results]
+            )
             for row_id, status, error in sorted(results):
-                message = await uow.session.get(BusinessMessage, row_id, with_for_update=True)
+                message = messages.get(row_id)
                 if message is not None:
                     await self._advance(uow, phone, message, status, error=error)
 

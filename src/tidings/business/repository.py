@@ -92,6 +92,17 @@ class BusinessRepository:
             )
         )
 
+    async def messages_by_ids(self, ids: Sequence[int]) -> dict[int, BusinessMessage]:
+        """The messages, locked for update (in id order, so concurrent lockers cannot
+        deadlock)."""
+        rows = await self.session.scalars(
+            select(BusinessMessage)
+            .where(BusinessMessage.id.in_(ids))
+            .order_by(BusinessMessage.id)
+            .with_for_update()
+        )
+        return {row.id: row for row in rows}
+
     async def pending_outbound(self, phone_pk: int, limit: int) -> list[BusinessMessage]:
         return list(
             await self.session.scalars(

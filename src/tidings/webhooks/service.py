@@ -122,6 +122,11 @@ class WebhookService:
         self.announce: Callable[[], Awaitable[None]] | None = None
         # Units of work that already ring the doorbell at commit: once per transaction.
         self._ringing: weakref.WeakSet[UnitOfWork] = weakref.WeakSet()
+        # Where a transaction's events go, per (WABA, phone number id): resolved once per
+        # transaction, however many events it queues (a batch of statuses queues dozens).
+        self._routes: weakref.WeakKeyDictionary[
+            UnitOfWork, dict[tuple[str, str | None], list[str]]
+        ] = weakref.WeakKeyDictionary()
         self._client: httpx.AsyncClient | None = None
         self._stop: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -189,7 +194,12 @@ class WebhookService:
             )
         )
         await uow.session.flush()  # the event row before its deliveries (foreign key)
-        for url in await self._targets(repository, waba_id, phone_number_id):
+        routes = self._routes.setdefault(uow, {})
+        targets = routes.get((waba_id, phone_number_id))
+        if targets is None:
+            targets = await self._targets(repository, waba_id, phone_number_id)
+            routes[(waba_id, phone_number_id)] = targets
+        for url in targets:
             repository.add(
                 WebhookDelivery(
                     event_id=event_id,
