@@ -28,6 +28,7 @@ from tidings.crypto import (
     DeviceEntry,
     DuplicateMessage,
     PeerSessions,
+    SeenMessages,
     SessionManager,
     unb64,
 )
@@ -188,12 +189,27 @@ class Receiver:
         """
         events: list[Event] = []
         acks: list[int] = []
-        for envelope in envelopes:
+        index = 0
+        while index < len(envelopes):
+            if envelopes[index].kind == "receipt":
+                # A run of receipts is filed in one store transaction (one commit to disk, not
+                # one per receipt), committed before any of them is acknowledged.
+                end = index
+                while end < len(envelopes) and envelopes[end].kind == "receipt":
+                    end += 1
+                with self.client.store.transaction() as state:
+                    seen = state.seen(SEEN_ENVELOPES)
+                    for envelope in envelopes[index:end]:
+                        events.extend(self._receipt(state, seen, envelope))
+                    state.save_seen(SEEN_ENVELOPES, seen)
+                acks.extend(envelope.seq for envelope in envelopes[index:end])
+                index = end
+                continue
+            envelope = envelopes[index]
+            index += 1
             try:
                 if envelope.kind == "message":
                     events.extend(await self._message(envelope))
-                elif envelope.kind == "receipt":
-                    events.extend(self._receipt(envelope))
                 elif envelope.kind == "device_list":
                     events.extend(await self._device_list(envelope))
             except SdkError as exc:
@@ -340,7 +356,7 @@ class Receiver:
         message = f"a message from {phone} (device {device.device_id}) could not be decrypted"
         return [SecurityNotice(phone, message + "; the secure session was reset")]
 
-    def _receipt(self, envelope: api.Envelope) -> list[Event]:
+    def _receipt(self, state: State, seen: SeenMessages, envelope: api.Envelope) -> list[Event]:
         try:
             body = api.ReceiptBody.model_validate_json(unb64(envelope.body))
         except (ValidationError, CryptoError):
@@ -348,23 +364,18 @@ class Receiver:
             return []
         if body.by != envelope.sender:
             return []
-        with self.client.store.transaction() as state:
-            seen = state.seen(SEEN_ENVELOPES)
-            if not seen.check_and_add(f"receipt:{envelope.message_id}"):
-                return []
-            state.save_seen(SEEN_ENVELOPES, seen)
-            for message_id in body.message_ids:
-                for stored in state.messages_with_id(message_id):
-                    # Theirs: our outgoing message was delivered or read. Ours: another of our
-                    # devices read an incoming message.
-                    mine = body.by == self.me.phone
-                    if (stored.direction == "in") == mine and (
-                        mine or stored.conversation == body.by
-                    ):
-                        stored.apply_receipt(body.type, body.by, body.by_device, envelope.server_ts)
-                        state.put_message(stored)
-            receipt = ReceiptEvent(body.type, tuple(body.message_ids), body.by, body.by_device)
-            state.journal({"event": "receipt", **asdict(receipt), "server_ts": envelope.server_ts})
+        if not seen.check_and_add(f"receipt:{envelope.message_id}"):
+            return []
+        for message_id in body.message_ids:
+            for stored in state.messages_with_id(message_id):
+                # Theirs: our outgoing message was delivered or read. Ours: another of our
+                # devices read an incoming message.
+                mine = body.by == self.me.phone
+                if (stored.direction == "in") == mine and (mine or stored.conversation == body.by):
+                    stored.apply_receipt(body.type, body.by, body.by_device, envelope.server_ts)
+                    state.put_message(stored)
+        receipt = ReceiptEvent(body.type, tuple(body.message_ids), body.by, body.by_device)
+        state.journal({"event": "receipt", **asdict(receipt), "server_ts": envelope.server_ts})
         return [receipt]
 
     async def _device_list(self, envelope: api.Envelope) -> list[Event]:
