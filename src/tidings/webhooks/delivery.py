@@ -259,8 +259,14 @@ class Dispatcher:
         now = self._clock.now()
         async with self._database.unit_of_work() as uow:
             repository = WebhookRepository(uow.session)
-            for outcome in outcomes:
-                await repository.record(self._attempt_record(token, now, outcome))
+            records = [self._attempt_record(token, now, o) for o in outcomes]
+            # The usual outcome, success, is stored for the whole batch in one statement.
+            await repository.record_delivered(
+                [r for r in records if r.counted and r.status == DELIVERED]
+            )
+            for record in records:
+                if not (record.counted and record.status == DELIVERED):
+                    await repository.record(record)
             for (waba_id, target_url), group in _by_target(outcomes).items():
                 await self._record_health(repository, waba_id, target_url, now, group)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, case, delete, func, select, update
+from sqlalchemy import Table, and_, bindparam, case, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -285,6 +285,40 @@ class WebhookRepository:
             .order_by(WebhookEvent.position, WebhookDelivery.id)
         )
         return [ClaimedDelivery(*row) for row in rows]
+
+    async def record_delivered(self, attempts: Sequence[AttemptRecord]) -> None:
+        """Store many successful attempts with one statement run once per row (executemany),
+        each unless its lease was lost meanwhile."""
+        if not attempts:
+            return
+        table = cast(Table, WebhookDelivery.__table__)
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("b_id"), table.c.claim_token == bindparam("b_token"))
+            .values(
+                status=DELIVERED,
+                next_attempt_at=bindparam("b_at"),
+                claim_token=None,
+                last_attempt_at=bindparam("b_at"),
+                last_status_code=bindparam("b_code"),
+                last_error=None,
+                last_latency_ms=bindparam("b_latency"),
+                delivered_at=bindparam("b_at"),
+            )
+        )
+        await self.session.execute(
+            statement,
+            [
+                {
+                    "b_id": a.delivery_id,
+                    "b_token": a.claim_token,
+                    "b_at": a.attempted_at,
+                    "b_code": a.status_code,
+                    "b_latency": a.latency_ms,
+                }
+                for a in attempts
+            ],
+        )
 
     async def record(self, attempt: AttemptRecord) -> bool:
         """Store an attempt's outcome, unless the lease was lost to another claim meanwhile."""

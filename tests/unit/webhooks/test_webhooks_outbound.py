@@ -167,3 +167,22 @@ def test_policy_presets() -> None:
     assert not PRODUCTION.allow_http and not PRODUCTION.allow_private
     assert not PRODUCTION.allow_loopback
     assert EMBEDDED.allow_http and EMBEDDED.allow_loopback and not EMBEDDED.allow_private
+
+
+def test_a_client_leaves_httpcore_no_failed_import_to_repeat_per_request() -> None:
+    import sys
+
+    from httpcore._synchronization import current_async_library
+
+    safe_http_client(EMBEDDED)
+    # Installed, or known to be absent: either way `import sniffio` no longer searches sys.path.
+    assert "sniffio" in sys.modules or _importable("sniffio")
+    assert current_async_library() == "asyncio"
+
+
+def _importable(name: str) -> bool:
+    try:
+        __import__(name)
+    except ImportError:
+        return False
+    return True
