@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -36,6 +35,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from tidings.errors import ValidationFailed
+from tidings.kit.sniffio import note_missing_sniffio
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -200,23 +200,12 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-def _note_missing_sniffio() -> None:
-    """httpcore runs `import sniffio` twice per request to learn which async library runs it.
-    Without sniffio installed, each of those failed imports searches all of sys.path again
-    (about 0.4 ms, measured: most of the CPU of a webhook POST). Recording the absence once
-    makes the import fail at once; httpcore then assumes asyncio, as it would anyway."""
-    try:
-        import sniffio  # noqa: F401
-    except ImportError:
-        sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
-
-
 def safe_http_client(
     policy: OutboundPolicy, transport: httpx.AsyncBaseTransport | None = None
 ) -> httpx.AsyncClient:
     """An httpx client bound by `policy`. `transport` is the seam tests swap (it is wrapped, so
     the policy holds for it too)."""
-    _note_missing_sniffio()
+    note_missing_sniffio()
     return httpx.AsyncClient(
         transport=GuardedTransport(transport or httpx.AsyncHTTPTransport(), policy),
         follow_redirects=False,
