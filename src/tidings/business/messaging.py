@@ -19,15 +19,18 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import datetime
-from typing import Any, Protocol
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import Any
 
 from tidings.business.api_devices import ApiDeviceHost
 from tidings.business.inbound import to_cloud_message
 from tidings.business.media import BusinessMediaService, MediaUnavailable, ReceivedMedia
 from tidings.business.media_types import MEDIA_KINDS
+
+# Re-exported: the domains that queue webhooks import the sink protocol from here.
+from tidings.business.messaging_ports import ChargeLedger as ChargeLedger
+from tidings.business.messaging_ports import CustomerObserver as CustomerObserver
+from tidings.business.messaging_ports import WebhookShapes as WebhookShapes
+from tidings.business.messaging_ports import WebhookSink as WebhookSink
 from tidings.business.models import BusinessMessage
 from tidings.business.policy_gate import (
     PolicyGate,
@@ -52,78 +55,8 @@ log = logging.getLogger(__name__)
 # Status order: a late "delivered" must never undo a "read".
 _RANK = {"accepted": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
 UNDELIVERABLE = 131026
-
-
-class WebhookSink(Protocol):
-    async def enqueue(
-        self,
-        uow: UnitOfWork,
-        *,
-        waba_id: str,
-        phone_number_id: str | None,
-        field: str,
-        value: dict[str, Any],
-    ) -> str: ...
-
-
-class ChargeLedger(Protocol):
-    """Billing, seen from status changes (tidings.billing.service.Billing)."""
-
-    async def on_status(
-        self, session: AsyncSession, wamid: str, status: str, at: datetime
-    ) -> dict[str, Any] | None:
-        """Make the message's charge due once delivered; its webhook `pricing` object."""
-        ...
-
-
-class WebhookShapes(Protocol):
-    """Builders of Cloud API webhook values (tidings.business_api.wire)."""
-
-    def status(
-        self,
-        phone: PhoneInfo,
-        message: BusinessMessage,
-        status: str,
-        ts: int,
-        extra: dict[str, Any],
-    ) -> dict[str, Any]: ...
-
-    def inbound(
-        self, phone: PhoneInfo, message: dict[str, Any], customer: str, profile_name: str
-    ) -> dict[str, Any]: ...
-
-
-class CustomerObserver(Protocol):
-    """Told, inside the applying transaction, what customers do (signals, consent, windows)."""
-
-    async def control(
-        self, uow: UnitOfWork, phone: PhoneInfo, customer: str, content: dict[str, Any]
-    ) -> bool:
-        """Handle a customer control (the client's block / preferences contents); True when
-        `content` was one, so it is not stored or forwarded as a message."""
-        ...
-
-    async def inbound(
-        self,
-        uow: UnitOfWork,
-        phone: PhoneInfo,
-        customer: str,
-        content: dict[str, Any],
-        wamid: str,
-    ) -> None:
-        """A customer message was stored (after its `messages` webhook was queued)."""
-        ...
-
-    async def receipt(
-        self,
-        uow: UnitOfWork,
-        phone: PhoneInfo,
-        message: BusinessMessage,
-        status: str,
-        previous: str,
-    ) -> None:
-        """An outbound message advanced to delivered or read (from `previous`)."""
-        ...
+# An outbound message's new status after a delivery attempt: (row id, status, error code).
+StatusChange = tuple[int, str, int | None]
 
 
 class _RollBack(Exception):
@@ -321,6 +254,16 @@ class BusinessMessaging:
         posted, and its statuses are recorded in one unit of work. A message whose `sent` was
         never recorded (a crash) is sent again under the same E2E id, which the network files
         once."""
+        count, results = await self.send_pending(phone, batch)
+        await self._record_statuses(phone, results)
+        return count
+
+    async def send_pending(
+        self, phone: PhoneInfo, batch: int = 100
+    ) -> tuple[int, list[StatusChange]]:
+        """`deliver_pending` without recording: the number of messages taken (0 when nothing
+        was pending or the batch was deferred) and the statuses to record, which the caller
+        must record (`drain(phone, statuses)` does it in the journal's transaction)."""
         async with self._database.read_only() as uow:
             pending = [
                 (m.id, m.wamid, m.e2e_id, m.customer, self.content_of(m)["content"])
@@ -329,9 +272,9 @@ class BusinessMessaging:
                 )
             ]
         if not pending:
-            return 0
+            return 0, []
         client = await self._devices.client(phone.phone_number_id)
-        results: list[tuple[int, str, int | None]] = []
+        results: list[StatusChange] = []
         ready: list[tuple[int, str, str, str, dict[str, Any]]] = []
         for row_id, wamid, e2e_id, customer, content in pending:
             try:
@@ -368,24 +311,26 @@ class BusinessMessaging:
                 log.info("message %s undeliverable: %s", wamid, outcome.code)
                 results.append((row_id, "failed", UNDELIVERABLE))
         deferred = deferred or len(outcomes) < len(ready)
-        await self._record_statuses(phone, results)
         # Deferred: nothing more this pass; the next wake-up tries again from the database.
-        return 0 if deferred else len(pending)
+        return (0 if deferred else len(pending)), results
 
-    async def _record_statuses(
-        self, phone: PhoneInfo, results: list[tuple[int, str, int | None]]
-    ) -> None:
+    async def _record_statuses(self, phone: PhoneInfo, results: list[StatusChange]) -> None:
         """Record each message's new status (with its webhook) in one unit of work."""
         if not results:
             return
         async with self._database.unit_of_work() as uow:
-            messages = await BusinessRepository(uow.session).messages_by_ids(
-                [row_id for row_id, _status, _error in results]
-            )
-            for row_id, status, error in sorted(results):
-                message = messages.get(row_id)
-                if message is not None:
-                    await self._advance(uow, phone, message, status, error=error)
+            await self._record_in(uow, phone, results)
+
+    async def _record_in(
+        self, uow: UnitOfWork, phone: PhoneInfo, results: list[StatusChange]
+    ) -> None:
+        messages = await BusinessRepository(uow.session).messages_by_ids(
+            [row_id for row_id, _status, _error in results]
+        )
+        for row_id, status, error in sorted(results):
+            message = messages.get(row_id)
+            if message is not None:
+                await self._advance(uow, phone, message, status, error=error)
 
     async def _attach_template_header(
         self, phone: PhoneInfo, client: DeviceClient, content: dict[str, Any]
@@ -449,17 +394,32 @@ class BusinessMessaging:
 
     # -- inbound ----------------------------------------------------------------------------
 
-    async def drain(self, phone: PhoneInfo) -> int:
-        """Fetch what the API device's mailbox holds, then apply its journal."""
+    async def drain(self, phone: PhoneInfo, statuses: list[StatusChange] | None = None) -> int:
+        """Fetch what the API device's mailbox holds, then apply its journal (recording
+        `statuses` from `send_pending` first, in the same transaction)."""
         client = await self._devices.client(phone.phone_number_id)
         async with self._devices.lock(phone.phone_number_id):
             try:
                 await client.sync()
             except SdkError as exc:
                 log.warning("sync of %s failed: %s", phone.phone_number_id, exc.code)
-        return await self.apply_journal(phone)
+        return await self.apply_journal(phone, statuses)
 
-    async def apply_journal(self, phone: PhoneInfo) -> int:
+    async def apply_journal(
+        self, phone: PhoneInfo, statuses: list[StatusChange] | None = None
+    ) -> int:
+        """Apply the API device's journal; `statuses` (outbound messages sent or failed) are
+        recorded in the first transaction, before the entries, so a message's `sent` always
+        precedes its `delivered` and a delivery pass costs one writer turn less."""
+        unrecorded = list(statuses or ())
+        try:
+            return await self._apply_journal(phone, unrecorded)
+        finally:
+            if unrecorded:  # no journal transaction committed them: on their own, then
+                await self._record_statuses(phone, unrecorded)
+
+    async def _apply_journal(self, phone: PhoneInfo, unrecorded: list[StatusChange]) -> int:
+        """The journal loop; empties `unrecorded` once a transaction holding them commits."""
         client = await self._devices.client(phone.phone_number_id)
         applied = 0
         while True:
@@ -486,13 +446,17 @@ class BusinessMessaging:
                     )
                     if number is None or number.journal_cursor != cursor:
                         continue  # applied meanwhile; read the cursor again
+                    if unrecorded:
+                        await self._record_in(uow, phone, unrecorded)
+                    receipted = await self._receipted(uow, phone, entries)
                     for position, event in entries:
                         received = files.get(position)
-                        if await self._apply(uow, phone, event, received) and received:
+                        if await self._apply(uow, phone, event, received, receipted) and received:
                             self._media.record(uow, received)
                             used.add(position)
                         number.journal_cursor = position
                         applied += 1
+                unrecorded.clear()  # committed with the entries
             finally:
                 for position, received in files.items():
                     if position not in used:
@@ -515,20 +479,43 @@ class BusinessMessaging:
             raise
         return files
 
+    async def _receipted(
+        self, uow: UnitOfWork, phone: PhoneInfo, entries: list[tuple[int, dict[str, Any]]]
+    ) -> dict[str, list[BusinessMessage]]:
+        """The outbound messages the entries' receipts name, by E2E id, in one query (a page
+        of entries is mostly receipts: two devices, delivered then read, per message)."""
+        ids = {
+            message_id
+            for _position, event in entries
+            if event.get("event") == "receipt"
+            for message_id in event["message_ids"]
+        }
+        found: dict[str, list[BusinessMessage]] = {}
+        if ids:
+            repository = BusinessRepository(uow.session)
+            for message in await repository.messages_by_e2e(phone.phone_pk, sorted(ids), "out"):
+                found.setdefault(message.e2e_id, []).append(message)
+        return found
+
     async def _apply(
         self,
         uow: UnitOfWork,
         phone: PhoneInfo,
         event: dict[str, Any],
         received: ReceivedMedia | None = None,
+        receipted: dict[str, list[BusinessMessage]] | None = None,
     ) -> bool:
-        """Apply one journal entry; True if it stored a new inbound message."""
+        """Apply one journal entry; True if it stored a new inbound message. `receipted` holds
+        the outbound messages its receipt names, when the caller loaded them already."""
         repository = BusinessRepository(uow.session)
         if event.get("event") == "receipt":
             status = "delivered" if event["type"] == "delivered" else "read"
-            for message in await repository.messages_by_e2e(
-                phone.phone_pk, list(event["message_ids"]), "out"
-            ):
+            ids = list(event["message_ids"])
+            if receipted is None:
+                messages = await repository.messages_by_e2e(phone.phone_pk, ids, "out")
+            else:
+                messages = [m for message_id in ids for m in receipted.get(message_id, ())]
+            for message in messages:
                 if message.customer == event["by"]:
                     await self._advance(
                         uow,

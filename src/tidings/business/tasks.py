@@ -83,10 +83,13 @@ class BusinessWorker:
             while not stop.is_set():
                 try:
                     # Receipts are drained after every batch, so `delivered` and `read` never
-                    # wait behind the whole outbound queue.
-                    while await self._messaging.deliver_pending(phone):
-                        await self._messaging.drain(phone)
-                    await self._messaging.drain(phone)
+                    # wait behind the whole outbound queue; the batch's `sent` statuses are
+                    # recorded in the journal's transaction (one writer turn for both).
+                    while True:
+                        taken, statuses = await self._messaging.send_pending(phone)
+                        await self._messaging.drain(phone, statuses)
+                        if not taken:
+                            break
                 except Exception:  # keep serving; the next wake-up retries from the database
                     log.exception("business worker for %s failed a pass", phone.phone_number_id)
                 await doorbell.get(timeout=self._poll)
