@@ -263,3 +263,28 @@ async def test_a_run_of_receipts_is_filed_in_one_profile_commit(server, invite, 
         await alice.close()
         await bob.close()
         await bob_laptop.close()
+
+
+async def test_a_run_of_messages_is_decrypted_in_one_profile_commit(
+    server, invite, tmp_path
+) -> None:
+    alice = await register(server, invite, tmp_path, ALICE, "alice")
+    bob = await register(server, invite, tmp_path, BOB, "bob")
+    try:
+        await alice.send_text(BOB, "hello")  # the first one starts the session
+        assert texts(await bob.sync()) == ["hello"]
+        costs = []
+        for run in (["one"], ["two", "three", "four"]):
+            for text in run:
+                await alice.send_text(BOB, text)
+            before = bob.store.commits
+            assert texts(await bob.sync()) == run
+            costs.append(bob.store.commits - before)
+        # Three messages cost Bob's profile what one does: their ratchets, the seen set and
+        # the history are written in one transaction, before any of them is acknowledged.
+        assert costs[0] == costs[1]
+        # Acknowledged: nothing comes back on the next sync.
+        assert texts(await bob.sync()) == []
+    finally:
+        await alice.close()
+        await bob.close()

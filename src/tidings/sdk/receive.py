@@ -62,6 +62,10 @@ RECONNECT_MAX_SECONDS = 30.0
 _TRANSIENT = (errors.NETWORK_ERROR, errors.TIMEOUT, ErrorCode.RATE_LIMITED, "http_error")
 
 
+def _envelope_key(envelope: api.Envelope) -> str:
+    return f"{envelope.sender}:{envelope.sender_device}:{envelope.message_id}"
+
+
 class Receiver:
     def __init__(self, client: DeviceClient) -> None:
         self.client = client
@@ -205,12 +209,19 @@ class Receiver:
                 acks.extend(envelope.seq for envelope in envelopes[index:end])
                 index = end
                 continue
+            if envelopes[index].kind == "message":
+                end = index
+                while end < len(envelopes) and envelopes[end].kind == "message":
+                    end += 1
+                run_events, run_acks = await self._messages(envelopes[index:end])
+                events.extend(run_events)
+                acks.extend(run_acks)
+                index = end
+                continue
             envelope = envelopes[index]
             index += 1
             try:
-                if envelope.kind == "message":
-                    events.extend(await self._message(envelope))
-                elif envelope.kind == "device_list":
+                if envelope.kind == "device_list":
                     events.extend(await self._device_list(envelope))
             except SdkError as exc:
                 if exc.code in _TRANSIENT:
@@ -220,49 +231,90 @@ class Receiver:
             acks.append(envelope.seq)
         return events, acks
 
-    async def _message(self, envelope: api.Envelope) -> list[Event]:
+    async def _messages(self, run: list[api.Envelope]) -> tuple[list[Event], list[int]]:
+        """Decrypt a run of message envelopes in one store transaction: the Olm account, each
+        sender's sessions and the seen set are loaded once and written once, and the whole run
+        costs one commit to disk (before any of it is acknowledged)."""
         client = self.client
-        envelope_key = f"{envelope.sender}:{envelope.sender_device}:{envelope.message_id}"
-        with client.store.transaction() as state:
-            if envelope_key in state.seen(SEEN_ENVELOPES):
-                return []  # processed before a crash or lost ack: just acknowledge it
-        sender = await self._sender_device(envelope.sender, envelope.sender_device)
-        if sender is None:
-            raise SdkError(
-                errors.UNTRUSTED_DEVICE_LIST,
-                f"{envelope.sender} device {envelope.sender_device} is not in their signed list",
-            )
-        wedged = False
         events: list[Event] = []
+        acks: list[int] = []
         with client.store.transaction() as state:
-            seen_envelopes = state.seen(SEEN_ENVELOPES)
-            if envelope_key in seen_envelopes:
-                return []
-            seen_envelopes.check_and_add(envelope_key)
-            state.save_seen(SEEN_ENVELOPES, seen_envelopes)
-            peer = state.peer(envelope.sender, envelope.sender_device)
-            if peer.identity_key not in (None, sender.identity_key):
-                peer = PeerSessions()  # a new identity under an old id is a new device
+            seen = state.seen(SEEN_ENVELOPES)
+        senders: dict[int, DeviceEntry] = {}  # by seq
+        known: dict[tuple[str, int], DeviceEntry | None] = {}  # one look-up per sender device
+        for envelope in run:
+            if _envelope_key(envelope) in seen:
+                acks.append(envelope.seq)  # processed before a crash or lost ack
+                continue
+            try:
+                address = (envelope.sender, envelope.sender_device)
+                if address not in known:
+                    known[address] = await self._sender_device(*address)
+                sender = known[address]
+                if sender is None:
+                    raise SdkError(
+                        errors.UNTRUSTED_DEVICE_LIST,
+                        f"{envelope.sender} device {envelope.sender_device}"
+                        " is not in their signed list",
+                    )
+            except SdkError as exc:
+                if exc.code in _TRANSIENT:
+                    log.warning("envelope %s deferred: %s", envelope.seq, exc)
+                    continue  # not acknowledged: it comes back
+                log.warning("envelope %s dropped: %s", envelope.seq, exc)
+                acks.append(envelope.seq)  # can never succeed
+                continue
+            senders[envelope.seq] = sender
+        wedged: list[tuple[str, DeviceEntry]] = []
+        with client.store.transaction() as state:
+            seen = state.seen(SEEN_ENVELOPES)
             device = state.account()
             manager = SessionManager(device, client.store.session_pickle_key)
-            try:
-                data = manager.decrypt(peer, sender.identity_key, envelope.type, envelope.body)
-            except DuplicateMessage:
-                return []
-            except DecryptionFailed as exc:
-                log.warning(
-                    "cannot decrypt %s from %s: %s", envelope.message_id, envelope.sender, exc
-                )
-                wedged = exc.wedged
-            else:
+            peers: dict[tuple[str, int], PeerSessions] = {}
+            advanced: set[tuple[str, int]] = set()  # peers whose ratchet moved
+            for envelope in run:
+                sender_entry = senders.get(envelope.seq)
+                if sender_entry is None:
+                    continue
+                if not seen.check_and_add(_envelope_key(envelope)):
+                    continue
+                address = (envelope.sender, envelope.sender_device)
+                peer = peers.get(address)
+                if peer is None:
+                    peer = state.peer(*address)
+                if peer.identity_key not in (None, sender_entry.identity_key):
+                    peer = PeerSessions()  # a new identity under an old id is a new device
+                peers[address] = peer
+                try:
+                    data = manager.decrypt(
+                        peer, sender_entry.identity_key, envelope.type, envelope.body
+                    )
+                except DuplicateMessage:
+                    continue
+                except DecryptionFailed as exc:
+                    log.warning(
+                        "cannot decrypt %s from %s: %s", envelope.message_id, envelope.sender, exc
+                    )
+                    if exc.wedged and all(address != (p, d.device_id) for p, d in wedged):
+                        wedged.append((envelope.sender, sender_entry))
+                    continue
                 # Decrypting advanced the ratchet (and a pre-key message used up a one-time
                 # key): persist both whatever the plaintext turns out to say.
-                state.save_peer(envelope.sender, envelope.sender_device, peer)
+                advanced.add(address)
+                events.extend(self._accept(state, envelope, data))
+            state.save_seen(SEEN_ENVELOPES, seen)
+            for phone, device_id in advanced:
+                state.save_peer(phone, device_id, peers[(phone, device_id)])
+            if advanced:
                 state.save_account(device)
-                events = self._accept(state, envelope, data)
-        if wedged:
-            events.extend(await self._reset(envelope.sender, sender))
-        return events
+        acks.extend(e.seq for e in run if e.seq in senders)
+        for phone, sender_entry in wedged:
+            try:
+                events.extend(await self._reset(phone, sender_entry))
+            except SdkError as exc:  # the envelope is filed as seen: a later message retries
+                log.warning("session reset with %s failed: %s", phone, exc)
+        acks.sort()
+        return events, acks
 
     async def _sender_device(self, phone: str, device_id: int) -> DeviceEntry | None:
         entry = self.client.trusted_device(phone, device_id)
