@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import httpx
 from network_support import register, texts
 
+from tidings.sdk import DeviceClient
 from tidings.sdk.client import ONE_TIME_KEY_TARGET
 
 ALICE = "+15550100001"
@@ -49,3 +51,34 @@ async def test_exhausted_one_time_keys_fall_back_then_refill(server, invite, tmp
     finally:
         for client in (alice, bob, carol):
             await client.close()
+
+
+class CountingTransport(httpx.AsyncBaseTransport):
+    """The real network, noting each request's method and path."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
+        self.requests: list[tuple[str, str]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append((request.method, request.url.path))
+        return await self._inner.handle_async_request(request)
+
+
+async def test_a_sync_learns_the_key_status_from_its_first_mailbox_page(
+    server, invite, tmp_path
+) -> None:
+    bob = await register(server, invite, tmp_path, BOB, "bob")
+    alice = await register(server, invite, tmp_path, ALICE, "alice")
+    await bob.close()
+    network = CountingTransport()
+    bob = await DeviceClient.open(tmp_path / "bob", transport=network, clock=server.clock)
+    try:
+        await alice.send_text(BOB, "hello")
+        assert texts(await bob.sync()) == ["hello"]
+        # Healthy keys: no separate key-status request (the first page said so).
+        assert ("GET", "/v1/keys") not in network.requests
+        assert ("GET", "/v1/mailbox") in network.requests
+    finally:
+        await alice.close()
+        await bob.close()

@@ -180,6 +180,9 @@ class DeviceService:
         async with self._database.read_only() as uow:
             return await self._key_status(uow, ctx.device_pk)
 
+    async def key_status_in(self, uow: UnitOfWork, device_pk: int) -> api.KeyStatus:
+        return await self._key_status(uow, device_pk)
+
     async def one_time_key_count(self, uow: UnitOfWork, device_pk: int) -> int:
         return await DeviceRepository(uow.session).count_one_time_keys(device_pk)
 

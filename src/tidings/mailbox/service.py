@@ -282,11 +282,17 @@ class MailboxService:
         size = min(limit or self._limits.mailbox_page, self._limits.mailbox_page)
         async with self._database.read_only() as uow:
             rows = await MailboxRepository(uow.session).page(ctx.device_pk, after, size + 1)
-            count = await self._devices.one_time_key_count(uow, ctx.device_pk)
+            keys = None
+            if after == 0:  # a sync starts here: its client checks its keys once
+                keys = await self._devices.key_status_in(uow, ctx.device_pk)
+                count = keys.one_time_key_count
+            else:
+                count = await self._devices.one_time_key_count(uow, ctx.device_pk)
             return api.MailboxPage(
                 envelopes=[to_wire(row) for row in rows[:size]],
                 more=len(rows) > size,
                 one_time_key_count=count,
+                keys=keys,
             )
 
     async def ack(self, ctx: DeviceContext, seqs: Sequence[int]) -> int:

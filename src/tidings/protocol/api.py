@@ -291,6 +291,9 @@ class MailboxPage(Wire):
     envelopes: list[Envelope]
     more: bool
     one_time_key_count: int
+    # The device's whole key status on the first page of a sync (`after=0`), so a client
+    # needs no separate key-status request to learn whether to refill or rotate.
+    keys: KeyStatus | None = None
 
 
 class AckRequest(Wire):

@@ -210,14 +210,24 @@ class DeviceClient:
 
     # -- keys -------------------------------------------------------------------------------
 
-    async def maintain_keys(self, one_time_key_count: int | None = None) -> api.KeyStatus | None:
+    async def maintain_keys(
+        self, one_time_key_count: int | None = None, *, known: api.KeyStatus | None = None
+    ) -> api.KeyStatus | None:
         """Refill one-time keys below the low-water mark and rotate a used fallback key.
 
         With a count from a mailbox page or websocket frame this costs nothing when the count is
-        healthy; without one it asks the server (which also reports fallback use).
+        healthy; without one it asks the server (which also reports fallback use), unless the
+        whole status is `known` (the first mailbox page of a sync carries it) and healthy.
         """
         if one_time_key_count is not None and one_time_key_count >= ONE_TIME_KEY_LOW_WATER:
             return None
+        if (
+            known is not None
+            and known.one_time_key_count >= ONE_TIME_KEY_LOW_WATER
+            and known.has_fallback_key
+            and not known.fallback_key_used
+        ):
+            return known
         async with self._key_lock:
             status = await self.api.key_status()
             if status.one_time_key_count < ONE_TIME_KEY_LOW_WATER:
