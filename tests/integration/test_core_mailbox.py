@@ -11,7 +11,10 @@ from core_helpers import envelope, error_code, link_companion, publish, register
 
 from conftest import ServerThread
 from tidings.kit.ids import b64decode
+from tidings.protocol import api
 from tidings.runtime import build_runtime
+from tidings.sdk.errors import SdkError
+from tidings.sdk.http import ServerApi
 
 ALICE, BOB = "+15550100001", "+15550100002"
 
@@ -314,3 +317,25 @@ async def test_gateway_refuses_bad_credentials_and_drops_removed_devices(server,
         except websockets.ConnectionClosed as closed:
             assert closed.rcvd is not None and closed.rcvd.code == 4403
         assert {"type": "removed"} in frames
+
+
+async def test_a_batch_refused_whole_is_posted_send_by_send(server, invite) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        alice, bob = people(client, invite)
+    good = api.SendRequest(
+        message_id="fine", to=BOB, envelopes=[api.OutgoingEnvelope(**envelope(BOB, bob.device_id))]
+    )
+    # Over the envelope size limit: the server refuses a request holding it outright (400).
+    huge = api.OutgoingEnvelope.model_construct(
+        phone=BOB, device_id=bob.device_id, type=1, body="A" * (api.MAX_ENVELOPE_BYTES + 4)
+    )
+    bad = api.SendRequest.model_construct(message_id="too-big", to=BOB, envelopes=[huge])
+    network = ServerApi(server.url, alice.token)
+    try:
+        sent, refused = await network.send_batch([good, bad])
+    finally:
+        await network.close()
+    assert isinstance(sent, api.SendResponse) and sent.delivered_to == 1
+    assert isinstance(refused, SdkError) and refused.status == 400
+    with httpx.Client(base_url=server.url) as client:
+        assert [e["message_id"] for e in mailbox(client, bob)] == ["fine"]

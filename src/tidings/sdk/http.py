@@ -173,12 +173,20 @@ class ServerApi:
         with the error it would have had alone. A failure of the request itself raises."""
         results: list[api.SendResponse | SdkError] = []
         for chunk in _chunks(requests):
-            response = await self._call(
-                "POST",
-                "/v1/messages/batch",
-                api.SendBatchResponse,
-                body=api.SendBatchRequest(sends=chunk),
-            )
+            try:
+                response = await self._call(
+                    "POST",
+                    "/v1/messages/batch",
+                    api.SendBatchResponse,
+                    body=api.SendBatchRequest(sends=chunk),
+                )
+            except SdkError as exc:
+                if len(chunk) == 1 or exc.status not in (400, 413, 422):
+                    raise
+                # One malformed send refuses the whole request: post them one by one, so only
+                # that one is refused.
+                results.extend([await self._send_alone(request) for request in chunk])
+                continue
             if len(response.results) != len(chunk):
                 raise SdkError(errors.PROTOCOL_ERROR, "the batch answer does not match the batch")
             for outcome in response.results:
@@ -190,6 +198,14 @@ class ServerApi:
                         SdkError(error.code, error.message, outcome.status, dict(error.details))
                     )
         return results
+
+    async def _send_alone(self, request: api.SendRequest) -> api.SendResponse | SdkError:
+        try:
+            return await self.send(request)
+        except SdkError as exc:
+            if exc.status is None or exc.status >= 500:
+                raise
+            return exc
 
     async def receipt(self, request: api.ReceiptRequest) -> int:
         return (await self._call("POST", "/v1/receipts", _Filed, body=request)).filed
