@@ -43,3 +43,13 @@ def test_the_template_validates_what_the_model_validates() -> None:
         writer.write("+15550100002", 1, "shout", {})  # type: ignore[arg-type]
     with pytest.raises(ValidationError):
         writer.write("+15550100002", 1, "message", {1: "not a str key"})  # type: ignore[dict-item]
+
+
+def test_content_built_or_changed_per_device_is_written_as_it_is_then() -> None:
+    writer = PlaintextWriter("wamid.x", 1, SENDER, "+15550100002")
+    content: dict[str, object] = {"n": 1}
+    first = writer.write("+15550100002", 1, "message", content)  # type: ignore[arg-type]
+    content["n"] = 2
+    second = writer.write("+15550100002", 2, "message", content)  # type: ignore[arg-type]
+    assert Plaintext.model_validate_json(first).content == {"n": 1}
+    assert Plaintext.model_validate_json(second).content == {"n": 2}
