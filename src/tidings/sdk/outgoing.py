@@ -31,7 +31,6 @@ from tidings.sdk.events import StoredMessage
 
 if TYPE_CHECKING:
     from tidings.sdk.client import DeviceClient
-    from tidings.sdk.store import State
 
 MAX_SEND_ATTEMPTS = 3
 
@@ -62,7 +61,11 @@ class Sender:
                         state.put_message(record)
                 return None
             await self.ensure_sessions(targets)
-            envelopes = self._encrypt(to, message_id, targets, content_for, record)
+            item = OutgoingItem(to, message_id, content_for, record)
+            encrypted, failed, written = self._encrypt_batch([item], [(0, targets)])
+            if failed:
+                raise failed[0]
+            envelopes = encrypted[0]
             try:
                 response = await self.client.api.send(
                     api.SendRequest(message_id=message_id, to=to, envelopes=envelopes)
@@ -73,11 +76,7 @@ class Sender:
                     continue
                 raise
             if record is not None:
-                with self.client.store.transaction() as state:
-                    stored = state.message(record.key) or record
-                    if stored.status == "sending":
-                        stored.status = "sent"
-                    state.put_message(stored)
+                self._mark_sent([record], written)
             return response
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -93,7 +92,7 @@ class Sender:
         under the same message id (the recipient files an id once)."""
         batch = await self.prepare_batch(items, stop)
         outcomes, ready, halted = batch.outcomes, batch.ready, batch.halted
-        envelopes, unsendable = self._encrypt_batch(items, ready)
+        envelopes, unsendable, written = self._encrypt_batch(items, ready)
         outcomes.update(unsendable)
         for index, _targets in ready:
             if index in unsendable:
@@ -126,7 +125,7 @@ class Sender:
                     break
         end = len(items) if halted is None else halted + 1
         sent = [items[i].record for i in range(end) if outcomes[i] is None]
-        self._mark_sent([record for record in sent if record is not None])
+        self._mark_sent([record for record in sent if record is not None], written)
         return [outcomes[i] for i in range(end)]
 
     async def prepare_batch(
@@ -166,10 +165,12 @@ class Sender:
 
     def _encrypt_batch(
         self, items: list[OutgoingItem], ready: list[tuple[int, list[Target]]]
-    ) -> tuple[dict[int, list[api.OutgoingEnvelope]], dict[int, SdkError]]:
-        """Envelopes per item index, and the items that could not be encrypted."""
+    ) -> tuple[dict[int, list[api.OutgoingEnvelope]], dict[int, SdkError], dict[str, bytes]]:
+        """Envelopes per item index, the items that could not be encrypted, and the history
+        rows written (sealed, by message key) for `_mark_sent`."""
         envelopes: dict[int, list[api.OutgoingEnvelope]] = {}
         failed: dict[int, SdkError] = {}
+        written: dict[str, bytes] = {}
         store = self.client.store
         sender = Address(phone=self.client.phone, device_id=self.client.device_id)
         with store.transaction() as state:
@@ -183,8 +184,11 @@ class Sender:
             for index, targets in ready:
                 try:
                     envelopes[index] = self._encrypt_in(
-                        state, sessions, sender, peers, items[index], targets
+                        sessions, sender, peers, items[index], targets
                     )
+                    record = items[index].record
+                    if record is not None:
+                        written[record.key] = state.put_message(record)
                 except SdkError as exc:
                     failed[index] = exc
             # Each touched session is pickled, sealed and written once, however many messages
@@ -192,14 +196,20 @@ class Sender:
             live = sessions.close()
             for (phone, device_id), peer in peers.items():
                 state.save_peer(phone, device_id, peer, live.get(id(peer)))
-        return envelopes, failed
+        return envelopes, failed, written
 
-    def _mark_sent(self, records: list[StoredMessage]) -> None:
+    def _mark_sent(self, records: list[StoredMessage], written: dict[str, bytes]) -> None:
+        """Mark posted messages sent, unless a receipt already moved them further. A row still
+        as the send wrote it (`written`) is not read back: nothing changed it meanwhile."""
         if not records:
             return
         with self.client.store.transaction() as state:
             for record in records:
-                stored = state.message(record.key) or record
+                row = state.message_blob(record.key)
+                if row is not None and row == written.get(record.key):
+                    stored = record
+                else:
+                    stored = state.message(record.key) or record
                 if stored.status == "sending":
                     stored.status = "sent"
                 state.put_message(stored)
@@ -260,31 +270,16 @@ class Sender:
                 manager.start_session(peer, entry.identity_key, one_time_key)
                 state.save_peer(phone, entry.device_id, peer)
 
-    def _encrypt(
-        self,
-        to: str,
-        message_id: str,
-        targets: list[Target],
-        content_for: ContentFor,
-        record: StoredMessage | None,
-    ) -> list[api.OutgoingEnvelope]:
-        item = OutgoingItem(to, message_id, content_for, record)
-        envelopes, failed = self._encrypt_batch([item], [(0, targets)])
-        if failed:
-            raise failed[0]
-        return envelopes[0]
-
     def _encrypt_in(
         self,
-        state: State,
         sessions: OpenSessions,
         sender: Address,
         peers: dict[tuple[str, int], PeerSessions],
         item: OutgoingItem,
         targets: list[Target],
     ) -> list[api.OutgoingEnvelope]:
-        """One message's envelopes, advancing the sessions in `peers` (the caller saves them
-        in the same transaction, before anything is posted)."""
+        """One message's envelopes, advancing the sessions in `peers` (the caller saves them,
+        and the message's history row, in the same transaction, before anything is posted)."""
         ts = item.record.ts if item.record is not None else self.client.now_ms()
         envelopes: list[api.OutgoingEnvelope] = []
         plaintexts = PlaintextWriter(item.message_id, ts, sender, item.to)
@@ -304,8 +299,6 @@ class Sender:
                     body=body,
                 )
             )
-        if item.record is not None:
-            state.put_message(item.record)
         return envelopes
 
 

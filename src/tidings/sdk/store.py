@@ -403,7 +403,9 @@ class State:
 
     # -- message history --------------------------------------------------------------------
 
-    def put_message(self, message: StoredMessage) -> None:
+    def put_message(self, message: StoredMessage) -> bytes:
+        """Write a message of the history; returns the sealed row as written (see
+        `message_blob`)."""
         name = f"message/{message.key}"
         # The fields as they are: `to_dict` (dataclasses.asdict) deep-copies the content only
         # for it to be serialised at once, which cost more than the rest of the send path.
@@ -414,6 +416,13 @@ class State:
             " ON CONFLICT (key) DO UPDATE SET blob = excluded.blob",
             (message.key, message.id, blob),
         )
+        return blob
+
+    def message_blob(self, key: str) -> bytes | None:
+        """A message's row as stored, sealed: equal to what `put_message` returned, the
+        message is still what was written then (every write seals under a fresh nonce)."""
+        row = self._db.execute("SELECT blob FROM messages WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
 
     def message(self, key: str) -> StoredMessage | None:
         row = self._db.execute("SELECT blob FROM messages WHERE key = ?", (key,)).fetchone()

@@ -149,3 +149,30 @@ def test_kept_sessions_are_bounded(tmp_path) -> None:
         state.save_peer(*PEER, peer, batch.close()[id(peer)])
     assert len(store._live) == 0
     store.close()
+
+
+def _outgoing(message_id: str) -> StoredMessage:
+    return StoredMessage(
+        message_id, "+15550100002", "out", "+15550100001", 1, {"text": "hi"}, 1, "sending"
+    )
+
+
+def test_marking_sent_never_steps_back_over_a_receipt_that_came_first(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from tidings.sdk.outgoing import Sender
+
+    store = ProfileStore.create(tmp_path / "p")
+    quiet, receipted = _outgoing("m1"), _outgoing("m2")
+    with store.transaction() as state:
+        written = {m.key: state.put_message(m) for m in (quiet, receipted)}
+    # A delivery receipt is applied (say, by `listen`) before the sender marks m2 sent.
+    with store.transaction() as state:
+        stored = state.message(receipted.key)
+        assert stored is not None
+        stored.apply_receipt("delivered", "+15550100002", 1, 2)
+        state.put_message(stored)
+    Sender(SimpleNamespace(store=store))._mark_sent([quiet, receipted], written)  # type: ignore[arg-type]
+    with store.transaction() as state:
+        assert [m.status for m in state.messages()] == ["sent", "delivered"]
+    store.close()
