@@ -238,7 +238,7 @@ class Sender:
         """Start the sessions `targets` lack, per account in the order they first appear; the
         error of each account whose sessions could not be started. An error `stop` picks ends
         it there (the accounts after it are not tried)."""
-        with self.client.store.transaction() as state:
+        with self.client.store.snapshot() as state:
             needed = [
                 (phone, entry)
                 for phone, entry in targets

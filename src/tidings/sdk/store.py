@@ -180,6 +180,21 @@ class ProfileStore:
         while len(self._live) > self._live_limit:
             self._live.popitem(last=False)
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[State]:
+        """A read-only view of one consistent state: unlike `transaction` it neither waits for
+        nor takes the write lock, and has nothing to commit (the send path checks its sessions
+        this way before every batch). A write inside fails."""
+        self._db.execute("PRAGMA query_only = ON")
+        try:
+            self._db.execute("BEGIN DEFERRED")
+            try:
+                yield State(self._db, self)
+            finally:
+                self._db.execute("ROLLBACK")
+        finally:
+            self._db.execute("PRAGMA query_only = OFF")
+
     def _take_live(self, name: str) -> _LivePeer | None:
         """Take a kept session out of the cache: it comes back only with the commit of the
         transaction that writes its next state."""

@@ -176,3 +176,20 @@ def test_marking_sent_never_steps_back_over_a_receipt_that_came_first(tmp_path) 
     with store.transaction() as state:
         assert [m.status for m in state.messages()] == ["sent", "delivered"]
     store.close()
+
+
+def test_a_snapshot_reads_what_was_committed_and_refuses_writes(tmp_path) -> None:
+    store = ProfileStore.create(tmp_path / "p")
+    with store.transaction() as state:
+        state.set_token("t1")
+    before = store.commits
+    with store.snapshot() as state:
+        assert state.token() == "t1"
+        with pytest.raises(sqlite3.OperationalError):
+            state.set_token("t2")
+    assert store.commits == before
+    with store.transaction() as state:  # writing works again afterwards
+        state.set_token("t3")
+    with store.snapshot() as state:
+        assert state.token() == "t3"
+    store.close()
