@@ -38,7 +38,13 @@ from tidings.crypto.linking import (
     verify_join_proof,
 )
 from tidings.crypto.sealing import Sealer, new_master_key
-from tidings.crypto.sessions import PeerSessions, SeenMessages, SessionManager, SessionRecord
+from tidings.crypto.sessions import (
+    OpenSessions,
+    PeerSessions,
+    SeenMessages,
+    SessionManager,
+    SessionRecord,
+)
 
 __all__ = [
     "AccountKey",
@@ -52,6 +58,7 @@ __all__ = [
     "DeviceListMismatch",
     "DeviceListRollback",
     "DuplicateMessage",
+    "OpenSessions",
     "PeerSessions",
     "SealError",
     "Sealer",

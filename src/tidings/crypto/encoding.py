@@ -8,12 +8,13 @@ one textual form and string comparisons of keys are meaningful.
 from __future__ import annotations
 
 import base64
+import binascii
 
 from tidings.crypto.errors import CryptoError
 
 
 def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii").rstrip("=")
+    return binascii.b2a_base64(data, newline=False).decode("ascii").rstrip("=")
 
 
 def unb64(text: str) -> bytes:

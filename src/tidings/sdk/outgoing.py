@@ -8,11 +8,20 @@ anything is posted, so a crash can never make us reuse a message key.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, get_args
 
-from tidings.crypto import CryptoError, DeviceEntry, PeerSessions, verify_one_time_key
+from pydantic_core import to_json
+
+from tidings.crypto import (
+    CryptoError,
+    DeviceEntry,
+    OpenSessions,
+    PeerSessions,
+    verify_one_time_key,
+)
 from tidings.protocol import api
 from tidings.protocol.codes import ErrorCode
 from tidings.protocol.e2e import Address, PlainKind, Plaintext
@@ -21,9 +30,7 @@ from tidings.sdk.errors import SdkError, TrustError
 from tidings.sdk.events import StoredMessage
 
 if TYPE_CHECKING:
-    from tidings.crypto.sessions import OpenSessions
     from tidings.sdk.client import DeviceClient
-    from tidings.sdk.store import State
 
 MAX_SEND_ATTEMPTS = 3
 
@@ -54,7 +61,11 @@ class Sender:
                         state.put_message(record)
                 return None
             await self.ensure_sessions(targets)
-            envelopes = self._encrypt(to, message_id, targets, content_for, record)
+            item = OutgoingItem(to, message_id, content_for, record)
+            encrypted, failed, written = self._encrypt_batch([item], [(0, targets)])
+            if failed:
+                raise failed[0]
+            envelopes = encrypted[0]
             try:
                 response = await self.client.api.send(
                     api.SendRequest(message_id=message_id, to=to, envelopes=envelopes)
@@ -65,11 +76,7 @@ class Sender:
                     continue
                 raise
             if record is not None:
-                with self.client.store.transaction() as state:
-                    stored = state.message(record.key) or record
-                    if stored.status == "sending":
-                        stored.status = "sent"
-                    state.put_message(stored)
+                self._mark_sent([record], written)
             return response
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -83,25 +90,9 @@ class Sender:
         the items after it are not sent. As in `fan_out`, every ratchet is on disk before the
         first envelope is posted; an item whose envelopes never left is simply sent again later
         under the same message id (the recipient files an id once)."""
-        outcomes: dict[int, SdkError | None] = {}
-        ready: list[tuple[int, list[Target]]] = []
-        halted: int | None = None
-        prepared: dict[str, list[Target]] = {}  # per recipient: its lists and sessions are ready
-        for index, item in enumerate(items):
-            try:
-                targets = prepared.get(item.to)
-                if targets is None:
-                    targets = await self._targets(item.to)
-                    await self.ensure_sessions(targets)
-                    prepared[item.to] = targets
-            except SdkError as exc:
-                outcomes[index] = exc
-                if stop(exc):
-                    halted = index
-                    break
-                continue
-            ready.append((index, targets))
-        envelopes, unsendable = self._encrypt_batch(items, ready)
+        batch = await self.prepare_batch(items, stop)
+        outcomes, ready, halted = batch.outcomes, batch.ready, batch.halted
+        envelopes, unsendable, written = self._encrypt_batch(items, ready)
         outcomes.update(unsendable)
         posting: list[int] = []
         for index, _targets in ready:
@@ -143,38 +134,91 @@ class Sender:
                 break
         end = len(items) if halted is None else halted + 1
         sent = [items[i].record for i in range(end) if outcomes[i] is None]
-        self._mark_sent([record for record in sent if record is not None])
+        self._mark_sent([record for record in sent if record is not None], written)
         return [outcomes[i] for i in range(end)]
+
+    async def prepare_batch(
+        self, items: list[OutgoingItem], stop: Callable[[SdkError], bool]
+    ) -> PreparedBatch:
+        """Each item's verified devices, with a session with every one of them: the items
+        ready to encrypt, and the outcome of those that are not (see `send_batch`)."""
+        batch = PreparedBatch()
+        listed: list[tuple[int, list[Target]]] = []
+        prepared: dict[str, list[Target]] = {}  # per recipient: its lists are verified
+        for index, item in enumerate(items):
+            try:
+                targets = prepared.get(item.to)
+                if targets is None:
+                    targets = prepared[item.to] = await self._targets(item.to)
+            except SdkError as exc:
+                batch.outcomes[index] = exc
+                if stop(exc):
+                    batch.halted = index
+                    break
+                continue
+            listed.append((index, targets))
+        # Sessions for the whole batch are checked in one read, then started per account.
+        unstarted = await self._start_missing(
+            [target for _index, targets in listed for target in targets], stop
+        )
+        for index, targets in listed:
+            refused = next((unstarted[p] for p, _e in targets if p in unstarted), None)
+            if refused is None:
+                batch.ready.append((index, targets))
+                continue
+            batch.outcomes[index] = refused
+            if stop(refused):
+                batch.halted = index
+                break
+        return batch
 
     def _encrypt_batch(
         self, items: list[OutgoingItem], ready: list[tuple[int, list[Target]]]
-    ) -> tuple[dict[int, list[api.OutgoingEnvelope]], dict[int, SdkError]]:
-        """Envelopes per item index, and the items that could not be encrypted."""
+    ) -> tuple[dict[int, list[api.OutgoingEnvelope]], dict[int, SdkError], dict[str, bytes]]:
+        """Envelopes per item index, the items that could not be encrypted, and the history
+        rows written (sealed, by message key) for `_mark_sent`."""
         envelopes: dict[int, list[api.OutgoingEnvelope]] = {}
         failed: dict[int, SdkError] = {}
-        with self.client.store.transaction() as state:
-            sessions = self.client.session_manager(state).batch()
+        written: dict[str, bytes] = {}
+        store = self.client.store
+        sender = Address(phone=self.client.phone, device_id=self.client.device_id)
+        with store.transaction() as state:
+            sessions = OpenSessions(store.session_pickle_key)
+            wanted = list(dict.fromkeys((p, e.device_id) for _i, ts in ready for p, e in ts))
             peers: dict[tuple[str, int], PeerSessions] = {}
+            for key, (peer, session) in state.sending_peers(wanted).items():
+                if session is not None:
+                    sessions.adopt(peer, session)
+                peers[key] = peer
             for index, targets in ready:
                 try:
                     envelopes[index] = self._encrypt_in(
-                        state, sessions, peers, items[index], targets
+                        sessions, sender, peers, items[index], targets
                     )
+                    record = items[index].record
+                    if record is not None:
+                        written[record.key] = state.put_message(record)
                 except SdkError as exc:
                     failed[index] = exc
             # Each touched session is pickled, sealed and written once, however many messages
-            # used it.
-            sessions.close()
+            # used it, and kept unpickled for the next batch once this transaction commits.
+            live = sessions.close()
             for (phone, device_id), peer in peers.items():
-                state.save_peer(phone, device_id, peer)
-        return envelopes, failed
+                state.save_peer(phone, device_id, peer, live.get(id(peer)))
+        return envelopes, failed, written
 
-    def _mark_sent(self, records: list[StoredMessage]) -> None:
+    def _mark_sent(self, records: list[StoredMessage], written: dict[str, bytes]) -> None:
+        """Mark posted messages sent, unless a receipt already moved them further. A row still
+        as the send wrote it (`written`) is not read back: nothing changed it meanwhile."""
         if not records:
             return
         with self.client.store.transaction() as state:
             for record in records:
-                stored = state.message(record.key) or record
+                row = state.message_blob(record.key)
+                if row is not None and row == written.get(record.key):
+                    stored = record
+                else:
+                    stored = state.message(record.key) or record
                 if stored.status == "sending":
                     stored.status = "sent"
                 state.put_message(stored)
@@ -193,17 +237,34 @@ class Sender:
 
     async def ensure_sessions(self, targets: list[Target]) -> None:
         """Claim a one-time key for every target we share no session with, and start one."""
-        with self.client.store.transaction() as state:
+        unstarted = await self._start_missing(targets, lambda _exc: True)
+        if unstarted:
+            raise next(iter(unstarted.values()))
+
+    async def _start_missing(
+        self, targets: list[Target], stop: Callable[[SdkError], bool]
+    ) -> dict[str, SdkError]:
+        """Start the sessions `targets` lack, per account in the order they first appear; the
+        error of each account whose sessions could not be started. An error `stop` picks ends
+        it there (the accounts after it are not tried)."""
+        with self.client.store.snapshot() as state:
             needed = [
                 (phone, entry)
                 for phone, entry in targets
-                if not _usable(state.peer(phone, entry.device_id), entry)
+                if state.session_identity(phone, entry.device_id) != entry.identity_key
             ]
-        by_phone: dict[str, list[DeviceEntry]] = {}
+        by_phone: dict[str, dict[int, DeviceEntry]] = {}
         for phone, entry in needed:
-            by_phone.setdefault(phone, []).append(entry)
+            by_phone.setdefault(phone, {})[entry.device_id] = entry
+        failed: dict[str, SdkError] = {}
         for phone, entries in by_phone.items():
-            await self.start_sessions(phone, entries)
+            try:
+                await self.start_sessions(phone, list(entries.values()))
+            except SdkError as exc:
+                failed[phone] = exc
+                if stop(exc):
+                    break
+        return failed
 
     async def start_sessions(self, phone: str, entries: list[DeviceEntry]) -> None:
         claimed = await self.client.api.claim_keys(phone, [e.device_id for e in entries])
@@ -218,62 +279,111 @@ class Sender:
                 manager.start_session(peer, entry.identity_key, one_time_key)
                 state.save_peer(phone, entry.device_id, peer)
 
-    def _encrypt(
-        self,
-        to: str,
-        message_id: str,
-        targets: list[Target],
-        content_for: ContentFor,
-        record: StoredMessage | None,
-    ) -> list[api.OutgoingEnvelope]:
-        item = OutgoingItem(to, message_id, content_for, record)
-        envelopes, failed = self._encrypt_batch([item], [(0, targets)])
-        if failed:
-            raise failed[0]
-        return envelopes[0]
-
     def _encrypt_in(
         self,
-        state: State,
         sessions: OpenSessions,
+        sender: Address,
         peers: dict[tuple[str, int], PeerSessions],
         item: OutgoingItem,
         targets: list[Target],
     ) -> list[api.OutgoingEnvelope]:
-        """One message's envelopes, advancing the sessions in `peers` (the caller saves them
-        in the same transaction, before anything is posted)."""
+        """One message's envelopes, advancing the sessions in `peers` (the caller saves them,
+        and the message's history row, in the same transaction, before anything is posted)."""
         ts = item.record.ts if item.record is not None else self.client.now_ms()
-        sender = Address(phone=self.client.phone, device_id=self.client.device_id)
         envelopes: list[api.OutgoingEnvelope] = []
+        plaintexts = PlaintextWriter(item.message_id, ts, sender, item.to)
         for phone, entry in targets:
             kind, content = item.content_for(phone, entry.device_id)
-            plaintext = Plaintext(
-                id=item.message_id,
-                ts=ts,
-                sender=sender,
-                recipient=Address(phone=phone, device_id=entry.device_id),
-                to=item.to,
-                kind=kind,
-                content=content,
-            )
-            key = (phone, entry.device_id)
-            peer = peers.get(key)
-            if peer is None:
-                peer = peers[key] = state.peer(phone, entry.device_id)
-            msg_type, body = sessions.encrypt(peer, plaintext.model_dump_json().encode())
+            plaintext = plaintexts.write(phone, entry.device_id, kind, content)
+            msg_type, body = sessions.encrypt(peers[(phone, entry.device_id)], plaintext)
             if len(body) > api.MAX_ENVELOPE_BYTES:
                 raise SdkError(errors.TOO_LARGE, "the message is too long to send")
+            # Built without validation (a few µs per device): the phone and device come from
+            # a verified list, the type is 0 or 1 and the body's length was checked above.
             envelopes.append(
-                api.OutgoingEnvelope(
+                api.OutgoingEnvelope.model_construct(
                     phone=phone,
                     device_id=entry.device_id,
                     type=1 if msg_type == 1 else 0,
                     body=body,
                 )
             )
-        if item.record is not None:
-            state.put_message(item.record)
         return envelopes
+
+
+class PlaintextWriter:
+    """The plaintext of one message for each device of its fan-out: what
+    `Plaintext(...).model_dump_json()` writes, byte for byte (a test holds it to that), at a
+    fraction of the cost (about 1.5 µs a device instead of 10). Everything before the recipient
+    is written once per message; the rest per device, so a `content_for` that builds or
+    changes its content per device is honoured. Anything the plain checks here do not vouch
+    for goes through the model itself, which validates it or refuses it."""
+
+    def __init__(self, message_id: str, ts: int, sender: Address, to: str) -> None:
+        self._fields = (message_id, ts, sender, to)
+        plain = type(message_id) is str and type(ts) is int and type(to) is str
+        self._head = (
+            b'{"v":1,"id":'
+            + to_json(message_id)
+            + b',"ts":'
+            + to_json(ts)
+            + b',"sender":'
+            + _address_json(sender)
+            + b',"recipient":{"phone":'
+            if plain and type(sender) is Address
+            else None
+        )
+        self._to = to_json(to)
+
+    def write(self, phone: str, device_id: int, kind: PlainKind, content: dict[str, Any]) -> bytes:
+        if (
+            self._head is not None
+            and kind in _PLAIN_KINDS
+            and type(phone) is str
+            and type(device_id) is int
+            and type(content) is dict
+            and all(type(key) is str for key in content)
+        ):
+            return b"".join(
+                (
+                    self._head,
+                    to_json(phone),
+                    b',"device_id":%d},"to":' % device_id,
+                    self._to,
+                    b',"kind":"%s","content":' % kind.encode(),
+                    to_json(content),
+                    b"}",
+                )
+            )
+        message_id, ts, sender, to = self._fields
+        model = Plaintext(
+            id=message_id,
+            ts=ts,
+            sender=sender,
+            recipient=Address(phone=phone, device_id=device_id),
+            to=to,
+            kind=kind,
+            content=content,
+        )
+        return model.model_dump_json().encode()
+
+
+_PLAIN_KINDS = frozenset(get_args(PlainKind))
+
+
+@functools.lru_cache(maxsize=64)
+def _address_json(address: Address) -> bytes:
+    return to_json(address)  # the sender's, the same for every message of a device
+
+
+@dataclass
+class PreparedBatch:
+    """A batch after `Sender.prepare_batch`: the items ready to encrypt, with their targets;
+    the outcome of each item that is not; the item that ended the batch, if one did."""
+
+    ready: list[tuple[int, list[Target]]] = field(default_factory=list)
+    outcomes: dict[int, SdkError | None] = field(default_factory=dict)
+    halted: int | None = None
 
 
 @dataclass(frozen=True)
@@ -284,10 +394,6 @@ class OutgoingItem:
     message_id: str
     content_for: ContentFor
     record: StoredMessage | None = None
-
-
-def _usable(peer: PeerSessions, entry: DeviceEntry) -> bool:
-    return bool(peer.sessions) and peer.identity_key == entry.identity_key
 
 
 def _checked_key(phone: str, entry: DeviceEntry, claimed: api.ClaimedDevice | None) -> str:

@@ -14,16 +14,28 @@ Every change happens inside `ProfileStore.transaction()`, which takes SQLite's w
 (BEGIN IMMEDIATE), so a `listen` and a `send` running in two processes on one profile never
 overwrite each other's ratchet state. Callers must not await inside a transaction: they load,
 mutate and write back in one synchronous step.
+
+The send path keeps the active session of the peers it encrypted to unpickled between
+transactions (`State.sending_peer`, `State.save_peer(..., live=...)`): unpickling costs about
+twice an encryption. A kept session is only ever used while the stored record is byte for byte
+the one written with it (every write seals under a fresh nonce, so any other writer, in this
+process or another, changes the bytes), and it is kept only once the transaction that wrote
+it has committed: a rolled-back transaction drops it, so memory never runs ahead of the disk.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import os
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import vodozemac
 
 from tidings.crypto import (
     AccountKey,
@@ -40,6 +52,9 @@ from tidings.sdk.errors import SdkError
 from tidings.sdk.events import StoredMessage
 from tidings.sdk.trust import ContactTrust
 
+_MESSAGE_FIELDS = dataclasses.fields(StoredMessage)
+# `jsonutil.dumps` (the same output) builds an encoder per call; history is written per message.
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 MASTER_KEY_FILE = "master.key"
 STATE_FILE = "state.db"
 _AAD_PREFIX = b"tidings-sdk/v1/"
@@ -65,6 +80,17 @@ CREATE TABLE IF NOT EXISTS journal (
 SEEN_ENVELOPES = "seen/envelopes"
 SEEN_MESSAGES = "seen/messages"
 
+# Peers whose active session the send path keeps unpickled (a few KB each). A business's API
+# device serves many customers; the ones it is talking to now are the ones that pay off.
+LIVE_SESSIONS = 4096
+
+
+@dataclasses.dataclass
+class _LivePeer:
+    blob: bytes  # the stored record, sealed, exactly as written with `session`
+    peer: PeerSessions
+    session: vodozemac.Session  # peer.sessions[0], unpickled
+
 
 def _write_master_key(path: Path) -> bytes:
     key = new_master_key()
@@ -77,7 +103,7 @@ def _write_master_key(path: Path) -> bytes:
 
 
 class ProfileStore:
-    def __init__(self, folder: Path, master_key: bytes) -> None:
+    def __init__(self, folder: Path, master_key: bytes, live_sessions: int = LIVE_SESSIONS) -> None:
         self.folder = folder
         self._sealer = Sealer(master_key)
         self.account_pickle_key = self._sealer.pickle_key("account")
@@ -92,6 +118,8 @@ class ProfileStore:
         # Transactions committed through this handle: each is an fsync, so the send path's
         # cost shows in this count (tests and benchmarks read it).
         self.commits = 0
+        self._live: OrderedDict[str, _LivePeer] = OrderedDict()
+        self._live_limit = live_sessions
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -138,13 +166,39 @@ class ProfileStore:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[State]:
         self._db.execute("BEGIN IMMEDIATE")
+        state = State(self._db, self)
         try:
-            yield State(self._db, self)
+            yield state
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
         self.commits += 1
+        for name, live in state._kept.items():
+            self._live[name] = live
+            self._live.move_to_end(name)
+        while len(self._live) > self._live_limit:
+            self._live.popitem(last=False)
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[State]:
+        """A read-only view of one consistent state: unlike `transaction` it neither waits for
+        nor takes the write lock, and has nothing to commit (the send path checks its sessions
+        this way before every batch). A write inside fails."""
+        self._db.execute("PRAGMA query_only = ON")
+        try:
+            self._db.execute("BEGIN DEFERRED")
+            try:
+                yield State(self._db, self)
+            finally:
+                self._db.execute("ROLLBACK")
+        finally:
+            self._db.execute("PRAGMA query_only = OFF")
+
+    def _take_live(self, name: str) -> _LivePeer | None:
+        """Take a kept session out of the cache: it comes back only with the commit of the
+        transaction that writes its next state."""
+        return self._live.pop(name, None)
 
     def meta(self, name: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
@@ -168,6 +222,8 @@ class State:
     def __init__(self, db: sqlite3.Connection, store: ProfileStore) -> None:
         self._db = db
         self._store = store
+        # Sessions to keep unpickled once this transaction commits, by record name.
+        self._kept: dict[str, _LivePeer] = {}
 
     # -- clear metadata ---------------------------------------------------------------------
 
@@ -188,10 +244,13 @@ class State:
         return None if row is None else self._store.unseal(name, row[0])
 
     def put(self, name: str, data: bytes) -> None:
+        self._put_blob(name, self._store.seal(name, data))
+
+    def _put_blob(self, name: str, blob: bytes) -> None:
         self._db.execute(
             "INSERT INTO records (name, blob) VALUES (?, ?)"
             " ON CONFLICT (name) DO UPDATE SET blob = excluded.blob",
-            (name, self._store.seal(name, data)),
+            (name, blob),
         )
 
     def delete(self, name: str) -> None:
@@ -241,11 +300,74 @@ class State:
         data = self.get(self._peer_name(phone, device_id))
         return PeerSessions() if data is None else PeerSessions.from_json(data.decode())
 
-    def save_peer(self, phone: str, device_id: int, peer: PeerSessions) -> None:
-        self.put(self._peer_name(phone, device_id), peer.to_json().encode())
+    def session_identity(self, phone: str, device_id: int) -> str | None:
+        """The identity key of the peer device we hold sessions with (None: no session); reads
+        a kept record without parsing it again."""
+        name = self._peer_name(phone, device_id)
+        row = self._db.execute("SELECT blob FROM records WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return None
+        live = self._store._live.get(name)
+        if live is not None and live.blob == row[0]:
+            peer = live.peer
+        else:
+            peer = PeerSessions.from_json(self._store.unseal(name, row[0]).decode())
+        return peer.identity_key if peer.sessions else None
+
+    def sending_peers(
+        self, peers: list[tuple[str, int]]
+    ) -> dict[tuple[str, int], tuple[PeerSessions, vodozemac.Session | None]]:
+        """Each peer's sessions for sending, read in one statement per 500, with its active
+        session still unpickled when an earlier send kept it and the stored record is still
+        the one written with it."""
+        names = {
+            self._peer_name(phone, device_id): (phone, device_id) for phone, device_id in peers
+        }
+        stored: dict[str, bytes] = {}
+        listed = list(names)
+        for start in range(0, len(listed), 500):
+            chunk = listed[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT name, blob FROM records WHERE name IN ({marks})",
+                chunk,
+            )
+            stored.update(rows.fetchall())
+        found: dict[tuple[str, int], tuple[PeerSessions, vodozemac.Session | None]] = {}
+        for name, key in names.items():
+            live = self._store._take_live(name)
+            blob = stored.get(name)
+            if blob is None:
+                found[key] = (PeerSessions(), None)
+            elif live is not None and live.blob == blob:
+                found[key] = (live.peer, live.session)
+            else:
+                found[key] = (PeerSessions.from_json(self._store.unseal(name, blob).decode()), None)
+        return found
+
+    def save_peer(
+        self,
+        phone: str,
+        device_id: int,
+        peer: PeerSessions,
+        live: vodozemac.Session | None = None,
+    ) -> None:
+        """Write the peer's sessions. `live`, the active session unpickled in exactly the state
+        just written, is kept for the next send once this transaction commits."""
+        name = self._peer_name(phone, device_id)
+        blob = self._store.seal(name, peer.to_json().encode())
+        self._put_blob(name, blob)
+        if live is not None:
+            if not peer.sessions or peer.sessions[0].session_id != live.session_id:
+                raise ValueError("the live session is not the peer's active session")
+            self._kept[name] = _LivePeer(blob, peer, live)
+        else:
+            self._kept.pop(name, None)
 
     def delete_peer(self, phone: str, device_id: int) -> None:
-        self.delete(self._peer_name(phone, device_id))
+        name = self._peer_name(phone, device_id)
+        self.delete(name)
+        self._kept.pop(name, None)
 
     def trust(self, phone: str) -> ContactTrust | None:
         data = self.get(f"trust/{phone}")
@@ -296,14 +418,26 @@ class State:
 
     # -- message history --------------------------------------------------------------------
 
-    def put_message(self, message: StoredMessage) -> None:
+    def put_message(self, message: StoredMessage) -> bytes:
+        """Write a message of the history; returns the sealed row as written (see
+        `message_blob`)."""
         name = f"message/{message.key}"
-        blob = self._store.seal(name, jsonutil.dumps(message.to_dict()).encode())
+        # The fields as they are: `to_dict` (dataclasses.asdict) deep-copies the content only
+        # for it to be serialised at once, which cost more than the rest of the send path.
+        fields = {f.name: getattr(message, f.name) for f in _MESSAGE_FIELDS}
+        blob = self._store.seal(name, _JSON.encode(fields).encode())
         self._db.execute(
             "INSERT INTO messages (key, msg_id, blob) VALUES (?, ?, ?)"
             " ON CONFLICT (key) DO UPDATE SET blob = excluded.blob",
             (message.key, message.id, blob),
         )
+        return blob
+
+    def message_blob(self, key: str) -> bytes | None:
+        """A message's row as stored, sealed: equal to what `put_message` returned, the
+        message is still what was written then (every write seals under a fresh nonce)."""
+        row = self._db.execute("SELECT blob FROM messages WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
 
     def message(self, key: str) -> StoredMessage | None:
         row = self._db.execute("SELECT blob FROM messages WHERE key = ?", (key,)).fetchone()

@@ -318,3 +318,56 @@ def test_a_batch_encrypts_with_one_unpickled_session_and_writes_it_back_on_close
 def test_a_batch_needs_a_session() -> None:
     with pytest.raises(CryptoError):
         Party().manager.batch().encrypt(PeerSessions(), b"nobody")
+
+
+def test_a_batch_carries_on_with_a_session_kept_unpickled_from_the_last() -> None:
+    a, b = connected()
+    batch = a.manager.batch()
+    first = batch.encrypt(a.peer, b"one")
+    [kept] = batch.close().values()
+    # The kept session is exactly what the record now holds: handed to the next batch, it
+    # goes on from there without unpickling.
+    assert a.peer.sessions[0].session_id == kept.session_id
+    again = a.manager.batch()
+    again.adopt(a.peer, kept)
+    second = again.encrypt(a.peer, b"two")
+    again.close()
+    assert [b.receive(a, w) for w in (first, second)] == ["one", "two"]
+    assert b.receive(a, a.send("three")) == "three"  # the record was written back too
+
+
+def test_a_batch_refuses_a_session_that_is_not_the_active_one() -> None:
+    a, _b = connected()
+    other, _c = connected()
+    assert other.manager.batch().close() == {}  # a batch that encrypted nothing keeps nothing
+    stranger = other.manager._load(other.peer.sessions[0])
+    batch = a.manager.batch()
+    with pytest.raises(CryptoError):
+        batch.adopt(a.peer, stranger)
+    with pytest.raises(CryptoError):
+        batch.adopt(PeerSessions(), stranger)
+
+
+def test_peer_records_serialise_as_json_dumps_would() -> None:
+    import json
+
+    from tidings.crypto.sessions import SessionRecord
+
+    def reference(peer: PeerSessions) -> str:
+        raw = {
+            "v": 1,
+            "identity_key": peer.identity_key,
+            "sessions": [{"id": s.session_id, "pickle": s.pickle} for s in peer.sessions],
+            "last_reset_ms": peer.last_reset_ms,
+        }
+        return json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
+
+    a, _b = connected()
+    samples = [
+        a.peer,
+        PeerSessions(),
+        PeerSessions("k", [SessionRecord('i"d\\', "p\nx\x7fé"), SessionRecord("a", "b")], 7),
+    ]
+    for peer in samples:
+        assert peer.to_json() == reference(peer)
+        assert PeerSessions.from_json(peer.to_json()) == peer
