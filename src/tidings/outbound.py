@@ -35,7 +35,6 @@ from urllib.parse import urlsplit
 import httpx
 
 from tidings.errors import ValidationFailed
-from tidings.kit.sniffio import note_missing_sniffio
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -205,7 +204,6 @@ def safe_http_client(
 ) -> httpx.AsyncClient:
     """An httpx client bound by `policy`. `transport` is the seam tests swap (it is wrapped, so
     the policy holds for it too)."""
-    note_missing_sniffio()
     return httpx.AsyncClient(
         transport=GuardedTransport(transport or httpx.AsyncHTTPTransport(), policy),
         follow_redirects=False,
