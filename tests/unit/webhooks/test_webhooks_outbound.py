@@ -171,10 +171,15 @@ def test_policy_presets() -> None:
 
 def test_httpcore_finds_sniffio_so_no_request_repeats_a_failed_import() -> None:
     # A missing sniffio made every httpx request search sys.path twice (~0.8 ms).
+    import asyncio
+
     from httpcore._synchronization import current_async_library
 
+    async def library() -> str:
+        return current_async_library()
+
     assert _importable("sniffio")
-    assert current_async_library() == "asyncio"
+    assert asyncio.run(library()) == "asyncio"
 
 
 def _importable(name: str) -> bool:
