@@ -148,3 +148,30 @@ async def test_heartbeats_keep_a_live_client_and_drop_a_silent_one(database_url,
                 "type"
             ] != "error":
                 assert reply["type"] == "envelopes"
+
+
+async def test_a_bad_cursor_is_refused_and_unreadable_frames_get_an_error(server, invite) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        alice = await asyncio.to_thread(
+            register, client, ALICE, await asyncio.to_thread(invite, ALICE)
+        )
+    url = f"{server.ws_url}/v1/ws"
+    try:
+        async with websockets.connect(f"{url}?after=soon", additional_headers=alice.headers) as ws:
+            await ws.recv()
+        raise AssertionError("a cursor that is not an integer must not connect")
+    except websockets.ConnectionClosed as closed:
+        assert closed.rcvd is not None and closed.rcvd.code == 4400
+    except websockets.InvalidStatus as refused:
+        assert refused.response.status_code == 403
+    async with websockets.connect(f"{url}?after=-5", additional_headers=alice.headers) as socket:
+        for frame in (b"\x00binary", json.dumps({"type": "ack", "seqs": "all"})):
+            await socket.send(frame)
+            while (reply := json.loads(await asyncio.wait_for(socket.recv(), 10)))["type"] != (
+                "error"
+            ):
+                assert reply["type"] == "envelopes"
+        await socket.send(json.dumps({"type": "ack", "seqs": [987654]}))
+        while (reply := json.loads(await asyncio.wait_for(socket.recv(), 10)))["type"] != "acked":
+            assert reply["type"] == "envelopes"
+        assert reply == {"type": "acked", "deleted": 0, "seqs": [987654]}
