@@ -13,8 +13,10 @@ import pytest
 import websockets
 from core_helpers import envelope, link_companion, publish, register
 
-from conftest import invite_code, serving
+from conftest import ServerThread, invite_code, issue_invite, serving
 from tidings.config import load_settings
+from tidings.gateway.protocol import LeanWebSocketProtocol
+from tidings.runtime import build_runtime
 
 ALICE, BOB = "+15550100001", "+15550100002"
 
@@ -175,3 +177,39 @@ async def test_a_bad_cursor_is_refused_and_unreadable_frames_get_an_error(server
         while (reply := json.loads(await asyncio.wait_for(socket.recv(), 10)))["type"] != "acked":
             assert reply["type"] == "envelopes"
         assert reply == {"type": "acked", "deleted": 0, "seqs": [987654]}
+
+
+async def test_an_open_connection_keeps_nothing_of_its_handshake(settings, clock) -> None:
+    """Idle connections are what a node holds most of: past the upgrade, the served protocol
+    drops the parsed request, the response and the scope's headers (gateway/protocol.py)."""
+    assert settings.server.websocket_implementation.endswith(":LeanWebSocketProtocol")
+    thread = ServerThread(build_runtime(settings, clock=clock))
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{thread.port}"
+        with httpx.Client(base_url=url) as client:
+            code = await asyncio.to_thread(issue_invite, settings, ALICE, clock)
+            alice = await asyncio.to_thread(register, client, ALICE, code)
+        ws_url = url.replace("http://", "ws://") + "/v1/ws"
+        async with websockets.connect(ws_url, additional_headers=alice.headers) as socket:
+            await socket.send("not a frame")
+            while (reply := json.loads(await asyncio.wait_for(socket.recv(), 10)))["type"] != (
+                "error"
+            ):
+                assert reply["type"] == "envelopes"
+            [protocol] = [
+                c
+                for c in thread.server.server_state.connections
+                if isinstance(c, LeanWebSocketProtocol)
+            ]
+            assert protocol.request is None and protocol.response is None
+            assert protocol.scope["headers"] == []
+            assert "request" not in protocol.conn.parser.gi_frame.f_locals
+            # It still reads frames: an ack gets its answer.
+            await socket.send(json.dumps({"type": "ack", "seqs": [987654]}))
+            while (reply := json.loads(await asyncio.wait_for(socket.recv(), 10)))["type"] != (
+                "acked"
+            ):
+                assert reply["type"] == "envelopes"
+    finally:
+        thread.stop()

@@ -71,8 +71,11 @@ class Gateway:
         if after is None:
             await send(close(CLOSE_BAD_REQUEST, "`after` must be an integer"))
             return None
+        token = bearer(scope["headers"])
+        # The server keeps the scope as long as the connection: drop what is no longer needed.
+        scope["headers"] = []
         try:
-            ctx = await self._devices.authenticate(bearer(scope["headers"]))
+            ctx = await self._devices.authenticate(token)
         except AppError as exc:
             await send(close(CLOSE_UNAUTHORIZED, exc.message[:120]))
             return None
