@@ -1,8 +1,8 @@
 """The baseline every scenario measures in the same run: the smallest app on our server stack
-(FastAPI on uvicorn with uvloop and httptools, SQLAlchemy's async engine with the same SQLite
-pragmas or PostgreSQL pool) that accepts the same JSON, writes one row in one transaction and
-answers. Its websocket `/ws` holds idle connections and pushes every accepted body to them
-after the commit, the least a send-to-device path must do.
+(FastAPI on uvicorn with uvloop, httptools and websockets' sans-I/O protocol, SQLAlchemy's async
+engine with the same SQLite pragmas or PostgreSQL pool) that accepts the same JSON, writes one
+row in one transaction and answers. Its websocket `/ws` holds idle connections and pushes every
+accepted body to them after the commit, the least a send-to-device path must do.
 
     python -m bench.bare_asgi PORT DATABASE_URL
 """
@@ -86,4 +86,5 @@ if __name__ == "__main__":
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,
         ws_per_message_deflate=False,  # as `tidings serve` runs
+        ws="websockets-sansio",  # the implementation `tidings serve` uses by default
     )

@@ -7,7 +7,8 @@ Modes (FOLDER/spec.json "mode"):
   benchmark body from the send time stamped in its text (the baseline of the e2e scenario).
 
 With `profile`, the connections use that device's token, after its mailbox is drained (so the
-first frame each one gets is the push being timed).
+first frame each one gets is the push being timed). With `tokens`, connection n uses device
+token n (modulo their number): one device per connection, as real clients connect.
 
     python -m bench.sockets FOLDER
 """
@@ -46,18 +47,21 @@ class Clients:
         self.latencies: list[float] = []
         self.readers: list[asyncio.Task[None]] = []
 
-    async def open_all(self, headers: dict[str, str]) -> None:
+    async def open_all(self, headers: list[dict[str, str]]) -> None:
         gate = asyncio.Semaphore(OPEN_AT_ONCE)
 
-        async def one() -> None:
+        async def one(n: int) -> None:
             async with gate:
                 socket = await connect(
-                    self.spec["url"], additional_headers=headers, open_timeout=120, max_queue=None
+                    self.spec["url"],
+                    additional_headers=headers[n % len(headers)],
+                    open_timeout=120,
+                    max_queue=None,
                 )
                 self.sockets.append(socket)
                 self.readers.append(asyncio.create_task(self.read(socket)))
 
-        await asyncio.gather(*(one() for _ in range(int(self.spec["count"]))))
+        await asyncio.gather(*(one(n) for n in range(int(self.spec["count"]))))
 
     async def read(self, socket: ClientConnection) -> None:
         first = True
@@ -75,7 +79,10 @@ class Clients:
 
 async def main() -> None:
     spec = worker_spec()
-    headers = await device_headers(spec["profile"]) if spec.get("profile") else {}
+    if spec.get("tokens"):
+        headers = [{"Authorization": f"Bearer {token}"} for token in spec["tokens"]]
+    else:
+        headers = [await device_headers(spec["profile"]) if spec.get("profile") else {}]
     clients = Clients(spec)
     await clients.open_all(headers)
     while not stop_requested():

@@ -28,7 +28,9 @@ from tidings.business_api.profiles import router as business_profiles_router
 from tidings.business_api.routes import router as business_router
 from tidings.devices.routes import router as devices_router
 from tidings.errors import AppError, PayloadTooLarge
-from tidings.gateway.routes import router as gateway_router
+from tidings.gateway.dispatcher import Dispatcher
+from tidings.gateway.routes import PATH as GATEWAY_PATH
+from tidings.gateway.routes import Gateway
 from tidings.mailbox.routes import router as mailbox_router
 from tidings.protocol.codes import ErrorCode
 from tidings.runtime import Runtime
@@ -110,7 +112,20 @@ def graph_error_from_request(exc: RequestValidationError) -> GraphError:
     return GraphError(100, f"Invalid parameter {where}: {first.get('msg', 'invalid')}".strip())
 
 
-def create_app(runtime: Runtime) -> FastAPI:
+class TidingsApp(FastAPI):
+    """FastAPI with the device gateway in front: `/v1/ws` connections go straight to its plain
+    ASGI handler, past every middleware and the router (gateway/routes.py says why)."""
+
+    gateway: Gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == GATEWAY_PATH:
+            await self.gateway(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
+def create_app(runtime: Runtime) -> TidingsApp:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         runtime.webhooks.start()
@@ -130,7 +145,10 @@ def create_app(runtime: Runtime) -> FastAPI:
             await asyncio.gather(relay, return_exceptions=True)
             await runtime.close()
 
-    app = FastAPI(title="Tidings", version=__version__, lifespan=lifespan)
+    app = TidingsApp(title="Tidings", version=__version__, lifespan=lifespan)
+    app.gateway = Gateway(
+        runtime.devices, runtime.mailbox, Dispatcher(runtime.bus, runtime.mailbox)
+    )
     app.state.runtime = runtime
     app.state.settings = runtime.settings
     app.state.bus = runtime.bus
@@ -161,7 +179,6 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     app.include_router(devices_router)
     app.include_router(mailbox_router)
-    app.include_router(gateway_router)
     app.include_router(attachments_router)
     app.include_router(business_profiles_router)  # /v1/business-profiles/{phone}
 

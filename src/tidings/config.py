@@ -21,10 +21,13 @@ class ServerSettings(BaseModel):
     port: int = 8080
     public_url: str | None = None  # what clients should be told to use, if behind a proxy
     websocket_heartbeat_seconds: float = 20.0
-    # uvicorn's websocket protocol. "websockets-sansio" keeps heartbeats on timer handles
-    # instead of tasks per connection, so an idle device connection costs less memory
-    # (docs/performance.md); "websockets" is the older task-based one.
-    websocket_implementation: Literal["websockets-sansio", "websockets"] = "websockets-sansio"
+    # uvicorn's websocket protocol. The default is uvicorn's "websockets-sansio" (heartbeats on
+    # timer handles, no task per connection) trimmed to hold less per idle connection
+    # (gateway/protocol.py); "websockets-sansio" itself, or "websockets", the older task-based
+    # one, cost more memory per device connection (docs/performance.md).
+    websocket_implementation: Literal[
+        "tidings.gateway.protocol:LeanWebSocketProtocol", "websockets-sansio", "websockets"
+    ] = "tidings.gateway.protocol:LeanWebSocketProtocol"
     max_request_bytes: int = 2 * 1024 * 1024
 
 

@@ -76,6 +76,7 @@ def test_the_scenarios_really_drove_the_servers(reports) -> None:
     for side in ("tidings", "baseline"):
         assert connections[side]["push_ms"]["count"] == 10  # the push reached every socket
         assert connections[side]["rss_after_kb"] > 0
+    assert connections["tidings_device_each"]["rss_after_kb"] > 0  # a device per connection
     inbound = reports["inbound"]["figures"]
     assert inbound["tidings"]["send"]["sent"] == 6  # every customer message became a webhook
     crypto = reports["crypto"]["figures"]

@@ -13,8 +13,10 @@ import pytest
 import websockets
 from core_helpers import envelope, link_companion, publish, register
 
-from conftest import invite_code, serving
+from conftest import ServerThread, invite_code, issue_invite, serving
 from tidings.config import load_settings
+from tidings.gateway.protocol import LeanWebSocketProtocol
+from tidings.runtime import build_runtime
 
 ALICE, BOB = "+15550100001", "+15550100002"
 
@@ -148,3 +150,66 @@ async def test_heartbeats_keep_a_live_client_and_drop_a_silent_one(database_url,
                 "type"
             ] != "error":
                 assert reply["type"] == "envelopes"
+
+
+async def test_a_bad_cursor_is_refused_and_unreadable_frames_get_an_error(server, invite) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        alice = await asyncio.to_thread(
+            register, client, ALICE, await asyncio.to_thread(invite, ALICE)
+        )
+    url = f"{server.ws_url}/v1/ws"
+    try:
+        async with websockets.connect(f"{url}?after=soon", additional_headers=alice.headers) as ws:
+            await ws.recv()
+        raise AssertionError("a cursor that is not an integer must not connect")
+    except websockets.ConnectionClosed as closed:
+        assert closed.rcvd is not None and closed.rcvd.code == 4400
+    except websockets.InvalidStatus as refused:
+        assert refused.response.status_code == 403
+    async with websockets.connect(f"{url}?after=-5", additional_headers=alice.headers) as socket:
+        for frame in (b"\x00binary", json.dumps({"type": "ack", "seqs": "all"})):
+            await socket.send(frame)
+            while (reply := json.loads(await asyncio.wait_for(socket.recv(), 10)))["type"] != (
+                "error"
+            ):
+                assert reply["type"] == "envelopes"
+        await socket.send(json.dumps({"type": "ack", "seqs": [987654]}))
+        while (reply := json.loads(await asyncio.wait_for(socket.recv(), 10)))["type"] != "acked":
+            assert reply["type"] == "envelopes"
+        assert reply == {"type": "acked", "deleted": 0, "seqs": [987654]}
+
+
+async def test_an_open_connection_keeps_nothing_of_its_handshake(settings, clock) -> None:
+    """Idle connections are what a node holds most of: past the upgrade, the served protocol
+    drops the parsed request, the response and the scope's headers (gateway/protocol.py)."""
+    assert settings.server.websocket_implementation.endswith(":LeanWebSocketProtocol")
+    thread = ServerThread(build_runtime(settings, clock=clock))
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{thread.port}"
+        with httpx.Client(base_url=url) as client:
+            code = await asyncio.to_thread(issue_invite, settings, ALICE, clock)
+            alice = await asyncio.to_thread(register, client, ALICE, code)
+        ws_url = url.replace("http://", "ws://") + "/v1/ws"
+        async with websockets.connect(ws_url, additional_headers=alice.headers) as socket:
+            await socket.send("not a frame")
+            while (reply := json.loads(await asyncio.wait_for(socket.recv(), 10)))["type"] != (
+                "error"
+            ):
+                assert reply["type"] == "envelopes"
+            [protocol] = [
+                c
+                for c in thread.server.server_state.connections
+                if isinstance(c, LeanWebSocketProtocol)
+            ]
+            assert protocol.request is None and protocol.response is None
+            assert protocol.scope["headers"] == []
+            assert "request" not in protocol.conn.parser.gi_frame.f_locals
+            # It still reads frames: an ack gets its answer.
+            await socket.send(json.dumps({"type": "ack", "seqs": [987654]}))
+            while (reply := json.loads(await asyncio.wait_for(socket.recv(), 10)))["type"] != (
+                "acked"
+            ):
+                assert reply["type"] == "envelopes"
+    finally:
+        thread.stop()

@@ -1,7 +1,8 @@
 """One node's live device connections: one bus subscription for all of them, one push per device.
 
-An idle connection costs a small `Connection` object in its device's `DeviceGroup` and the
-websocket handler's own coroutine, which reads the client's frames. There is no task, queue or
+An idle connection costs a small `Connection` object (the ASGI `send` of its socket, its group and
+its cursor) in its device's `DeviceGroup` and the gateway handler's coroutine, which reads the
+client's frames. There is no task, queue or
 bus subscription per connection: the node subscribes once and adds each device's topics while
 the device has a connection here. A doorbell for a device starts one push task for the device,
 which reads the mailbox once per page for every connection of it (connections at the same cursor
@@ -19,7 +20,7 @@ from collections.abc import Coroutine
 from contextlib import AsyncExitStack
 from typing import Any
 
-from fastapi import WebSocket
+from starlette.types import Send
 
 from tidings.bus.base import Bus, Subscription
 from tidings.devices.service import DeviceContext
@@ -29,16 +30,17 @@ from tidings.protocol import api
 log = logging.getLogger(__name__)
 
 CLOSE_REMOVED = 4403
+REMOVED_FRAME = json.dumps({"type": "removed"}, separators=(",", ":"))
 # The node subscription always holds this topic (nobody publishes on it), so adding and dropping
 # device topics never leaves it empty (see RedisSubscription._send).
 ANCHOR_TOPIC = "gateway.node"
 
 
 class Connection:
-    __slots__ = ("cursor", "group", "websocket")
+    __slots__ = ("cursor", "group", "send")
 
-    def __init__(self, websocket: WebSocket, group: DeviceGroup, cursor: int) -> None:
-        self.websocket = websocket
+    def __init__(self, send: Send, group: DeviceGroup, cursor: int) -> None:
+        self.send = send  # the socket's ASGI `send`
         self.group = group
         self.cursor = cursor  # the last seq this connection was sent (or the client's `after`)
 
@@ -69,12 +71,13 @@ class Dispatcher:
         self._subscription: Subscription | None = None
         self._listener: asyncio.Task[None] | None = None
 
-    async def attach(self, ctx: DeviceContext, websocket: WebSocket, cursor: int) -> Connection:
-        """Follow `ctx`'s device and push its backlog after `cursor` to this connection."""
+    async def attach(self, ctx: DeviceContext, send: Send, cursor: int) -> Connection:
+        """Follow `ctx`'s device and push its backlog after `cursor` to the accepted socket
+        `send` writes to. The device's connections share the group's context (the first one)."""
         group = self._groups.get(ctx.device_pk)
         if group is None:
             group = self._groups[ctx.device_pk] = DeviceGroup(ctx)
-        connection = Connection(websocket, group, cursor)
+        connection = Connection(send, group, cursor)
         group.connections.add(connection)
         await self._follow(group)
         self._ring(group)
@@ -212,7 +215,7 @@ class Dispatcher:
 
     async def _send(self, group: DeviceGroup, connection: Connection, frame: str) -> None:
         try:
-            await connection.websocket.send_text(frame)
+            await connection.send({"type": "websocket.send", "text": frame})
         except Exception:
             # Gone: its handler sees the disconnect and detaches it; stop pushing to it now.
             group.connections.discard(connection)
@@ -220,8 +223,10 @@ class Dispatcher:
     async def _remove(self, group: DeviceGroup) -> None:
         async def close(connection: Connection) -> None:
             with contextlib.suppress(Exception):
-                await connection.websocket.send_json({"type": "removed"})
-                await connection.websocket.close(code=CLOSE_REMOVED, reason="device removed")
+                await connection.send({"type": "websocket.send", "text": REMOVED_FRAME})
+                await connection.send(
+                    {"type": "websocket.close", "code": CLOSE_REMOVED, "reason": "device removed"}
+                )
 
         connections = list(group.connections)
         group.connections.clear()
