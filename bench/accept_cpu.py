@@ -13,15 +13,17 @@ import asyncio
 import cProfile
 import os
 import pstats
+import shutil
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from bench.bare_asgi import build_app as build_bare_app
-from bench.harness import BENCH_SETTINGS, REDIS_URL, customer_phone
+from bench.harness import BENCH_SETTINGS, REDIS_URL, _pg_admin, customer_phone
 from tidings.app import create_app
 from tidings.cli.business import _create
 from tidings.config import load_settings
@@ -93,15 +95,12 @@ def main() -> None:
     parser.add_argument("--calls", action="store_true", help="count function calls per send")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="accept-cpu-"))
+    name = ""
     os.environ.update(BENCH_SETTINGS)  # the scenario's server runs with the same limits
     if args.store == "sqlite":
         url = f"sqlite+aiosqlite:///{folder / 'data' / 'tidings.db'}"
         (folder / "data").mkdir()
     else:
-        import uuid
-
-        from bench.harness import _pg_admin
-
         name = f"accept_cpu_{uuid.uuid4().hex[:8]}"
         asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
         url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
@@ -136,8 +135,13 @@ def main() -> None:
         async with app.router.lifespan_context(app):
             return await drive(app, path, {}, args.sends, customers, args.calls)
 
-    base_cpu, base_wall, base_calls = asyncio.run(bare())
-    cpu, wall, calls = asyncio.run(ours())
+    try:
+        base_cpu, base_wall, base_calls = asyncio.run(bare())
+        cpu, wall, calls = asyncio.run(ours())
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        if args.store == "postgresql":
+            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     print(
         f"{args.store}: tidings {cpu * 1e6:,.0f} µs CPU/send ({wall * 1e6:,.0f} wall); "
         f"bare {base_cpu * 1e6:,.0f} µs ({base_wall * 1e6:,.0f} wall); "
