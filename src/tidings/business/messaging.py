@@ -295,14 +295,12 @@ class BusinessMessaging:
             "type": kind,
             "content_sealed": self._seal(wamid, stored),
             "status": "accepted",
-            "error_code": None,
             "created_at": now,
             "updated_at": now,
         }
         if refusal is not None:
             # Meta accepts the request and reports the refusal in a `failed` status webhook.
-            message = BusinessMessage(**row)
-            repository.add(message)
+            repository.add(message := BusinessMessage(**row))
             reason = refusal[1]
             await self._advance(
                 uow, phone, message, "failed", error=int(reason.code), details=reason.details
