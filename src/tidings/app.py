@@ -26,6 +26,7 @@ from tidings.business_api.media_routes import router as media_router
 from tidings.business_api.openapi import router as business_openapi_router
 from tidings.business_api.profiles import router as business_profiles_router
 from tidings.business_api.routes import router as business_router
+from tidings.business_api.routes import send_fast_path
 from tidings.devices.routes import router as devices_router
 from tidings.errors import AppError, PayloadTooLarge
 from tidings.gateway.dispatcher import Dispatcher
@@ -177,6 +178,7 @@ def create_app(runtime: Runtime) -> TidingsApp:
     # API devices reach the core through this very app, in-process (no socket).
     runtime.api_devices.set_transport(lambda: httpx.ASGITransport(app=app))
 
+    app.include_router(send_fast_path)  # POST /vNN.N/{digits}/messages: the hot path, first
     app.include_router(devices_router)
     app.include_router(mailbox_router)
     app.include_router(attachments_router)

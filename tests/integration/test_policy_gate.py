@@ -19,6 +19,7 @@ from tidings.business_api.graph_errors import graph_envelope, map_any_app_error
 from tidings.policy.categories import Category
 from tidings.policy.evaluate import Decision
 from tidings.runtime import Runtime, build_runtime
+from tidings.signals.repository import SignalsRepository
 
 BUSINESS = "+15550109999"
 CUSTOMER = "+15550100001"
@@ -215,3 +216,16 @@ async def test_preflight_counts_nothing_in_redis_either(settings, clock) -> None
         assert (await runtime.business_messaging.preflight(asked)).rules == ("pair_rate",)
     finally:
         await runtime.close()
+
+
+async def test_a_send_sees_what_its_own_unit_of_work_wrote_before_it(local, phone) -> None:
+    # The gate reads its facts with prebuilt Core statements: a send in the unit of work that
+    # just opened the window (not yet flushed) must still see it open (the session autoflushes
+    # before Core statements too; a read beside the session would miss it).
+    async with local.database.unit_of_work() as uow:
+        window = await SignalsRepository(uow.session).window_for_update(phone.phone_pk, CUSTOMER)
+        window.last_inbound_at = local.clock.now()
+        wamid = await local.business_messaging.accept_in(
+            uow, phone, CUSTOMER, "text", {"body": "hello"}, if_allowed=True
+        )
+    assert wamid is not None

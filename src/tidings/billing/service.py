@@ -19,7 +19,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.billing.models import MessageCharge
 from tidings.billing.repository import BillingRepository
 from tidings.business.service import PhoneInfo
 from tidings.db.uow import Database
@@ -86,22 +85,21 @@ class Billing:
 
     # -- inside a send's or a status's transaction -----------------------------------------
 
-    def record_charge(
+    async def record_charge(
         self, session: AsyncSession, phone: PhoneInfo, wamid: str, charge: Charge, at: datetime
     ) -> None:
-        BillingRepository(session).add(
-            MessageCharge(
-                business_id=phone.business_id,
-                phone_id=phone.phone_pk,
-                wamid=wamid,
-                country=charge.country,
-                pricing_category=str(charge.category),
-                pricing_type=str(charge.type),
-                billable=charge.billable,
-                amount_micros=to_micros(charge.amount) if charge.billable else 0,
-                currency=charge.currency,
-                accepted_at=at,
-            )
+        await BillingRepository(session).insert(
+            business_id=phone.business_id,
+            phone_id=phone.phone_pk,
+            wamid=wamid,
+            country=charge.country,
+            pricing_category=str(charge.category),
+            pricing_type=str(charge.type),
+            billable=charge.billable,
+            amount_micros=to_micros(charge.amount) if charge.billable else 0,
+            currency=charge.currency,
+            accepted_at=at,
+            delivered_at=None,
         )
 
     async def on_status(

@@ -25,4 +25,6 @@ class PricingSource:
 
     async def record(self, session: AsyncSession, send: SendContext, decision: Decision) -> None:
         if decision.charge is not None and send.wamid is not None:
-            self._billing.record_charge(session, send.phone, send.wamid, decision.charge, send.now)
+            await self._billing.record_charge(
+                session, send.phone, send.wamid, decision.charge, send.now
+            )

@@ -219,26 +219,27 @@ class BusinessMessaging:
         if context_e2e is not None:
             content["context"] = context_e2e
         stored = {"content": content, "callback": callback_data, "context_wamid": context_wamid}
-        message = BusinessMessage(
-            phone_id=phone.phone_pk,
-            wamid=wamid,
-            e2e_id=secrets.token_hex(16),
-            direction="out",
-            customer=customer,
-            type=kind,
-            content_sealed=self._seal(wamid, stored),
-            status="accepted",
-            created_at=now,
-            updated_at=now,
-        )
-        repository.add(message)
+        row: dict[str, Any] = {
+            "phone_id": phone.phone_pk,
+            "wamid": wamid,
+            "e2e_id": secrets.token_hex(16),
+            "direction": "out",
+            "customer": customer,
+            "type": kind,
+            "content_sealed": self._seal(wamid, stored),
+            "status": "accepted",
+            "created_at": now,
+            "updated_at": now,
+        }
         if refusal is not None:
             # Meta accepts the request and reports the refusal in a `failed` status webhook.
+            repository.add(message := BusinessMessage(**row))
             reason = refusal[1]
             await self._advance(
                 uow, phone, message, "failed", error=int(reason.code), details=reason.details
             )
             return wamid
+        await repository.insert_message(row)  # Core, at once: the hot path skips ORM flushing
         await self._gate.record(uow.session, send, decision)
 
         async def ring() -> None:

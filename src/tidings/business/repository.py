@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.business.models import (
@@ -14,6 +15,34 @@ from tidings.business.models import (
     BusinessMessage,
     BusinessPhone,
 )
+
+_tokens = AccessToken.__table__
+_businesses = Business.__table__
+_phones = BusinessPhone.__table__
+# Every Business API request on a phone number asks this (prebuilt: building and compiling
+# the ORM queries cost more than running one Core statement).
+_TOKEN_AND_PHONE = (
+    select(
+        _tokens.c.id,
+        _tokens.c.business_id,
+        _tokens.c.scopes,
+        _tokens.c.revoked_at,
+        _tokens.c.expires_at,
+        _businesses.c.waba_id,
+        _phones.c.id.label("phone_pk"),
+        _phones.c.business_id.label("phone_business_id"),
+        _phones.c.phone,
+        _phones.c.verified_name,
+    )
+    .select_from(
+        _tokens.join(_businesses, _businesses.c.id == _tokens.c.business_id).outerjoin(
+            _phones, _phones.c.phone_number_id == bindparam("phone_number_id")
+        )
+    )
+    .where(_tokens.c.token_hash == bindparam("token_hash"))
+)
+
+_INSERT_MESSAGE = insert(cast(Table, BusinessMessage.__table__))
 
 
 class BusinessRepository:
@@ -31,6 +60,14 @@ class BusinessRepository:
             select(AccessToken).where(AccessToken.token_hash == token_hash)
         )
         return result
+
+    async def token_and_phone(self, token_hash: str, phone_number_id: str) -> Any:
+        """The token (with its business's WABA id) and the phone number `phone_number_id`
+        (None columns when no such number), in one statement; None when no such token."""
+        result = await self.session.execute(
+            _TOKEN_AND_PHONE, {"token_hash": token_hash, "phone_number_id": phone_number_id}
+        )
+        return result.first()
 
     async def business(self, business_id: int) -> Business | None:
         result: Business | None = await self.session.get(Business, business_id)
@@ -72,6 +109,10 @@ class BusinessRepository:
         )
 
     # -- messages ---------------------------------------------------------------------------
+
+    async def insert_message(self, row: dict[str, Any]) -> None:
+        """A message row (all its columns but the id), inserted at once with a Core statement."""
+        await self.session.execute(_INSERT_MESSAGE, row)
 
     async def message_by_wamid(self, wamid: str) -> BusinessMessage | None:
         result: BusinessMessage | None = await self.session.scalar(

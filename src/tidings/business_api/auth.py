@@ -32,10 +32,18 @@ async def business_caller(request: Request) -> BusinessCaller:
 
 
 async def messaging_phone(request: Request, phone_number_id: str) -> PhoneInfo:
-    """The caller's phone number, for an endpoint that sends or reads messages."""
-    caller = await business_caller(request)
-    caller.require(MESSAGING)
-    return await businesses_of(request).phone_for(caller, phone_number_id)
+    """The caller's phone number, for an endpoint that sends or reads messages (looked up once
+    per request: the Idempotency-Key wrapper asks before the send handler does)."""
+    known: dict[str, PhoneInfo] | None = getattr(request.state, "messaging_phones", None)
+    if known is None:
+        known = request.state.messaging_phones = {}
+    phone = known.get(phone_number_id)
+    if phone is None:
+        phone = await businesses_of(request).phone_of_token(
+            bearer(request), phone_number_id, MESSAGING
+        )
+        known[phone_number_id] = phone
+    return phone
 
 
 async def require_waba_access(request: Request, waba_id: str) -> None:

@@ -7,9 +7,9 @@ here take the whole step atomically and hand back only the verdict
 (`tidings.policy.throughput.CounterVerdict`), which `evaluate` turns into the reason:
 
 - `DatabaseCounters` steps a `policy_counters` row under its row lock *inside the send's own
-  transaction*: the step commits or rolls back with the message row, and concurrent sends on
-  one counter queue on the lock. (The generic `DatabaseRateLimiter` runs its own transaction,
-  which on SQLite would wait for the send's write lock forever.)
+  transaction*, in one upsert statement: the step commits or rolls back with the message row,
+  and concurrent sends on one counter queue on the lock. (The generic `DatabaseRateLimiter`
+  runs its own transaction, which on SQLite would wait for the send's write lock forever.)
 - `RedisCounters` runs one Lua script per step, for nodes sharing Redis. A step committed in
   Redis stays taken even if the send's transaction later fails (the sender did reach the
   edge, as with Meta).
@@ -22,10 +22,10 @@ refused).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
-from sqlalchemy import BigInteger, String, select
+from sqlalchemy import BigInteger, String, bindparam, case, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -62,6 +62,34 @@ class CounterStore(Protocol):
     async def close(self) -> None: ...
 
 
+def _upsert_step(insert: Any) -> Any:
+    """One GCRA step as a single statement: create the row at its first step, else advance it
+    under its row lock only if the step is allowed, and hand back the new TAT (no row when
+    refused). `cutoff` is the latest stored TAT that still admits a step at `now`:
+    max(tat, now) + interval - tolerance <= now  <=>  tat <= now + tolerance - interval,
+    since tolerance >= interval (a burst of at least 1)."""
+    table = PolicyCounter.__table__
+    tat = table.c.tat_us
+    now = bindparam("now", type_=BigInteger)
+    advanced = case((tat > now, tat), else_=now) + bindparam("interval", type_=BigInteger)
+    return (
+        insert(table)
+        .values(key=bindparam("key"), tat_us=bindparam("first", type_=BigInteger))
+        .on_conflict_do_update(
+            index_elements=[table.c.key],
+            set_={"tat_us": advanced},
+            where=tat <= bindparam("cutoff", type_=BigInteger),
+        )
+        .returning(tat)
+    )
+
+
+_STEP = {"sqlite": _upsert_step(sqlite_insert), "postgresql": _upsert_step(pg_insert)}
+_TAT = select(PolicyCounter.__table__.c.tat_us).where(
+    PolicyCounter.__table__.c.key == bindparam("key")
+)
+
+
 class DatabaseCounters:
     async def step(
         self,
@@ -70,24 +98,30 @@ class DatabaseCounters:
         limit: RateLimit,
         now: datetime,
     ) -> CounterVerdict:
-        # Make sure the row exists, then lock it: two first steps must not both read "idle".
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        await session.execute(
-            insert(PolicyCounter).values(key=key, tat_us=0).on_conflict_do_nothing()
+        # One statement (the per-send hot path): the upsert takes the row lock, so concurrent
+        # steps of one counter queue on it, and two first steps cannot both find it idle.
+        now_us = to_micros(now)
+        stepped = await session.execute(
+            _STEP[session.get_bind().dialect.name],
+            {
+                "key": key,
+                "first": now_us + limit.interval_us,
+                "now": now_us,
+                "interval": limit.interval_us,
+                "cutoff": now_us + limit.tolerance_us - limit.interval_us,
+            },
         )
-        row = await session.scalar(
-            select(PolicyCounter).where(PolicyCounter.key == key).with_for_update()
-        )
-        assert row is not None
-        result = gcra(CounterState(row.tat_us), limit, now)
-        if result.allowed:
-            row.tat_us = result.state.tat_us
-        return CounterVerdict(result.allowed, result.retry_after)
+        if stepped.first() is not None:
+            return CounterVerdict(True)
+        # Refused: the row exists and is locked by this transaction; say when to retry.
+        tat_us = await session.scalar(_TAT, {"key": key})
+        result = gcra(CounterState(tat_us or 0), limit, now)
+        return CounterVerdict(False, result.retry_after)
 
     async def peek(
         self, session: AsyncSession, key: str, limit: RateLimit, now: datetime
     ) -> CounterVerdict:
-        tat_us = await session.scalar(select(PolicyCounter.tat_us).where(PolicyCounter.key == key))
+        tat_us = await session.scalar(_TAT, {"key": key})
         result = gcra(CounterState(tat_us or 0), limit, now)
         return CounterVerdict(result.allowed, result.retry_after)
 

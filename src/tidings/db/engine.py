@@ -47,6 +47,6 @@ def _sqlite_engine(url: str, *, echo: bool, begin: str) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql(begin)
+        connection.connection.driver_connection.begin(begin)
 
     return engine

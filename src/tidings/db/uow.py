@@ -57,7 +57,11 @@ class Database:
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
-        async with self._writer_turn(), self._sessions() as session:
+        # The session closes after the writer's turn ends: closing runs in a task of its own
+        # (SQLAlchemy shields it from cancellation), a trip through the event loop that would
+        # otherwise keep every other writer waiting. A SQLite connection is checked out at the
+        # first statement, inside the turn, and its transaction ends with the turn.
+        async with self._sessions() as session, self._writer_turn():
             uow = UnitOfWork(session)
             try:
                 yield uow

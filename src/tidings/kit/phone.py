@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 
 
@@ -9,6 +11,9 @@ class InvalidPhoneNumber(ValueError):
     pass
 
 
+# Parsing costs tens of microseconds and every send parses its recipient: remember the
+# answers (a pure function of its arguments; refusals raise, so they are not remembered).
+@lru_cache(maxsize=65_536)
 def normalize_phone(raw: str, default_region: str | None = None) -> str:
     """Return the E.164 form of `raw`, or raise InvalidPhoneNumber saying why."""
     text = (raw or "").strip()

@@ -5,12 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.limits.models import BusinessTier, LimitReach, PhoneThroughput
+
+# Read by every send (prebuilt: building an ORM query costs more than running it).
+_LEVEL = select(PhoneThroughput.__table__.c.level).where(
+    PhoneThroughput.__table__.c.phone_id == bindparam("phone_pk")
+)
 
 
 class LimitsRepository:
@@ -85,9 +90,7 @@ class LimitsRepository:
         return int(getattr(result, "rowcount", 0) or 0)
 
     async def throughput_level(self, phone_pk: int) -> str | None:
-        level: str | None = await self.session.scalar(
-            select(PhoneThroughput.level).where(PhoneThroughput.phone_id == phone_pk)
-        )
+        level: str | None = await self.session.scalar(_LEVEL, {"phone_pk": phone_pk})
         return level
 
     async def set_throughput_level(self, phone_pk: int, level: str, now: datetime) -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from functools import lru_cache
 from types import MappingProxyType
 
 import phonenumbers
@@ -195,6 +196,7 @@ def conversation_object(
     return value
 
 
+@lru_cache(maxsize=65_536)  # pure, and every send asks it for both ends
 def country_for_phone(e164: str) -> str | None:
     """The pricing country of an E.164 number (or a wa_id without '+'), None when unknown.
 

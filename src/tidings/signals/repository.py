@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Table, bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.signals.models import (
@@ -18,6 +18,19 @@ from tidings.signals.models import (
     PolicySend,
 )
 
+# What every send reads (the policy gate's facts), as prebuilt Core statements: building and
+# compiling an ORM query costs several times more than running it on SQLite.
+_windows = CustomerWindow.__table__
+_WINDOW_TIMES = select(
+    _windows.c.last_inbound_at, _windows.c.entry_started_at, _windows.c.entry_replied_at
+).where(_windows.c.phone_id == bindparam("phone_pk"), _windows.c.customer == bindparam("customer"))
+_blocks = CustomerBlock.__table__
+_BLOCKED = select(_blocks.c.blocked).where(
+    _blocks.c.business_id == bindparam("business_id"), _blocks.c.customer == bindparam("customer")
+)
+
+_INSERT_SEND = insert(cast(Table, PolicySend.__table__))
+
 
 class SignalsRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -25,6 +38,29 @@ class SignalsRepository:
 
     def add(self, *rows: object) -> None:
         self.session.add_all(rows)
+
+    async def insert_send(
+        self,
+        *,
+        phone_pk: int,
+        customer: str,
+        wamid: str,
+        category: str,
+        template_id: str | None,
+        at: datetime,
+    ) -> None:
+        """Log an allowed send (a Core insert, at once: every send writes one)."""
+        await self.session.execute(
+            _INSERT_SEND,
+            {
+                "phone_id": phone_pk,
+                "customer": customer,
+                "wamid": wamid,
+                "category": category,
+                "template_id": template_id,
+                "at": at,
+            },
+        )
 
     # -- windows ----------------------------------------------------------------------------
 
@@ -35,6 +71,16 @@ class SignalsRepository:
             )
         )
         return found
+
+    async def window_times(
+        self, phone_pk: int, customer: str
+    ) -> tuple[datetime | None, datetime | None, datetime | None] | None:
+        """(last_inbound_at, entry_started_at, entry_replied_at) of the pair's window."""
+        result = await self.session.execute(
+            _WINDOW_TIMES, {"phone_pk": phone_pk, "customer": customer}
+        )
+        row = result.first()
+        return None if row is None else (row[0], row[1], row[2])
 
     async def window_for_update(self, phone_pk: int, customer: str) -> CustomerWindow:
         """The window row, created empty if the pair has none (callers hold the phone's
@@ -76,6 +122,13 @@ class SignalsRepository:
             )
         )
         return found
+
+    async def blocked(self, business_id: int, customer: str) -> bool:
+        """Whether `customer` blocks the business now."""
+        found = await self.session.scalar(
+            _BLOCKED, {"business_id": business_id, "customer": customer}
+        )
+        return bool(found)
 
     # -- sends and signals ------------------------------------------------------------------
 

@@ -29,21 +29,20 @@ from tidings.policy.consent import (
 from tidings.policy.evaluate import Decision
 from tidings.policy.pricing import country_for_phone
 from tidings.policy.window import EntryPoint
-from tidings.signals.models import ConsentRecord, PolicySend
+from tidings.signals.models import ConsentRecord
 from tidings.signals.repository import SignalsRepository
 
 
 class WindowFacts:
     async def gather(self, session: AsyncSession, send: SendContext) -> dict[str, Any]:
-        window = await SignalsRepository(session).window(send.phone.phone_pk, send.customer)
-        if window is None:
+        times = await SignalsRepository(session).window_times(send.phone.phone_pk, send.customer)
+        if times is None:
             return {}
+        last_inbound_at, entry_started_at, entry_replied_at = times
         entry = (
-            EntryPoint(window.entry_started_at, window.entry_replied_at)
-            if window.entry_started_at is not None
-            else None
+            EntryPoint(entry_started_at, entry_replied_at) if entry_started_at is not None else None
         )
-        return {"last_inbound_at": window.last_inbound_at, "entry_point": entry}
+        return {"last_inbound_at": last_inbound_at, "entry_point": entry}
 
     async def record(self, session: AsyncSession, send: SendContext, decision: Decision) -> None:
         if decision.opens_entry_point:
@@ -70,8 +69,7 @@ class ConsentFacts:
     async def gather(self, session: AsyncSession, send: SendContext) -> dict[str, Any]:
         repository = SignalsRepository(session)
         facts: dict[str, Any] = {}
-        block = await repository.block(send.phone.business_id, send.customer)
-        if block is not None and block.blocked:
+        if await repository.blocked(send.phone.business_id, send.customer):
             facts["customer_blocked_business"] = True
         if send.template is not None:
             ledger = await repository.consent_ledger(send.phone.business_id, send.customer)
@@ -102,13 +100,11 @@ class MarketingFacts:
     async def record(self, session: AsyncSession, send: SendContext, decision: Decision) -> None:
         if send.wamid is None:
             return
-        SignalsRepository(session).add(
-            PolicySend(
-                phone_id=send.phone.phone_pk,
-                customer=send.customer,
-                wamid=send.wamid,
-                category=str(decision.category),
-                template_id=None if send.template is None else send.template.template_id,
-                at=send.now,
-            )
+        await SignalsRepository(session).insert_send(
+            phone_pk=send.phone.phone_pk,
+            customer=send.customer,
+            wamid=send.wamid,
+            category=str(decision.category),
+            template_id=None if send.template is None else send.template.template_id,
+            at=send.now,
         )
