@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from bench.bare_asgi import build_app as build_bare_app
-from bench.harness import BENCH_SETTINGS, REDIS_URL, _pg_admin, customer_phone
+from bench.harness import BENCH_SETTINGS, REDIS_URL, customer_phone, pg_admin
 from tidings.app import create_app
 from tidings.cli.business import _create
 from tidings.config import load_settings
@@ -102,7 +102,7 @@ def main() -> None:
         (folder / "data").mkdir()
     else:
         name = f"accept_cpu_{uuid.uuid4().hex[:8]}"
-        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+        asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
         url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
         os.environ.update({"TIDINGS_BUS__KIND": "redis", "TIDINGS_BUS__REDIS_URL": REDIS_URL})
     upgrade(url)
@@ -141,7 +141,7 @@ def main() -> None:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
         if args.store == "postgresql":
-            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     print(
         f"{args.store}: tidings {cpu * 1e6:,.0f} µs CPU/send ({wall * 1e6:,.0f} wall); "
         f"bare {base_cpu * 1e6:,.0f} µs ({base_wall * 1e6:,.0f} wall); "

@@ -248,14 +248,14 @@ class Store:
     def create(self) -> None:
         if self.kind == "postgresql":
             self.pg_name = f"tidings_bench_{uuid.uuid4().hex[:10]}"
-            asyncio.run(_pg_admin(f'CREATE DATABASE "{self.pg_name}"'))
+            asyncio.run(pg_admin(f'CREATE DATABASE "{self.pg_name}"'))
 
     def drop(self) -> None:
         if self.kind == "postgresql" and self.pg_name:
-            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)'))
+            asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)'))
 
 
-async def _pg_admin(sql: str) -> None:
+async def pg_admin(sql: str) -> None:
     import asyncpg
 
     connection = await asyncpg.connect(PG_ADMIN)

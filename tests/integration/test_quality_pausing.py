@@ -59,7 +59,7 @@ async def send_and_deliver(local: Runtime, phone: PhoneInfo, name: str, customer
             )
             assert message is not None and message.status == "accepted"
             message.status = "delivered"  # what the worker and the customer's receipt do
-            await local.signals.receipt(uow, phone, message, "delivered", "sent")
+            await local.signals.receipts(uow, phone, [(message, "delivered", "sent")])
 
 
 async def block_by(local: Runtime, phone: PhoneInfo, customer: str) -> None:

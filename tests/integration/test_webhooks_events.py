@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import asyncpg
@@ -76,6 +77,63 @@ async def test_cursor_is_gapless_and_ordered_under_concurrent_enqueuers(harness:
     done.set()
     await asyncio.wait_for(reading, 30)
     assert seen == list(range(1, writers * per_writer + 1))
+
+
+async def enqueue_batch(harness: Harness, values: list) -> list[str]:
+    async with harness.database.unit_of_work() as uow:
+        return await harness.service.enqueue_many(
+            uow, waba_id=WABA, phone_number_id=PHONE, field="messages", values=values
+        )
+
+
+async def test_a_batch_takes_consecutive_positions_in_its_order_and_is_delivered_in_it(
+    harness: Harness, receiver
+) -> None:
+    await subscribe(harness, receiver)
+    first = await enqueue(harness, {"n": -1})
+    ids = await enqueue_batch(harness, [{"n": n} for n in range(4)])
+    assert len(set(ids)) == 4 and first not in ids
+    page, cursor = await harness.service.events_since(WABA, 0)
+    assert [e.id for e in page] == [first, *ids] and cursor == 5
+    assert [e.position for e in page] == [1, 2, 3, 4, 5]
+    assert [e.payload["n"] for e in page] == [-1, 0, 1, 2, 3]
+    await harness.run()
+    posted = [json.loads(post.body) for post in receiver.posts()]  # one POST each, in order
+    assert [body["entry"][0]["changes"][0]["value"]["n"] for body in posted] == [-1, 0, 1, 2, 3]
+
+
+async def test_concurrent_batches_keep_the_cursor_gapless(harness: Harness) -> None:
+    async def writer(w: int) -> None:
+        for _ in range(3):
+            async with harness.database.unit_of_work() as uow:
+                await harness.service.enqueue_many(
+                    uow,
+                    waba_id=WABA,
+                    phone_number_id=PHONE,
+                    field="messages",
+                    values=[{"w": w, "i": i} for i in range(5)],
+                )
+                await asyncio.sleep(0)  # other writers run while this one holds the lock
+
+    await asyncio.gather(*(writer(w) for w in range(4)))
+    page, cursor = await harness.service.events_since(WABA, 0, limit=1000)
+    assert [e.position for e in page] == list(range(1, 61)) and cursor == 60
+    for start in range(0, 60, 5):  # each batch's events sit together, in the batch's order
+        batch = page[start : start + 5]
+        assert len({e.payload["w"] for e in batch}) == 1
+        assert [e.payload["i"] for e in batch] == list(range(5))
+
+
+async def test_a_batch_with_one_bad_value_queues_nothing(harness: Harness) -> None:
+    for bad, message in (
+        ("not an object", "JSON object"),
+        ({"text": "x" * (3 * 1024 * 1024)}, "3 MB"),
+    ):
+        with pytest.raises(ValidationFailed, match=message):
+            await enqueue_batch(harness, [{"n": 1}, bad])
+    assert await harness.service.events_since(WABA, 0) == ([], 0)
+    assert await enqueue_batch(harness, []) == []
+    assert await harness.service.events_since(WABA, 0) == ([], 0)
 
 
 async def test_replay_redelivers_identical_bytes_with_the_same_event_id(

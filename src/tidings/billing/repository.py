@@ -25,11 +25,13 @@ class BillingRepository:
         """A charge row, inserted at once with a Core statement (every send writes one)."""
         await self.session.execute(_INSERT_CHARGE, values)
 
-    async def by_wamid(self, wamid: str) -> MessageCharge | None:
-        result: MessageCharge | None = await self.session.scalar(
-            select(MessageCharge).where(MessageCharge.wamid == wamid)
+    async def by_wamids(self, wamids: Sequence[str]) -> dict[str, MessageCharge]:
+        if not wamids:
+            return {}
+        rows = await self.session.scalars(
+            select(MessageCharge).where(MessageCharge.wamid.in_(wamids))
         )
-        return result
+        return {row.wamid: row for row in rows}
 
     async def delivered_between(
         self, business_id: int, start: datetime, end: datetime

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import tomllib
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -107,21 +107,35 @@ class Billing:
     ) -> dict[str, Any] | None:
         """Make the message's charge due when it is delivered; returns the status webhook's
         `pricing` object (None when the message has no stored charge)."""
-        row = await BillingRepository(session).by_wamid(wamid)
-        if row is None:
-            return None
-        if status in DELIVERED and row.delivered_at is None:
-            row.delivered_at = at
-        return pricing_object(
-            Charge(
-                billable=row.billable,
-                type=PricingType(row.pricing_type),
-                category=PricingCategory(row.pricing_category),
-                amount=from_micros(row.amount_micros),
-                currency=row.currency,
-                country=row.country,
+        [pricing] = await self.on_statuses(session, [(wamid, status)], at)
+        return pricing
+
+    async def on_statuses(
+        self, session: AsyncSession, changes: Sequence[tuple[str, str]], at: datetime
+    ) -> list[dict[str, Any] | None]:
+        """`on_status` for each (wamid, status) in order, with one read of the charges."""
+        charges = await BillingRepository(session).by_wamids(sorted({w for w, _ in changes}))
+        priced: list[dict[str, Any] | None] = []
+        for wamid, status in changes:
+            row = charges.get(wamid)
+            if row is None:
+                priced.append(None)
+                continue
+            if status in DELIVERED and row.delivered_at is None:
+                row.delivered_at = at
+            priced.append(
+                pricing_object(
+                    Charge(
+                        billable=row.billable,
+                        type=PricingType(row.pricing_type),
+                        category=PricingCategory(row.pricing_category),
+                        amount=from_micros(row.amount_micros),
+                        currency=row.currency,
+                        country=row.country,
+                    )
+                )
             )
-        )
+        return priced
 
     # -- reports -----------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from tidings.business.policy_gate import (
 )
 from tidings.business.repository import BusinessRepository
 from tidings.business.service import PhoneInfo
+from tidings.business.statuses import Advance, StatusRecorder
 from tidings.crypto.sealing import Sealer
 from tidings.db.uow import Database, UnitOfWork
 from tidings.errors import NotFound, ValidationFailed
@@ -52,8 +53,6 @@ from tidings.sdk.errors import SdkError
 
 log = logging.getLogger(__name__)
 
-# Status order: a late "delivered" must never undo a "read".
-_RANK = {"accepted": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
 UNDELIVERABLE = 131026
 # An outbound message's new status after a delivery attempt: (row id, status, error code).
 StatusChange = tuple[int, str, int | None]
@@ -72,6 +71,20 @@ def is_transient(exc: SdkError) -> bool:
         or exc.status == 429  # rate limited (e.g. one-time-key claims): wait, then retry
         or exc.code in ("network_error", "timeout")
     )
+
+
+def receipt_advances(
+    event: dict[str, Any], receipted: dict[str, list[BusinessMessage]]
+) -> list[Advance]:
+    """What a receipt entry changes: the named outbound messages sent to its reader."""
+    status = "delivered" if event["type"] == "delivered" else "read"
+    ts = int(event.get("server_ts", 0)) // 1000 or None
+    return [
+        Advance(message, status, ts=ts)
+        for message_id in event["message_ids"]
+        for message in receipted.get(message_id, ())
+        if message.customer == event["by"]
+    ]
 
 
 def new_wamid() -> str:
@@ -105,6 +118,14 @@ class BusinessMessaging:
         self._charges = charges
         # Added by the composition root (runtime.py): the signals domain sits above this one.
         self.observers: list[CustomerObserver] = []
+        self._statuses = StatusRecorder(
+            clock=clock,
+            content_of=self.content_of,
+            webhooks=webhooks,
+            shapes=shapes,
+            observers=self.observers,
+            charges=charges,
+        )
 
     @property
     def gate(self) -> PolicyGate:
@@ -235,9 +256,8 @@ class BusinessMessaging:
             # Meta accepts the request and reports the refusal in a `failed` status webhook.
             repository.add(message := BusinessMessage(**row))
             reason = refusal[1]
-            await self._advance(
-                uow, phone, message, "failed", error=int(reason.code), details=reason.details
-            )
+            failed = Advance(message, "failed", error=int(reason.code), details=reason.details)
+            await self._statuses.advance(uow, phone, [failed])
             return wamid
         await repository.insert_message(row)  # Core, at once: the hot path skips ORM flushing
         await self._gate.record(uow.session, send, decision)
@@ -325,13 +345,17 @@ class BusinessMessaging:
     async def _record_in(
         self, uow: UnitOfWork, phone: PhoneInfo, results: list[StatusChange]
     ) -> None:
+        await self._statuses.advance(uow, phone, await self._advances(uow, results))
+
+    async def _advances(self, uow: UnitOfWork, results: list[StatusChange]) -> list[Advance]:
         messages = await BusinessRepository(uow.session).messages_by_ids(
             [row_id for row_id, _status, _error in results]
         )
-        for row_id, status, error in sorted(results):
-            message = messages.get(row_id)
-            if message is not None:
-                await self._advance(uow, phone, message, status, error=error)
+        return [
+            Advance(messages[row_id], status, error=error)
+            for row_id, status, error in sorted(results)
+            if row_id in messages
+        ]
 
     async def _attach_template_header(
         self, phone: PhoneInfo, client: DeviceClient, content: dict[str, Any]
@@ -345,53 +369,6 @@ class BusinessMessaging:
         attached = await self._media.attach(phone, client, {"type": kind, kind: header[kind]})
         header = {**header, kind: attached[kind]}
         return {**content, "template": {**template, "header": header}}
-
-    async def _advance(
-        self,
-        uow: UnitOfWork,
-        phone: PhoneInfo,
-        message: BusinessMessage,
-        status: str,
-        *,
-        error: int | None = None,
-        ts: int | None = None,
-        details: str | None = None,
-    ) -> None:
-        if _RANK.get(status, 0) <= _RANK.get(message.status, 0) or message.status == "failed":
-            return
-        previous = message.status
-        message.status = status
-        message.error_code = error
-        message.updated_at = self._clock.now()
-        stored = self.content_of(message)
-        when = ts if ts is not None else int(self._clock.now().timestamp())
-        pricing = None
-        if self._charges is not None and message.direction == "out":
-            pricing = await self._charges.on_status(
-                uow.session, message.wamid, status, self._clock.now()
-            )
-        value = self._shapes.status(
-            phone,
-            message,
-            status,
-            when,
-            {
-                "callback": stored.get("callback"),
-                "error": error,
-                "error_details": details,
-                "pricing": pricing,
-            },
-        )
-        await self._webhooks.enqueue(
-            uow,
-            waba_id=phone.waba_id,
-            phone_number_id=phone.phone_number_id,
-            field="messages",
-            value=value,
-        )
-        if status in ("delivered", "read"):
-            for observer in self.observers:
-                await observer.receipt(uow, phone, message, status, previous)
 
     # -- inbound ----------------------------------------------------------------------------
 
@@ -447,16 +424,23 @@ class BusinessMessaging:
                     )
                     if number is None or number.journal_cursor != cursor:
                         continue  # applied meanwhile; read the cursor again
-                    if unrecorded:
-                        await self._record_in(uow, phone, unrecorded)
+                    # Status changes are recorded a run at a time, and the run is recorded
+                    # before any other entry, so webhooks keep the journal's order.
+                    run = await self._advances(uow, unrecorded) if unrecorded else []
                     receipted = await self._receipted(uow, phone, entries)
                     for position, event in entries:
-                        received = files.get(position)
-                        if await self._apply(uow, phone, event, received, receipted) and received:
-                            self._media.record(uow, received)
-                            used.add(position)
+                        if event.get("event") == "receipt":
+                            run.extend(receipt_advances(event, receipted))
+                        else:
+                            await self._statuses.advance(uow, phone, run)
+                            run = []
+                            received = files.get(position)
+                            if await self._apply(uow, phone, event, received) and received:
+                                self._media.record(uow, received)
+                                used.add(position)
                         number.journal_cursor = position
                         applied += 1
+                    await self._statuses.advance(uow, phone, run)
                 unrecorded.clear()  # committed with the entries
             finally:
                 for position, received in files.items():
@@ -504,28 +488,10 @@ class BusinessMessaging:
         phone: PhoneInfo,
         event: dict[str, Any],
         received: ReceivedMedia | None = None,
-        receipted: dict[str, list[BusinessMessage]] | None = None,
     ) -> bool:
-        """Apply one journal entry; True if it stored a new inbound message. `receipted` holds
-        the outbound messages its receipt names, when the caller loaded them already."""
+        """Apply one journal entry other than a receipt; True if it stored a new inbound
+        message."""
         repository = BusinessRepository(uow.session)
-        if event.get("event") == "receipt":
-            status = "delivered" if event["type"] == "delivered" else "read"
-            ids = list(event["message_ids"])
-            if receipted is None:
-                messages = await repository.messages_by_e2e(phone.phone_pk, ids, "out")
-            else:
-                messages = [m for message_id in ids for m in receipted.get(message_id, ())]
-            for message in messages:
-                if message.customer == event["by"]:
-                    await self._advance(
-                        uow,
-                        phone,
-                        message,
-                        status,
-                        ts=int(event.get("server_ts", 0)) // 1000 or None,
-                    )
-            return False
         if event.get("event") != "message" or event.get("own"):
             return False
         customer = event["sender"]

@@ -4,6 +4,7 @@ billing, the Cloud API webhook shapes and the customer observers (signals, conse
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -25,14 +26,25 @@ class WebhookSink(Protocol):
         value: dict[str, Any],
     ) -> str: ...
 
+    async def enqueue_many(
+        self,
+        uow: UnitOfWork,
+        *,
+        waba_id: str,
+        phone_number_id: str | None,
+        field: str,
+        values: Sequence[dict[str, Any]],
+    ) -> list[str]: ...
+
 
 class ChargeLedger(Protocol):
     """Billing, seen from status changes (tidings.billing.service.Billing)."""
 
-    async def on_status(
-        self, session: AsyncSession, wamid: str, status: str, at: datetime
-    ) -> dict[str, Any] | None:
-        """Make the message's charge due once delivered; its webhook `pricing` object."""
+    async def on_statuses(
+        self, session: AsyncSession, changes: Sequence[tuple[str, str]], at: datetime
+    ) -> list[dict[str, Any] | None]:
+        """For each (wamid, status): make the message's charge due once delivered, and give
+        its webhook `pricing` object (None for a message without a charge)."""
         ...
 
 
@@ -74,13 +86,11 @@ class CustomerObserver(Protocol):
         """A customer message was stored (after its `messages` webhook was queued)."""
         ...
 
-    async def receipt(
+    async def receipts(
         self,
         uow: UnitOfWork,
         phone: PhoneInfo,
-        message: BusinessMessage,
-        status: str,
-        previous: str,
+        changes: Sequence[tuple[BusinessMessage, str, str]],
     ) -> None:
-        """An outbound message advanced to delivered or read (from `previous`)."""
+        """Outbound messages advanced to delivered or read: (message, status, previous)."""
         ...

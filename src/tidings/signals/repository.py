@@ -143,11 +143,11 @@ class SignalsRepository:
         )
         return list(rows.all())
 
-    async def send_of(self, wamid: str) -> PolicySend | None:
-        found: PolicySend | None = await self.session.scalar(
-            select(PolicySend).where(PolicySend.wamid == wamid)
-        )
-        return found
+    async def sends_of(self, wamids: Sequence[str]) -> dict[str, PolicySend]:
+        if not wamids:
+            return {}
+        rows = await self.session.scalars(select(PolicySend).where(PolicySend.wamid.in_(wamids)))
+        return {row.wamid: row for row in rows}
 
     async def last_template_send(
         self, phone_pk: int, customer: str, since: datetime

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, case, delete, func, select, update
+from sqlalchemy import Table, and_, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +24,8 @@ from tidings.webhooks.models import (
 )
 
 PENDING, DELIVERING, DELIVERED, DEAD = "pending", "delivering", "delivered", "dead"
+_INSERT_EVENT = insert(cast(Table, WebhookEvent.__table__))
+_INSERT_DELIVERY = insert(cast(Table, WebhookDelivery.__table__))
 WAITING = (PENDING, DELIVERING)  # not final: will be (re)tried
 
 
@@ -118,19 +120,27 @@ class WebhookRepository:
 
     # -- the outbox -------------------------------------------------------------------------
 
-    async def allocate(self, waba_id: str) -> int:
-        """Reserve the WABA's next position. The upsert takes the counter row's lock, held until
-        commit, which is what keeps positions in commit order."""
+    async def allocate(self, waba_id: str, count: int = 1) -> int:
+        """Reserve the WABA's next `count` positions and return the last. The upsert takes the
+        counter row's lock, held until commit, which is what keeps positions in commit order."""
         statement = (
             self._insert()(WebhookStream)
-            .values(waba_id=waba_id, last_position=1)
+            .values(waba_id=waba_id, last_position=count)
             .on_conflict_do_update(
                 index_elements=[WebhookStream.waba_id],
-                set_={"last_position": WebhookStream.last_position + 1},
+                set_={"last_position": WebhookStream.last_position + count},
             )
             .returning(WebhookStream.last_position)
         )
         return int((await self.session.execute(statement)).scalar_one())
+
+    async def insert_events(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Outbox events, inserted at once with one Core statement (executemany)."""
+        await self.session.execute(_INSERT_EVENT, list(rows))
+
+    async def insert_deliveries(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            await self.session.execute(_INSERT_DELIVERY, list(rows))
 
     async def events_after(self, waba_id: str, after: int, limit: int) -> list[WebhookEvent]:
         rows = await self.session.scalars(

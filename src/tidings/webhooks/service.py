@@ -34,7 +34,6 @@ from tidings.webhooks.models import (
     OVERRIDE_URL_MAX,
     URL_MAX,
     WebhookApp,
-    WebhookDelivery,
     WebhookEvent,
     WebhookPhoneOverride,
     WebhookSubscription,
@@ -169,51 +168,78 @@ class WebhookService:
         Takes the WABA's stream counter lock until the caller commits (that is what keeps
         positions in commit order), so call it late in the transaction.
         """
+        [event_id] = await self.enqueue_many(
+            uow, waba_id=waba_id, phone_number_id=phone_number_id, field=field, values=[value]
+        )
+        return event_id
+
+    async def enqueue_many(
+        self,
+        uow: UnitOfWork,
+        *,
+        waba_id: str,
+        phone_number_id: str | None,
+        field: str,
+        values: Sequence[dict[str, Any]],
+    ) -> list[str]:
+        """Queue one event per value, at consecutive positions in the given order, with one
+        position allocation and one insert of events and of deliveries (a delivery pass
+        records a hundred statuses at a time); returns the event ids."""
         if not field or len(field) > MAX_FIELD_LENGTH:
             raise ValidationFailed("a webhook field name is required (at most 64 characters)")
-        if not isinstance(value, dict):
-            raise ValidationFailed("a webhook value must be a JSON object")
+        if not values:
+            return []
         now = self._clock.now()
-        event_id = new_uuid()
         # Meta puts `time` on the entry for every field except messages.
         entry_time = None if field == "messages" else int(now.timestamp())
-        body = encode_body(envelope(waba_id, field, value, entry_time))
-        if len(body) > MAX_BODY_BYTES:
-            raise ValidationFailed("the webhook payload is over Meta's 3 MB limit")
+        bodies: list[bytes] = []
+        for value in values:
+            if not isinstance(value, dict):
+                raise ValidationFailed("a webhook value must be a JSON object")
+            body = encode_body(envelope(waba_id, field, value, entry_time))
+            if len(body) > MAX_BODY_BYTES:
+                raise ValidationFailed("the webhook payload is over Meta's 3 MB limit")
+            bodies.append(body)
         repository = WebhookRepository(uow.session)
-        position = await repository.allocate(waba_id)
-        repository.add(
-            WebhookEvent(
-                id=event_id,
-                waba_id=waba_id,
-                position=position,
-                phone_number_id=phone_number_id,
-                field=field,
-                body_sealed=self._sealer.seal(body, sealed_body_aad(event_id)),
-                created_at=now,
-            )
-        )
-        await uow.session.flush()  # the event row before its deliveries (foreign key)
         routes = self._routes.setdefault(uow, {})
         targets = routes.get((waba_id, phone_number_id))
         if targets is None:
             targets = await self._targets(repository, waba_id, phone_number_id)
             routes[(waba_id, phone_number_id)] = targets
-        for url in targets:
-            repository.add(
-                WebhookDelivery(
-                    event_id=event_id,
-                    waba_id=waba_id,
-                    target_url=url,
-                    status=PENDING,
-                    attempts=0,
-                    next_attempt_at=now,
-                    expires_at=now + RETRY_WINDOW,
-                    created_at=now,
-                )
-            )
+        last = await repository.allocate(waba_id, len(bodies))
+        event_ids = [new_uuid() for _ in bodies]
+        await repository.insert_events(
+            [
+                {
+                    "id": event_id,
+                    "waba_id": waba_id,
+                    "position": last - len(bodies) + 1 + index,
+                    "phone_number_id": phone_number_id,
+                    "field": field,
+                    "body_sealed": self._sealer.seal(body, sealed_body_aad(event_id)),
+                    "created_at": now,
+                }
+                for index, (event_id, body) in enumerate(zip(event_ids, bodies, strict=True))
+            ]
+        )
+        await repository.insert_deliveries(
+            [
+                {
+                    "event_id": event_id,
+                    "waba_id": waba_id,
+                    "target_url": url,
+                    "status": PENDING,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "expires_at": now + RETRY_WINDOW,
+                    "created_at": now,
+                }
+                for event_id in event_ids
+                for url in targets
+            ]
+        )
         self._ring_after_commit(uow)
-        return event_id
+        return event_ids
 
     def _ring_after_commit(self, uow: UnitOfWork) -> None:
         if uow in self._ringing:
