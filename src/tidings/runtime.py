@@ -16,6 +16,7 @@ from tidings.bus.base import Bus
 from tidings.bus.memory import MemoryBus
 from tidings.bus.redis import RedisBus
 from tidings.business.api_devices import ApiDeviceHost
+from tidings.business.core_route import InProcessCore
 from tidings.business.idempotency import IdempotencyKeys
 from tidings.business.media import BusinessMediaService
 from tidings.business.messaging import BusinessMessaging
@@ -197,7 +198,9 @@ def build_runtime(
         await bus.publish(WEBHOOK_DOORBELL, {})
 
     webhooks.announce = announce_webhooks
-    api_devices = ApiDeviceHost(settings.data_dir / "api-devices")
+    api_devices = ApiDeviceHost(
+        settings.data_dir / "api-devices", core_route=InProcessCore(devices, mailbox)
+    )
 
     limits = build_limits(settings)
     business_media = BusinessMediaService(

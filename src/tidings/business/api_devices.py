@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from tidings.sdk.client import DeviceClient
+from tidings.sdk.http import CoreRoute
 
 # The SDK stores a server URL in each profile; in-process requests never resolve it.
 INTERNAL_URL = "http://tidings.internal"
@@ -24,9 +25,16 @@ TransportFactory = Callable[[], httpx.AsyncBaseTransport]
 
 
 class ApiDeviceHost:
-    def __init__(self, folder: Path, transport: TransportFactory | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        transport: TransportFactory | None = None,
+        core_route: CoreRoute | None = None,
+    ) -> None:
         self._folder = folder
         self._transport_factory = transport
+        # In the core's own process, the delivery calls go to its services directly.
+        self._core_route = core_route
         self._clients: dict[str, DeviceClient] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -58,6 +66,7 @@ class ApiDeviceHost:
         )
         client.enable_journal()
         client.cache_device_lists = True
+        client.api.core_route = self._core_route
         self._clients[phone_number_id] = client
 
     async def client(self, phone_number_id: str) -> DeviceClient:
@@ -68,6 +77,7 @@ class ApiDeviceHost:
             )
             # It sends all day: verified lists are kept until the core refuses one as stale.
             client.cache_device_lists = True
+            client.api.core_route = self._core_route
             self._clients[phone_number_id] = client
         return client
 
