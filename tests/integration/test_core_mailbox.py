@@ -11,6 +11,7 @@ from core_helpers import envelope, error_code, link_companion, publish, register
 
 from conftest import ServerThread
 from tidings.kit.ids import b64decode
+from tidings.mailbox.service import mailbox_topic
 from tidings.protocol import api
 from tidings.runtime import build_runtime
 from tidings.sdk.errors import SdkError
@@ -339,3 +340,226 @@ async def test_a_batch_refused_whole_is_posted_send_by_send(server, invite) -> N
     assert isinstance(refused, SdkError) and refused.status == 400
     with httpx.Client(base_url=server.url) as client:
         assert [e["message_id"] for e in mailbox(client, bob)] == ["fine"]
+
+
+# -- batches: filed set-wise, with each send's own semantics ---------------------------------
+
+CAROL = "+15550100003"
+
+
+def post_batch(client: httpx.Client, sender, sends: list[dict]) -> list[object]:
+    """Each send's `delivered_to`, or its error code."""
+    response = client.post("/v1/messages/batch", json={"sends": sends}, headers=sender.headers)
+    assert response.status_code == 200, response.text
+    return [
+        r["sent"]["delivered_to"] if r["sent"] else r["error"]["code"]
+        for r in response.json()["results"]
+    ]
+
+
+def filed(client: httpx.Client, device) -> list[tuple[int, str, bytes]]:
+    return [(e["seq"], e["message_id"], b64decode(e["body"])) for e in mailbox(client, device)]
+
+
+def test_a_retry_in_a_batch_is_filed_only_for_the_devices_that_lack_it(server, invite) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        alice, bob = people(client, invite)
+        assert post_batch(
+            client,
+            alice,
+            [
+                {
+                    "message_id": "m1",
+                    "to": BOB,
+                    "envelopes": [envelope(BOB, bob.device_id, b"first")],
+                }
+            ],
+        ) == [1]
+        # Bob links a phone before Alice learns the send went through: she encrypts again for
+        # both devices and sends the same id, beside a new message.
+        phone = link_companion(client, bob)
+        both = [bob.device_id, phone.device_id]
+        sends = [
+            {
+                "message_id": "m1",
+                "to": BOB,
+                "envelopes": [envelope(BOB, d, b"again %d" % d) for d in both],
+            },
+            {"message_id": "m2", "to": BOB, "envelopes": [envelope(BOB, d, b"m2") for d in both]},
+        ]
+        assert post_batch(client, alice, sends) == [1, 2]
+        assert [(m, body) for _, m, body in filed(client, bob)] == [
+            ("m1", b"first"),
+            ("m2", b"m2"),
+        ]
+        assert [(m, body) for _, m, body in filed(client, phone)] == [
+            ("m1", b"again %d" % phone.device_id),
+            ("m2", b"m2"),
+        ]
+        assert post_batch(client, alice, sends) == [0, 0]  # and again: nothing new
+
+
+def test_a_message_id_repeated_in_a_batch_is_filed_once_per_device(server, invite) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        alice, bob = people(client, invite)
+        carol = register(client, CAROL, invite(CAROL))
+        laptop = link_companion(client, alice)
+
+        def send(to: str, device_id: int, copy: bytes) -> dict:
+            return {
+                "message_id": "dup",
+                "to": to,
+                "envelopes": [
+                    envelope(to, device_id, b"to " + to.encode()),
+                    envelope(ALICE, laptop.device_id, copy),
+                ],
+            }
+
+        sends = [
+            send(BOB, bob.device_id, b"copy 1"),
+            send(BOB, bob.device_id, b"copy 2"),  # the same send twice: filed already
+            send(CAROL, carol.device_id, b"copy 3"),  # the laptop has this id: Carol only
+        ]
+        assert post_batch(client, alice, sends) == [2, 0, 1]
+        assert [(m, body) for _, m, body in filed(client, bob)] == [("dup", b"to " + BOB.encode())]
+        assert [(m, body) for _, m, body in filed(client, carol)] == [
+            ("dup", b"to " + CAROL.encode())
+        ]
+        assert [(m, body) for _, m, body in filed(client, laptop)] == [("dup", b"copy 1")]
+
+
+def test_refusals_in_a_batch_leave_the_others_filed_in_order_without_gaps(server, invite) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        alice, bob = people(client, invite)
+        carol = register(client, CAROL, invite(CAROL))
+        laptop = link_companion(client, alice)
+        blocked = client.put(f"/v1/blocks/{ALICE}", headers=carol.headers)
+        assert blocked.status_code == 200, blocked.text
+        stranger = "+15550100009"
+
+        def send(message_id: str, to: str, *devices: tuple[str, int]) -> dict:
+            return {
+                "message_id": message_id,
+                "to": to,
+                "envelopes": [envelope(p, d, message_id.encode()) for p, d in devices],
+            }
+
+        to_bob = ((BOB, bob.device_id), (ALICE, laptop.device_id))
+        sends = [
+            send("a", BOB, *to_bob),
+            send("b", CAROL, (CAROL, carol.device_id), (ALICE, laptop.device_id)),
+            send("c", BOB, (BOB, bob.device_id)),  # the laptop left out
+            send("d", BOB, *to_bob),
+            send("e", stranger, (stranger, 1), (ALICE, laptop.device_id)),
+            send("f", BOB, *to_bob),
+            send("g", BOB, (BOB, bob.device_id), (ALICE, laptop.device_id), (ALICE, 9)),
+        ]
+        assert post_batch(client, alice, sends) == [
+            2,
+            "blocked",
+            "mismatched_devices",
+            2,
+            "unknown_account",
+            2,
+            "mismatched_devices",
+        ]
+        for device in (bob, laptop):
+            got = filed(client, device)
+            assert [(m, body) for _, m, body in got] == [(m, m.encode()) for m in "adf"]
+            seqs = [seq for seq, _, _ in got]
+            assert seqs == list(range(seqs[0], seqs[0] + 3))  # contiguous, in request order
+        assert filed(client, carol) == []
+
+
+async def test_concurrent_batches_to_the_same_mailboxes_follow_commit_order(server, invite) -> None:
+    """Readers taking "everything after N" while several senders post batches that address
+    the same two mailboxes (in opposite orders) never skip an envelope, and each sender's
+    messages arrive in the order it sent them."""
+    phones = [f"+155501000{n:02d}" for n in range(30, 34)]
+    with httpx.Client(base_url=server.url) as client:
+        bob = register(client, BOB, await asyncio.to_thread(invite, BOB))
+        carol = register(client, CAROL, await asyncio.to_thread(invite, CAROL))
+        senders = [register(client, p, await asyncio.to_thread(invite, p)) for p in phones]
+    batches, per_batch = 5, 10
+    recipients = {BOB: bob, CAROL: carol}
+
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+
+        async def send_all(n: int, sender) -> None:
+            order = [BOB, CAROL] if n % 2 else [CAROL, BOB]
+            for b in range(batches):
+                sends = []
+                for i in range(per_batch):
+                    to = order[i % 2]
+                    sends.append(
+                        {
+                            "message_id": f"{sender.phone[1:]}-{b * per_batch + i:03d}",
+                            "to": to,
+                            "envelopes": [envelope(to, recipients[to].device_id)],
+                        }
+                    )
+                response = await client.post(
+                    "/v1/messages/batch", json={"sends": sends}, headers=sender.headers
+                )
+                assert response.status_code == 200, response.text
+                assert [r["sent"]["delivered_to"] for r in response.json()["results"]] == [
+                    1
+                ] * per_batch
+
+        async def read_all(device, writers: asyncio.Future) -> list[tuple[int, str]]:
+            seen: list[tuple[int, str]] = []
+            cursor = 0
+            while True:
+                finished = writers.done()
+                page = (
+                    await client.get(
+                        "/v1/mailbox", params={"after": cursor}, headers=device.headers
+                    )
+                ).json()
+                for item in page["envelopes"]:
+                    seen.append((item["seq"], item["message_id"]))
+                    cursor = item["seq"]
+                if finished and not page["envelopes"]:
+                    return seen
+                await asyncio.sleep(0)  # yield to the writers; not a wait for time to pass
+
+        writers = asyncio.gather(*(send_all(n, s) for n, s in enumerate(senders)))
+        bob_seen, carol_seen = await asyncio.gather(
+            read_all(bob, writers), read_all(carol, writers)
+        )
+        await writers
+    for seen in (bob_seen, carol_seen):
+        seqs = [seq for seq, _ in seen]
+        assert seqs == list(range(1, len(seen) + 1))  # gapless and strictly increasing
+        for sender in senders:
+            mine = [m for _, m in seen if m.startswith(sender.phone[1:] + "-")]
+            assert len(mine) == batches * per_batch // 2
+            assert mine == sorted(mine)  # in the order the sender sent them
+
+
+async def test_a_batch_rings_each_mailbox_once_after_commit(server, invite, local) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        alice, bob = await asyncio.to_thread(people, client, invite)
+        carol = await asyncio.to_thread(
+            register, client, CAROL, await asyncio.to_thread(invite, CAROL)
+        )
+    # The batch goes through a runtime on this test's loop (another node on the same store),
+    # whose in-process bus this test can listen to.
+    ctx = await local.devices.authenticate(alice.token)
+    sends = [
+        api.SendRequest(
+            message_id=f"r{n}",
+            to=to.phone,
+            envelopes=[api.OutgoingEnvelope(**envelope(to.phone, to.device_id))],
+        )
+        for n, to in enumerate([bob, carol, bob, bob])
+    ]
+    pks = [(await local.devices.authenticate(d.token)).device_pk for d in (bob, carol)]
+    topics = {mailbox_topic(pk): pk for pk in pks}
+    async with local.bus.subscribe(*topics) as doorbells:
+        results = await local.mailbox.send_batch(ctx, sends)
+        assert [r.delivered_to for r in results if isinstance(r, api.SendResponse)] == [1] * 4
+        # The doorbells were rung (after the commit) before send_batch returned.
+        rung = [(await doorbells.get(timeout=5) or {}).get("device") for _ in topics]
+        assert sorted(rung) == sorted(pks)
+        assert doorbells.queue.empty()  # once per mailbox, not once per envelope

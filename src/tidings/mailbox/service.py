@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import binascii
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from tidings.accounts.models import Account
 from tidings.accounts.service import AccountService, check_phone
@@ -54,42 +55,39 @@ class MailboxService:
     async def send(self, ctx: DeviceContext, request: api.SendRequest) -> api.SendResponse:
         checked = _check_send(ctx, request)
         async with self._database.unit_of_work() as uow:
-            response, filed = await self._file(uow, ctx, request, checked, _Lookups())
-            self._ring(uow, filed)
+            send = await self._check(uow, ctx, request, checked, _Lookups())
+            [response] = await self._file(uow, ctx, [send])
             return response
 
     async def send_batch(
         self, ctx: DeviceContext, requests: Sequence[api.SendRequest]
     ) -> list[api.SendResponse | AppError]:
         """File several sends in order in one transaction; each is accepted or refused on its
-        own, as if posted alone. A refusal is raised before its send writes anything, so the
-        others commit unaffected."""
-        results: list[api.SendResponse | AppError] = []
-        rung: list[int] = []
+        own, as if posted alone. Every send is checked first (reads only), so a refusal writes
+        nothing and the others commit unaffected; then the accepted ones are filed set-wise."""
+        refused: dict[int, AppError] = {}
+        accepted: list[_Send] = []
         lookups = _Lookups()  # a queue often repeats its recipient (and always its sender)
         async with self._database.unit_of_work() as uow:
-            for request in requests:
+            for n, request in enumerate(requests):
                 try:
                     checked = _check_send(ctx, request)
-                    response, filed = await self._file(uow, ctx, request, checked, lookups)
+                    accepted.append(await self._check(uow, ctx, request, checked, lookups))
                 except AppError as exc:
-                    results.append(exc)
-                    continue
-                results.append(response)
-                rung.extend(filed)
-            self._ring(uow, rung)
-        return results
+                    refused[n] = exc
+            responses = iter(await self._file(uow, ctx, accepted))
+        return [refused[n] if n in refused else next(responses) for n in range(len(requests))]
 
-    async def _file(
+    async def _check(
         self,
         uow: UnitOfWork,
         ctx: DeviceContext,
         request: api.SendRequest,
         checked: tuple[str, list[bytes], dict[str, list[int]]],
         lookups: _Lookups,
-    ) -> tuple[api.SendResponse, list[int]]:
-        """Check one send against the recipient and the device sets, then file its envelopes.
-        Every refusal is raised before the first write."""
+    ) -> _Send:
+        """Check one send against the recipient and the device sets; answer the mailbox of
+        each of its envelopes. Reads only: every refusal is raised here."""
         to_phone, bodies, by_phone = checked
         recipient = lookups.accounts.get(to_phone)
         if recipient is None:
@@ -105,35 +103,55 @@ class MailboxService:
                     code=ErrorCode.BLOCKED,
                 )
         targets = await self._resolve_targets(uow, ctx, recipient, by_phone, lookups.devices)
-        now = self._clock.now()
+        device_pks = [
+            targets[(check_phone(envelope.phone), envelope.device_id)].id
+            for envelope in request.envelopes
+        ]
+        return _Send(request, device_pks, bodies)
+
+    async def _file(
+        self, uow: UnitOfWork, ctx: DeviceContext, sends: Sequence[_Send]
+    ) -> list[api.SendResponse]:
+        """File checked sends in order: a statement to find which were filed already (a retry
+        is skipped for the devices that have it, as is a message id repeated in the batch),
+        one to reserve each mailbox's positions for the whole batch, one to insert the rows.
+        Positions follow the order of the sends within each mailbox, without gaps."""
         repository = MailboxRepository(uow.session)
-        already = await repository.existing_message_ids(
-            [d.id for d in targets.values()], ctx.phone, "message", request.message_id
+        filed = await repository.filed(
+            ctx.phone, "message", {(pk, s.request.message_id) for s in sends for pk in s.device_pks}
         )
-        filed: list[int] = []
-        for envelope, body in zip(request.envelopes, bodies, strict=True):
-            device = targets[(check_phone(envelope.phone), envelope.device_id)]
-            if device.id in already:  # a retry of a send that already went through
-                continue
-            seq = await repository.allocate(device.id)
-            repository.add(
-                EnvelopeRow(
-                    device_pk=device.id,
-                    seq=seq,
-                    kind="message",
-                    message_id=request.message_id,
-                    sender_phone=ctx.phone,
-                    sender_device=ctx.device_id,
-                    olm_type=envelope.type,
-                    body=body,
-                    server_ts=now,
+        now = self._clock.now()
+        rows: list[dict[str, Any]] = []
+        responses: list[api.SendResponse] = []
+        for send in sends:
+            message_id = send.request.message_id
+            delivered = 0
+            for device_pk, envelope, body in zip(
+                send.device_pks, send.request.envelopes, send.bodies, strict=True
+            ):
+                if (device_pk, message_id) in filed:  # a retry of a send that went through
+                    continue
+                filed.add((device_pk, message_id))
+                delivered += 1
+                rows.append(
+                    {
+                        "device_pk": device_pk,
+                        "kind": "message",
+                        "message_id": message_id,
+                        "sender_phone": ctx.phone,
+                        "sender_device": ctx.device_id,
+                        "olm_type": envelope.type,
+                        "body": body,
+                        "server_ts": now,
+                    }
+                )
+            responses.append(
+                api.SendResponse(
+                    message_id=message_id, server_ts=to_millis(now), delivered_to=delivered
                 )
             )
-            filed.append(device.id)
-        response = api.SendResponse(
-            message_id=request.message_id, server_ts=to_millis(now), delivered_to=len(filed)
-        )
-        return response, filed
+        self._ring(uow, await self._insert(repository, rows))
+        return responses
 
     async def _resolve_targets(
         self,
@@ -244,24 +262,34 @@ class MailboxService:
         sender_device: int,
         body: bytes,
     ) -> None:
-        repository = MailboxRepository(uow.session)
         now = self._clock.now()
-        for device in devices:
-            seq = await repository.allocate(device.id)
-            repository.add(
-                EnvelopeRow(
-                    device_pk=device.id,
-                    seq=seq,
-                    kind=kind,
-                    message_id=new_uuid(),
-                    sender_phone=sender,
-                    sender_device=sender_device,
-                    olm_type=0,
-                    body=body,
-                    server_ts=now,
-                )
-            )
-        self._ring(uow, [d.id for d in devices])
+        rows: list[dict[str, Any]] = [
+            {
+                "device_pk": device.id,
+                "kind": kind,
+                "message_id": new_uuid(),
+                "sender_phone": sender,
+                "sender_device": sender_device,
+                "olm_type": 0,
+                "body": body,
+                "server_ts": now,
+            }
+            for device in devices
+        ]
+        self._ring(uow, await self._insert(MailboxRepository(uow.session), rows))
+
+    @staticmethod
+    async def _insert(repository: MailboxRepository, rows: list[dict[str, Any]]) -> list[int]:
+        """Give each row the next position of its mailbox, in the rows' order, and insert them
+        all; answer the mailboxes filed into."""
+        counts = Counter(row["device_pk"] for row in rows)
+        last = await repository.allocate(counts)
+        next_seq = {pk: last[pk] - count + 1 for pk, count in counts.items()}
+        for row in rows:
+            row["seq"] = next_seq[row["device_pk"]]
+            next_seq[row["device_pk"]] += 1
+        await repository.insert(rows)
+        return list(counts)
 
     def _ring(self, uow: UnitOfWork, device_pks: Sequence[int]) -> None:
         """One doorbell per mailbox, after commit."""
@@ -310,6 +338,15 @@ class MailboxService:
                 )
 
         uow.after_commit(disconnect)
+
+
+@dataclass
+class _Send:
+    """A send that passed its checks: the mailbox (device pk) of each envelope, in order."""
+
+    request: api.SendRequest
+    device_pks: list[int]
+    bodies: list[bytes]
 
 
 @dataclass
