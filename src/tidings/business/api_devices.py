@@ -65,8 +65,7 @@ class ApiDeviceHost:
             transport=self._transport(),
         )
         client.enable_journal()
-        client.cache_device_lists = True
-        client.api.core_route = self._core_route
+        self._configure(client)
         self._clients[phone_number_id] = client
 
     async def client(self, phone_number_id: str) -> DeviceClient:
@@ -75,11 +74,16 @@ class ApiDeviceHost:
             client = await DeviceClient.open(
                 self.profile(phone_number_id), transport=self._transport()
             )
-            # It sends all day: verified lists are kept until the core refuses one as stale.
-            client.cache_device_lists = True
-            client.api.core_route = self._core_route
+            self._configure(client)
             self._clients[phone_number_id] = client
         return client
+
+    def _configure(self, client: DeviceClient) -> None:
+        # It sends all day: verified lists are kept until the core refuses one as stale.
+        client.cache_device_lists = True
+        # The platform's database is the record of what the business sends.
+        client.keep_history = False
+        client.api.core_route = self._core_route
 
     def is_registered(self, phone_number_id: str) -> bool:
         return (self.profile(phone_number_id) / "state.db").exists()

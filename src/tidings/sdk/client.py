@@ -99,6 +99,11 @@ class DeviceClient:
         # core cannot tell from the old ones), and is then fetched and verified again.
         self.cache_device_lists = False
         self._device_lists: dict[str, tuple[VerifiedDevices, datetime]] = {}
+        # Whether what this device sends is kept in its local history (a person's client shows
+        # it). A business's API device turns it off: the platform's own database holds every
+        # message it sends, and a second sealed copy per message in the profile only cost a
+        # write per send and one per receipt, and grew without end.
+        self.keep_history = True
         from tidings.sdk.receive import Receiver  # receive.py builds on this module
 
         self.receiver = Receiver(self)
@@ -320,8 +325,13 @@ class DeviceClient:
             raise SdkError(ErrorCode.VALIDATION_FAILED, "cannot send an empty message")
         return await self.send_content(to, {"type": "text", "text": text})
 
-    def _outgoing_record(self, to: str, message_id: str, content: dict[str, Any]) -> StoredMessage:
-        """How a message we send is kept in local history until it is posted."""
+    def _outgoing_record(
+        self, to: str, message_id: str, content: dict[str, Any]
+    ) -> StoredMessage | None:
+        """How a message we send is kept in local history (None: it is not, see
+        `keep_history`)."""
+        if not self.keep_history:
+            return None
         return StoredMessage(
             id=message_id,
             conversation=to,
