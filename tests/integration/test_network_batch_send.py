@@ -130,16 +130,17 @@ async def test_a_cached_device_list_is_fetched_again_when_the_core_says_it_is_st
 async def test_a_device_keeping_no_history_sends_alike_and_stores_no_copy(
     server, invite, tmp_path
 ) -> None:
-    """What a business's API device does: the platform's database is the record of its sends,
-    so the profile keeps no sealed copy of each (nor updates one on every receipt)."""
+    """What a business's API device does: the platform's database is the record of what it
+    sends and receives, so the profile keeps no sealed copy of each message (nor updates one
+    on every receipt)."""
     alice = await register(server, invite, tmp_path, ALICE, "alice")
     bob = await register(server, invite, tmp_path, BOB, "bob")
-    alice.keep_history = False
+    alice.keep_history = bob.keep_history = False
     try:
         assert await alice.send_contents(batch(["one", "two"], "d")) == [None, None]
         await alice.send_content(BOB, {"type": "text", "text": "three"})
-        assert texts(await bob.sync()) == ["one", "two", "three"]
-        assert alice.history() == []
+        assert texts(await bob.sync()) == ["one", "two", "three"]  # received all the same
+        assert alice.history() == [] and bob.history() == []
         alice.keep_history = True
         assert await alice.send_contents(batch(["four"], "e")) == [None]
         assert [(m.status, m.content) for m in alice.history()] == [

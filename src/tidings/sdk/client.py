@@ -99,10 +99,11 @@ class DeviceClient:
         # core cannot tell from the old ones), and is then fetched and verified again.
         self.cache_device_lists = False
         self._device_lists: dict[str, tuple[VerifiedDevices, datetime]] = {}
-        # Whether what this device sends is kept in its local history (a person's client shows
-        # it). A business's API device turns it off: the platform's own database holds every
-        # message it sends, and a second sealed copy per message in the profile only cost a
-        # write per send and one per receipt, and grew without end.
+        # Whether the messages this device sends and receives are kept in its local history (a
+        # person's client shows it). A business's API device turns it off: the platform's own
+        # database holds every message (received ones reach it through the journal), and a
+        # second sealed copy of each in the profile cost writes per message and per receipt
+        # and grew without end.
         self.keep_history = True
         from tidings.sdk.receive import Receiver  # receive.py builds on this module
 

@@ -352,18 +352,19 @@ class Receiver:
         if not seen.check_and_add(f"{plaintext.sender.phone}/{plaintext.id}"):
             return []  # a replay (e.g. on the fallback key) of a message already shown
         state.save_seen(SEEN_MESSAGES, seen)
-        state.put_message(
-            StoredMessage(
-                id=plaintext.id,
-                conversation=plaintext.to if own else plaintext.sender.phone,
-                direction="out" if own else "in",
-                sender=plaintext.sender.phone,
-                sender_device=plaintext.sender.device_id,
-                content=dict(plaintext.content),
-                ts=plaintext.ts,
-                status="sent" if own else "received",
+        if self.client.keep_history:
+            state.put_message(
+                StoredMessage(
+                    id=plaintext.id,
+                    conversation=plaintext.to if own else plaintext.sender.phone,
+                    direction="out" if own else "in",
+                    sender=plaintext.sender.phone,
+                    sender_device=plaintext.sender.device_id,
+                    content=dict(plaintext.content),
+                    ts=plaintext.ts,
+                    status="sent" if own else "received",
+                )
             )
-        )
         if not own:
             state.append(
                 OUTBOX, {"to": plaintext.sender.phone, "type": "delivered", "ids": [plaintext.id]}
