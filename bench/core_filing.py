@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 from sqlalchemy import event
 
-from bench.harness import BENCH_SETTINGS, _pg_admin, customer_phone
+from bench.harness import BENCH_SETTINGS, customer_phone, pg_admin
 from tidings.app import create_app
 from tidings.config import load_settings
 from tidings.crypto import AccountKey, DeviceCrypto, DeviceEntry, DeviceList, sign_device_list
@@ -193,7 +193,7 @@ def main() -> None:
         url = f"sqlite+aiosqlite:///{folder / 'data' / 'tidings.db'}"
     else:
         name = f"core_filing_{uuid.uuid4().hex[:8]}"
-        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+        asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
         url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
     try:
         upgrade(url)
@@ -201,7 +201,7 @@ def main() -> None:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
         if name:
-            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     print(
         f"{args.store}, batches of {BATCH} messages x 2 devices to {args.customers} customers, "
         f"{args.rounds} batches: "

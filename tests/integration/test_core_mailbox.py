@@ -7,12 +7,18 @@ import json
 
 import httpx
 import websockets
-from core_helpers import envelope, error_code, link_companion, publish, register
+from core_helpers import device_keys, envelope, error_code, link_companion, publish, register
+from sqlalchemy import event
 
-from conftest import ServerThread
+from conftest import ServerThread, run_in_thread
+from tidings.crypto import DeviceCrypto
+from tidings.crypto.encoding import b64
+from tidings.devices.repository import DeviceRepository
+from tidings.errors import AppError
 from tidings.kit.ids import b64decode
 from tidings.mailbox.service import mailbox_topic
 from tidings.protocol import api
+from tidings.protocol.codes import ErrorCode
 from tidings.runtime import build_runtime
 from tidings.sdk.errors import SdkError
 from tidings.sdk.http import ServerApi
@@ -563,3 +569,210 @@ async def test_a_batch_rings_each_mailbox_once_after_commit(server, invite, loca
         rung = [(await doorbells.get(timeout=5) or {}).get("device") for _ in topics]
         assert sorted(rung) == sorted(pks)
         assert doorbells.queue.empty()  # once per mailbox, not once per envelope
+
+
+# -- batches to many recipients: looked up set-wise, refused send by send ---------------------
+
+
+def recipients(client: httpx.Client, invite, count: int, start: int = 0) -> list:
+    phones = [f"+15550101{n:03d}" for n in range(start, start + count)]
+    return [register(client, phone, invite(phone)) for phone in phones]
+
+
+def remove_every_device(settings, device) -> None:
+    """Leave an account without an active device (the API never does; the check exists)."""
+
+    async def remove() -> None:
+        runtime = build_runtime(settings)
+        try:
+            async with runtime.database.unit_of_work() as uow:
+                ctx = await runtime.devices.authenticate(device.token)
+                row = await DeviceRepository(uow.session).by_pk(ctx.device_pk)
+                assert row is not None
+                row.status = "removed"
+        finally:
+            await runtime.close()
+
+    run_in_thread(remove)
+
+
+def test_a_batch_to_many_recipients_refuses_each_send_as_a_single_send_would(
+    server, invite
+) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        alice = register(client, ALICE, invite(ALICE))
+        laptop = link_companion(client, alice)
+        good = recipients(client, invite, 4)
+        blocker, partial, shrunk, waiting, lonely = recipients(client, invite, 5, start=10)
+        assert client.put(f"/v1/blocks/{ALICE}", headers=blocker.headers).status_code == 200
+        partial_phone = link_companion(client, partial)  # Alice leaves it out: missing
+        tablet = link_companion(client, shrunk)
+        publish(client, shrunk, [shrunk.entry()])  # the tablet is removed: stale
+        link = client.post("/v1/links", headers=waiting.headers).json()
+        joined = client.post(  # joined, never approved: a pending device
+            f"/v1/links/{link['link_id']}/join",
+            json={"device": device_keys(DeviceCrypto.create()), "proof": b64(b"p" * 32)},
+        )
+        assert joined.status_code == 201, joined.text
+        pending = joined.json()["device_id"]
+        remove_every_device(server.settings, lonely)
+        strangers = ["+15550101090", "+15550101091"]  # no account
+
+        def send(message_id: str, to: str, *devices: tuple[str, int]) -> dict:
+            return {
+                "message_id": message_id,
+                "to": to,
+                "envelopes": [envelope(p, d, message_id.encode()) for p, d in devices],
+            }
+
+        copy = (ALICE, laptop.device_id)
+
+        def to(person, message_id: str) -> dict:
+            return send(message_id, person.phone, (person.phone, person.device_id), copy)
+
+        sends = [
+            to(good[0], "g0"),
+            send("s0", strangers[0], (strangers[0], 1), copy),
+            to(good[1], "g1"),
+            to(blocker, "bl"),
+            to(partial, "pa"),
+            to(good[2], "g2"),
+            send(
+                "sh",
+                shrunk.phone,
+                (shrunk.phone, shrunk.device_id),
+                (shrunk.phone, tablet.device_id),
+                copy,
+            ),
+            to(waiting, "wa"),  # the pending device is not part of the set
+            send("wp", waiting.phone, (waiting.phone, waiting.device_id), (waiting.phone, pending)),
+            send("lo", lonely.phone, copy),
+            to(good[0], "g4"),
+            send("s1", strangers[1], (strangers[1], 1), copy),
+            send("nc", good[3].phone, (good[3].phone, good[3].device_id)),  # no copy to laptop
+            {**to(good[3], "bad"), "to": "+1555"},
+            send("fo", good[3].phone, (good[3].phone, good[3].device_id), copy, (BOB, 1)),
+            to(good[3], "g3"),
+        ]
+        response = client.post("/v1/messages/batch", json={"sends": sends}, headers=alice.headers)
+        assert response.status_code == 200, response.text
+        results = response.json()["results"]
+        assert [
+            r["sent"]["delivered_to"] if r["sent"] else r["error"]["code"] for r in results
+        ] == [
+            2,
+            "unknown_account",
+            2,
+            "blocked",
+            "mismatched_devices",
+            2,
+            "mismatched_devices",
+            2,
+            "mismatched_devices",
+            "unknown_account",
+            2,
+            "unknown_account",
+            "mismatched_devices",
+            "invalid_phone_number",
+            "validation_failed",
+            2,
+        ]
+        details = {s["message_id"]: r["error"] for s, r in zip(sends, results, strict=True)}
+        assert details["pa"]["details"]["accounts"] == {
+            partial.phone: {"missing": [partial_phone.device_id], "extra": [], "stale": []}
+        }
+        assert details["sh"]["details"]["accounts"] == {
+            shrunk.phone: {"missing": [], "extra": [], "stale": [tablet.device_id]}
+        }
+        assert details["wp"]["details"]["accounts"] == {
+            waiting.phone: {"missing": [], "extra": [pending], "stale": []},
+            ALICE: {"missing": [laptop.device_id], "extra": [], "stale": []},
+        }
+        assert details["nc"]["details"]["accounts"] == {
+            ALICE: {"missing": [laptop.device_id], "extra": [], "stale": []}
+        }
+        assert details["lo"]["message"] == f"{lonely.phone} has no active device"
+        assert [r["status"] for r in results if r["error"]] == [
+            404,
+            403,
+            409,
+            409,
+            409,
+            409,
+            404,
+            409,
+            400,
+            400,
+        ]
+        # The accepted ones are filed, in order and contiguous; the refused ones nowhere.
+        accepted = ["g0", "g1", "g2", "wa", "g4", "g3"]
+        got = filed(client, laptop)
+        assert [m for _, m, _ in got] == accepted
+        assert [seq for seq, _, _ in got] == list(range(got[0][0], got[0][0] + len(accepted)))
+        assert [m for _, m, _ in filed(client, good[0])] == ["g0", "g4"]
+        for person, expected in [(good[1], ["g1"]), (good[2], ["g2"]), (good[3], ["g3"])]:
+            assert [m for _, m, _ in filed(client, person)] == expected
+        assert [m for _, m, _ in filed(client, waiting)] == ["wa"]
+        for person in (blocker, partial, partial_phone, shrunk):
+            assert filed(client, person) == []
+
+        # Each refusal is exactly what the send gets when posted alone: status, code, message
+        # and details. (Posted alone, they still file nothing.)
+        for send_, result in zip(sends, results, strict=True):
+            if result["sent"]:
+                continue
+            alone = client.post("/v1/messages", json=send_, headers=alice.headers)
+            assert (alone.status_code, alone.json()) == (
+                result["status"],
+                {"error": result["error"]},
+            )
+        assert [m for _, m, _ in filed(client, laptop)] == accepted
+
+
+async def test_a_batch_looks_its_recipients_up_in_the_same_statements_whatever_their_number(
+    server, invite, local
+) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        alice = await asyncio.to_thread(
+            register, client, ALICE, await asyncio.to_thread(invite, ALICE)
+        )
+        people_ = await asyncio.to_thread(recipients, client, invite, 12)
+        assert (
+            await asyncio.to_thread(client.put, f"/v1/blocks/{ALICE}", headers=people_[-1].headers)
+        ).status_code == 200
+    ctx = await local.devices.authenticate(alice.token)
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    def sends(prefix: str, to: list) -> list[api.SendRequest]:
+        return [
+            api.SendRequest(
+                message_id=f"{prefix}{n}",
+                to=person.phone,
+                envelopes=[api.OutgoingEnvelope(**envelope(person.phone, person.device_id))],
+            )
+            for n, person in enumerate(to)
+        ]
+
+    engine = local.database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        counts = []
+        for prefix, to in [("a", people_[:2]), ("b", people_), ("c", people_ * 3)]:
+            statements.clear()
+            unknown = api.SendRequest(
+                message_id=f"{prefix}-x",
+                to="+15550101099",
+                envelopes=[api.OutgoingEnvelope(**envelope("+15550101099", 1))],
+            )
+            results = await local.mailbox.send_batch(ctx, [*sends(prefix, to), unknown])
+            codes = [r.code if isinstance(r, AppError) else r.delivered_to for r in results]
+            blocked = [ErrorCode.BLOCKED if p is people_[-1] else 1 for p in to]
+            assert codes == [*blocked, ErrorCode.UNKNOWN_ACCOUNT]
+            counts.append(len(statements))
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    # Accounts, blocks and devices: one query each, then the three of the filing.
+    assert counts[0] == counts[1] == counts[2] <= 8, counts

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.accounts.models import Account, AccountBlock, VerificationCode
+from tidings.db.sets import one_of
 
 
 class AccountRepository:
@@ -20,6 +22,13 @@ class AccountRepository:
             query = query.with_for_update()
         result: Account | None = await self.session.scalar(query)
         return result
+
+    async def by_phones(self, phones: Collection[str]) -> list[Account]:
+        """The accounts of those of `phones` that are registered, in one statement."""
+        if not phones:
+            return []
+        query = select(Account).where(one_of(self.session, Account.phone, phones))
+        return list(await self.session.scalars(query))
 
     async def by_id(self, account_id: int, *, for_update: bool = False) -> Account | None:
         query = select(Account).where(Account.id == account_id)
@@ -94,10 +103,14 @@ class AccountRepository:
         )
         return list(rows.all())
 
-    async def blocks(self, account_id: int, phone: str) -> bool:
-        found = await self.session.scalar(
-            select(AccountBlock.id).where(
-                AccountBlock.account_id == account_id, AccountBlock.blocked_phone == phone
+    async def blockers(self, account_ids: Collection[int], phone: str) -> set[int]:
+        """Those of `account_ids` that blocked `phone`, in one statement."""
+        if not account_ids:
+            return set()
+        rows = await self.session.scalars(
+            select(AccountBlock.account_id).where(
+                AccountBlock.blocked_phone == phone,
+                one_of(self.session, AccountBlock.account_id, account_ids),
             )
         )
-        return found is not None
+        return set(rows)

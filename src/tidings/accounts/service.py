@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -24,6 +25,11 @@ def check_phone(raw: str) -> str:
         return normalize_phone(raw)
     except InvalidPhoneNumber as exc:
         raise ValidationFailed(str(exc), code=ErrorCode.INVALID_PHONE_NUMBER) from exc
+
+
+def not_registered(phone: str) -> NotFound:
+    """The error for a phone number with no account on this server."""
+    return NotFound(f"{phone} is not registered on this server", code=ErrorCode.UNKNOWN_ACCOUNT)
 
 
 @dataclass(frozen=True)
@@ -173,10 +179,14 @@ class AccountService:
         phone = check_phone(raw_phone)
         account = await AccountRepository(uow.session).by_phone(phone, for_update=for_update)
         if account is None:
-            raise NotFound(
-                f"{phone} is not registered on this server", code=ErrorCode.UNKNOWN_ACCOUNT
-            )
+            raise not_registered(phone)
         return account
+
+    async def find_many(self, uow: UnitOfWork, phones: Collection[str]) -> dict[str, Account]:
+        """The registered accounts among `phones` (E.164, as `check_phone` answers them), by
+        phone, in one query; an unknown phone is left out (`not_registered` is what `find`
+        raises for it)."""
+        return {a.phone: a for a in await AccountRepository(uow.session).by_phones(phones)}
 
     async def take_device_id(self, uow: UnitOfWork, account_id: int) -> int:
         account = await self.get(uow, account_id, for_update=True)
@@ -207,6 +217,6 @@ class AccountService:
     async def blocked_phones(self, uow: UnitOfWork, account_id: int) -> list[str]:
         return await AccountRepository(uow.session).blocked_phones(account_id)
 
-    async def blocks(self, uow: UnitOfWork, account_id: int, phone: str) -> bool:
-        """Whether `account_id` blocked `phone`."""
-        return await AccountRepository(uow.session).blocks(account_id, phone)
+    async def blockers(self, uow: UnitOfWork, account_ids: Collection[int], phone: str) -> set[int]:
+        """Those of `account_ids` that blocked `phone` (E.164), in one query."""
+        return await AccountRepository(uow.session).blockers(account_ids, phone)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -405,10 +405,17 @@ class DeviceService:
     async def active_devices(self, uow: UnitOfWork, account_id: int) -> list[Device]:
         return await DeviceRepository(uow.session).of_account(account_id)
 
-    async def all_devices(self, uow: UnitOfWork, account_id: int) -> list[Device]:
-        return await DeviceRepository(uow.session).of_account(
-            account_id, ("active", "pending", "removed")
-        )
+    async def all_devices_of(
+        self, uow: UnitOfWork, account_ids: Collection[int]
+    ) -> dict[int, list[Device]]:
+        """Every device (active, pending and removed) of each of `account_ids`, in device id
+        order, in one query; an account without devices maps to an empty list."""
+        found: dict[int, list[Device]] = {account_id: [] for account_id in account_ids}
+        for device in await DeviceRepository(uow.session).of_accounts(
+            found, ("active", "pending", "removed")
+        ):
+            found[device.account_id].append(device)
+        return found
 
 
 def check_device_keys(keys: api.DeviceKeys) -> None:

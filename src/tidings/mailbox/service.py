@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tidings.accounts.models import Account
-from tidings.accounts.service import AccountService, check_phone
+from tidings.accounts.service import AccountService, check_phone, not_registered
 from tidings.bus.base import Bus
 from tidings.config import LimitsSettings
 from tidings.db.uow import Database, UnitOfWork
@@ -55,59 +55,46 @@ class MailboxService:
     async def send(self, ctx: DeviceContext, request: api.SendRequest) -> api.SendResponse:
         checked = _check_send(ctx, request)
         async with self._database.unit_of_work() as uow:
-            send = await self._check(uow, ctx, request, checked, _Lookups())
-            [response] = await self._file(uow, ctx, [send])
+            lookups = await self._look_up(uow, ctx, {checked[0]})
+            [response] = await self._file(uow, ctx, [_check(ctx, request, checked, lookups)])
             return response
 
     async def send_batch(
         self, ctx: DeviceContext, requests: Sequence[api.SendRequest]
     ) -> list[api.SendResponse | AppError]:
         """File several sends in order in one transaction; each is accepted or refused on its
-        own, as if posted alone. Every send is checked first (reads only), so a refusal writes
-        nothing and the others commit unaffected; then the accepted ones are filed set-wise."""
+        own, as if posted alone. Every send is checked first (reads only: one query each for
+        the recipients' accounts, their blocks and their devices), so a refusal writes nothing
+        and the others commit unaffected; then the accepted ones are filed set-wise."""
         refused: dict[int, AppError] = {}
+        checked: dict[int, _Checked] = {}
+        for n, request in enumerate(requests):
+            try:
+                checked[n] = _check_send(ctx, request)
+            except AppError as exc:
+                refused[n] = exc
         accepted: list[_Send] = []
-        lookups = _Lookups()  # a queue often repeats its recipient (and always its sender)
         async with self._database.unit_of_work() as uow:
-            for n, request in enumerate(requests):
+            lookups = await self._look_up(uow, ctx, {to for to, _, _ in checked.values()})
+            for n, one in checked.items():
                 try:
-                    checked = _check_send(ctx, request)
-                    accepted.append(await self._check(uow, ctx, request, checked, lookups))
+                    accepted.append(_check(ctx, requests[n], one, lookups))
                 except AppError as exc:
                     refused[n] = exc
             responses = iter(await self._file(uow, ctx, accepted))
         return [refused[n] if n in refused else next(responses) for n in range(len(requests))]
 
-    async def _check(
-        self,
-        uow: UnitOfWork,
-        ctx: DeviceContext,
-        request: api.SendRequest,
-        checked: tuple[str, list[bytes], dict[str, list[int]]],
-        lookups: _Lookups,
-    ) -> _Send:
-        """Check one send against the recipient and the device sets; answer the mailbox of
-        each of its envelopes. Reads only: every refusal is raised here."""
-        to_phone, bodies, by_phone = checked
-        recipient = lookups.accounts.get(to_phone)
-        if recipient is None:
-            recipient = lookups.accounts[to_phone] = await self._accounts.find(uow, to_phone)
-        if recipient.id != ctx.account_id:
-            blocked = lookups.blocked.get(recipient.id)
-            if blocked is None:
-                blocked = await self._accounts.blocks(uow, recipient.id, ctx.phone)
-                lookups.blocked[recipient.id] = blocked
-            if blocked:
-                raise Forbidden(
-                    f"{to_phone} does not accept messages from {ctx.phone}",
-                    code=ErrorCode.BLOCKED,
-                )
-        targets = await self._resolve_targets(uow, ctx, recipient, by_phone, lookups.devices)
-        device_pks = [
-            targets[(check_phone(envelope.phone), envelope.device_id)].id
-            for envelope in request.envelopes
-        ]
-        return _Send(request, device_pks, bodies)
+    async def _look_up(self, uow: UnitOfWork, ctx: DeviceContext, phones: set[str]) -> _Lookups:
+        """What the checks of sends to `phones` need, read set-wise: the recipients'
+        accounts, which of them block the sender, and every device of the recipients that do
+        not and of the sender's own account. Three queries whatever the number of phones."""
+        if not phones:
+            return _Lookups()
+        accounts = await self._accounts.find_many(uow, phones)
+        others = {a.id for a in accounts.values() if a.id != ctx.account_id}
+        blockers = await self._accounts.blockers(uow, others, ctx.phone)
+        devices = await self._devices.all_devices_of(uow, {ctx.account_id, *(others - blockers)})
+        return _Lookups(accounts, blockers, devices)
 
     async def _file(
         self, uow: UnitOfWork, ctx: DeviceContext, sends: Sequence[_Send]
@@ -152,57 +139,6 @@ class MailboxService:
             )
         self._ring(uow, await self._insert(repository, rows))
         return responses
-
-    async def _resolve_targets(
-        self,
-        uow: UnitOfWork,
-        ctx: DeviceContext,
-        recipient: Account,
-        by_phone: dict[str, list[int]],
-        known: dict[int, Sequence[Device]] | None = None,
-    ) -> dict[tuple[str, int], Device]:
-        """Compare the sender's device set with ours; answer like Signal's MismatchedDevices."""
-        accounts = {recipient.phone: recipient.id, ctx.phone: ctx.account_id}
-        mismatches: dict[str, dict[str, list[int]]] = {}
-        targets: dict[tuple[str, int], Device] = {}
-        for phone, account_id in accounts.items():
-            given = by_phone.get(phone, [])
-            if len(set(given)) != len(given):
-                raise ValidationFailed(f"a device of {phone} is addressed twice")
-            every = known.get(account_id) if known is not None else None
-            if every is None:
-                every = await self._devices.all_devices(uow, account_id)
-                if known is not None:
-                    known[account_id] = every
-            active = {
-                d.device_id: d for d in every if d.status == "active" and d.id != ctx.device_pk
-            }
-            removed = {d.device_id for d in every if d.status == "removed"}
-            missing = sorted(set(active) - set(given))
-            extra = sorted(set(given) - set(active))
-            if missing or extra:
-                mismatches[phone] = {
-                    "missing": missing,
-                    "extra": [i for i in extra if i not in removed],
-                    "stale": [i for i in extra if i in removed],
-                }
-            for device_id in given:
-                if device_id in active:
-                    targets[(phone, device_id)] = active[device_id]
-        if mismatches:
-            raise Conflict(
-                "the device set does not match: refresh the device lists and encrypt again",
-                code=ErrorCode.MISMATCHED_DEVICES,
-                details={"accounts": mismatches},
-            )
-        if (
-            not any(phone == recipient.phone for phone, _ in targets)
-            and recipient.phone != ctx.phone
-        ):
-            raise Conflict(
-                f"{recipient.phone} has no active device", code=ErrorCode.UNKNOWN_ACCOUNT
-            )
-        return targets
 
     # -- blocks -----------------------------------------------------------------------------
 
@@ -351,16 +287,79 @@ class _Send:
 
 @dataclass
 class _Lookups:
-    """What one transaction already read about the accounts a batch addresses."""
+    """What one transaction read about the accounts a batch addresses."""
 
-    accounts: dict[str, Account] = field(default_factory=dict)
-    blocked: dict[int, bool] = field(default_factory=dict)  # recipient id -> blocks the sender
-    devices: dict[int, Sequence[Device]] = field(default_factory=dict)
+    accounts: dict[str, Account] = field(default_factory=dict)  # phone -> registered account
+    blockers: set[int] = field(default_factory=set)  # recipients (ids) blocking the sender
+    devices: dict[int, list[Device]] = field(default_factory=dict)  # account id -> all devices
 
 
-def _check_send(
-    ctx: DeviceContext, request: api.SendRequest
-) -> tuple[str, list[bytes], dict[str, list[int]]]:
+# A send checked without the database: its recipient, its bodies, its device ids by account.
+_Checked = tuple[str, list[bytes], dict[str, list[int]]]
+
+
+def _check(
+    ctx: DeviceContext, request: api.SendRequest, checked: _Checked, lookups: _Lookups
+) -> _Send:
+    """Check one send against the recipient and the device sets; answer the mailbox of each
+    of its envelopes. Every refusal of a send that passed `_check_send` is raised here, from
+    what `lookups` holds."""
+    to_phone, bodies, by_phone = checked
+    recipient = lookups.accounts.get(to_phone)
+    if recipient is None:
+        raise not_registered(to_phone)
+    if recipient.id in lookups.blockers:
+        raise Forbidden(
+            f"{to_phone} does not accept messages from {ctx.phone}", code=ErrorCode.BLOCKED
+        )
+    targets = _resolve_targets(ctx, recipient, by_phone, lookups.devices)
+    device_pks = [
+        targets[(check_phone(envelope.phone), envelope.device_id)].id
+        for envelope in request.envelopes
+    ]
+    return _Send(request, device_pks, bodies)
+
+
+def _resolve_targets(
+    ctx: DeviceContext,
+    recipient: Account,
+    by_phone: dict[str, list[int]],
+    devices: dict[int, list[Device]],
+) -> dict[tuple[str, int], Device]:
+    """Compare the sender's device set with ours; answer like Signal's MismatchedDevices."""
+    accounts = {recipient.phone: recipient.id, ctx.phone: ctx.account_id}
+    mismatches: dict[str, dict[str, list[int]]] = {}
+    targets: dict[tuple[str, int], Device] = {}
+    for phone, account_id in accounts.items():
+        given = by_phone.get(phone, [])
+        if len(set(given)) != len(given):
+            raise ValidationFailed(f"a device of {phone} is addressed twice")
+        every = devices[account_id]
+        active = {d.device_id: d for d in every if d.status == "active" and d.id != ctx.device_pk}
+        removed = {d.device_id for d in every if d.status == "removed"}
+        missing = sorted(set(active) - set(given))
+        extra = sorted(set(given) - set(active))
+        if missing or extra:
+            mismatches[phone] = {
+                "missing": missing,
+                "extra": [i for i in extra if i not in removed],
+                "stale": [i for i in extra if i in removed],
+            }
+        for device_id in given:
+            if device_id in active:
+                targets[(phone, device_id)] = active[device_id]
+    if mismatches:
+        raise Conflict(
+            "the device set does not match: refresh the device lists and encrypt again",
+            code=ErrorCode.MISMATCHED_DEVICES,
+            details={"accounts": mismatches},
+        )
+    if not any(phone == recipient.phone for phone, _ in targets) and recipient.phone != ctx.phone:
+        raise Conflict(f"{recipient.phone} has no active device", code=ErrorCode.UNKNOWN_ACCOUNT)
+    return targets
+
+
+def _check_send(ctx: DeviceContext, request: api.SendRequest) -> _Checked:
     """What a send can be refused for without the database: its recipient, its bodies and its
     envelopes grouped by account."""
     to_phone = check_phone(request.to)

@@ -1,0 +1,33 @@
+"""`column IN (values)` for a set that varies in size, as one statement text.
+
+A plain `column.in_(values)` renders one placeholder per value, so every size of set is another
+statement: another entry in asyncpg's prepared-statement cache (100 per connection by default,
+shared with every other statement of the app) and in sqlite3's statement cache. Batch look-ups
+(a delivery batch's recipients: any number from 1 to 100) would churn both. Here the whole set is
+one parameter: an array on PostgreSQL (`= ANY($1)`), a JSON array on SQLite (`IN (SELECT value
+FROM json_each(?))`); both still look each value up in the column's index.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from typing import Any
+
+from sqlalchemy import String, any_, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
+from sqlalchemy.sql.elements import ColumnElement
+
+
+def one_of(
+    session: AsyncSession,
+    column: QueryableAttribute[Any] | ColumnElement[Any],
+    values: Collection[int | str],
+) -> ColumnElement[bool]:
+    """`column` is one of `values` (ints or strings, as the column holds them)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    members = func.json_each(bindparam(None, json.dumps(list(values)), type_=String))
+    return column.in_(select(members.table_valued("value").c.value))
