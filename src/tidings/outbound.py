@@ -21,6 +21,11 @@ TLS handshake: the private server cannot present a valid certificate for the att
 so no request byte is sent. That residual (a blind connect, usable for port probing) is
 accepted; closing it needs pinning the IP with `sni_hostname` per connection, which breaks
 connection pooling by name.
+
+Webhook deliveries, the bulk of outbound requests, do not use httpx: `webhooks/poster.py` applies
+these same checks (`check_url_syntax`, `resolve`, `refuse_bad_addresses`) before every request
+on its own keep-alive connections, and pins https connections to the checked address too (its
+pool is its own, so the residual above does not apply to it).
 """
 
 from __future__ import annotations
@@ -117,6 +122,14 @@ def _parse_address(text: str) -> IPAddress:
     return ipaddress.ip_address(text.split("%", 1)[0])  # drop an IPv6 zone id ("fe80::1%eth0")
 
 
+def literal_address(host: str) -> IPAddress | None:
+    """The address `host` is when it is a literal IP (no lookup needed, never changes)."""
+    try:
+        return _parse_address(host)
+    except ValueError:
+        return None
+
+
 def check_url_syntax(url: str, policy: OutboundPolicy) -> tuple[str, str, int]:
     """The static checks: scheme, userinfo, host present. Returns (scheme, host, port)."""
     try:
@@ -139,10 +152,9 @@ def check_url_syntax(url: str, policy: OutboundPolicy) -> tuple[str, str, int]:
 
 async def resolve(host: str, port: int) -> list[IPAddress]:
     """Every address `host` resolves to (a literal IP resolves to itself)."""
-    try:
-        return [_parse_address(host)]
-    except ValueError:
-        pass
+    literal = literal_address(host)
+    if literal is not None:
+        return [literal]
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -158,9 +170,8 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
     return addresses
 
 
-def _refuse_bad_addresses(
-    host: str, addresses: Iterable[IPAddress], policy: OutboundPolicy
-) -> None:
+def refuse_bad_addresses(host: str, addresses: Iterable[IPAddress], policy: OutboundPolicy) -> None:
+    """ValidationFailed unless the policy allows every one of `addresses`."""
     # Every address counts: a name with one public and one private record would otherwise let
     # the connection pick the private one.
     for address in addresses:
@@ -172,7 +183,7 @@ def _refuse_bad_addresses(
 async def check_url(url: str, policy: OutboundPolicy) -> None:
     """Refuse `url` (ValidationFailed with the reason) unless the policy lets us contact it."""
     _scheme, host, port = check_url_syntax(url, policy)
-    _refuse_bad_addresses(host, await resolve(host, port), policy)
+    refuse_bad_addresses(host, await resolve(host, port), policy)
 
 
 class GuardedTransport(httpx.AsyncBaseTransport):
@@ -186,7 +197,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         try:
             scheme, host, port = check_url_syntax(str(request.url), self._policy)
             addresses = await resolve(host, port)
-            _refuse_bad_addresses(host, addresses, self._policy)
+            refuse_bad_addresses(host, addresses, self._policy)
         except ValidationFailed as exc:
             raise OutboundBlocked(exc.message, request=request) from exc
         if scheme == "http":

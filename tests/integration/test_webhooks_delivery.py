@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from datetime import timedelta
 
 import pytest
@@ -331,3 +332,75 @@ async def test_after_a_failure_the_rest_of_the_run_waits_behind_it(
     harness.clock.advance(seconds=10)
     assert await harness.run() == 3
     assert [p.headers["x-tidings-event-id"] for p in receiver.posts()[1:]] == ids
+
+
+async def test_a_targets_events_share_one_kept_connection(harness: Harness, receiver) -> None:
+    await subscribe(harness, receiver)
+    before = receiver.connections  # the handshake's
+    ids = [await enqueue(harness, status_value(f"s{n}")) for n in range(5)]
+    assert await harness.run() == 5
+    assert await harness.run() == 0
+    ids += [await enqueue(harness, status_value("later"))]
+    assert await harness.run() == 1
+    assert [p.headers["x-tidings-event-id"] for p in receiver.posts()] == ids
+    assert receiver.connections - before == 1
+    headers = receiver.posts()[0].headers
+    assert headers["host"] == f"127.0.0.1:{receiver.port}"
+    assert headers["accept"] == "*/*" and headers["user-agent"].startswith("Tidings-Webhooks/")
+
+
+async def _point_the_app_at(harness: Harness, url: str) -> None:
+    """Route the WABA's events to `url` without the handshake (the receiver cannot answer it)."""
+    await harness.service.subscribe_app(WABA)
+    async with harness.database.unit_of_work() as uow:
+        app = await WebhookRepository(uow.session).ensure_app("tidings", harness.clock.now())
+        app.callback_url = url
+
+
+async def test_a_receiver_that_does_not_answer_in_time_is_retried_as_timed_out(
+    harness: Harness,
+) -> None:
+    impatient = Dispatcher(
+        database=harness.database,
+        clock=harness.clock,
+        sealer=harness.sealer,
+        secret_for=harness.secret_for,
+        policy=OutboundPolicy(allow_http=True, allow_loopback=True, timeout_s=0.3),
+    )
+    with socket.socket() as listening:  # connections wait in the backlog, never answered
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        await _point_the_app_at(harness, f"http://127.0.0.1:{listening.getsockname()[1]}/hook")
+        event_id = await enqueue(harness, status_value("anyone there?"))
+        try:
+            assert await impatient.run_once() == 1
+        finally:
+            await impatient.aclose()
+    [row] = await deliveries(harness, event_id)
+    assert (row.status, row.attempts, row.last_error) == ("pending", 1, "timed out")
+    assert row.next_attempt_at == harness.clock.now() + timedelta(seconds=10)
+
+
+async def test_a_redirect_is_a_failed_attempt_and_is_not_followed(
+    harness: Harness, receiver
+) -> None:
+    await subscribe(harness, receiver)
+    receiver.post_status = 302
+    receiver.post_headers = {"Location": receiver.url("/elsewhere")}
+    event_id = await enqueue(harness, status_value("moved"))
+    assert await harness.run() == 1
+    assert [p.path for p in receiver.posts()] == ["/hook"]
+    [row] = await deliveries(harness, event_id)
+    assert (row.status, row.last_status_code, row.last_error) == ("pending", 302, "HTTP 302")
+
+
+async def test_an_oversized_answer_is_cut_short_and_the_event_delivered(
+    harness: Harness, receiver
+) -> None:
+    await subscribe(harness, receiver)
+    receiver.post_body = b"x" * (1024 * 1024)  # 16 times the policy's limit
+    ids = [await enqueue(harness, status_value(f"s{n}")) for n in range(2)]
+    assert await harness.run() == 2
+    for event_id in ids:
+        [row] = await deliveries(harness, event_id)
+        assert (row.status, row.last_status_code) == ("delivered", 200)

@@ -42,6 +42,8 @@ class Receiver:
     """What the receiver answers; change the fields at any time from the test."""
 
     post_status: int = 200
+    post_headers: dict[str, str] = field(default_factory=dict)
+    post_body: bytes = b"ok"
     handshake_status: int = 200
     echo_challenge: bool = True
     verify_token: str = VERIFY_TOKEN
@@ -49,6 +51,7 @@ class Receiver:
     arrived: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     port: int = 0
+    connections: int = 0  # TCP connections accepted
 
     def url(self, path: str = "/hook") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -59,24 +62,29 @@ class Receiver:
                 r for r in self.received if r.method == "POST" and (path is None or r.path == path)
             ]
 
-    def handle(self, request: Received) -> tuple[int, bytes]:
+    def handle(self, request: Received) -> tuple[int, dict[str, str], bytes]:
         with self.lock:
             self.received.append(request)
         self.arrived.set()
         if request.method == "GET":
             if self.handshake_status != 200:
-                return self.handshake_status, b"no"
+                return self.handshake_status, {}, b"no"
             token = request.query.get("hub.verify_token", [""])[0]
             if request.query.get("hub.mode") != ["subscribe"] or token != self.verify_token:
-                return 403, b"forbidden"
+                return 403, {}, b"forbidden"
             challenge = request.query.get("hub.challenge", [""])[0]
-            return 200, (challenge if self.echo_challenge else "12345").encode()
-        return self.post_status, b"ok"
+            return 200, {}, (challenge if self.echo_challenge else "12345").encode()
+        return self.post_status, self.post_headers, self.post_body
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.receiver.lock:
+            self.server.receiver.connections += 1
 
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -89,8 +97,10 @@ class _Handler(BaseHTTPRequestHandler):
             {k.lower(): v for k, v in self.headers.items()},
             body,
         )
-        status, answer = self.server.receiver.handle(request)
+        status, headers, answer = self.server.receiver.handle(request)
         self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
         self.wfile.write(answer)

@@ -8,7 +8,9 @@ One pass (`run_once`):
 2. POST each target's events one after the other in commit order (the claim hands a target
    the run of due events behind its earliest waiting one), targets concurrently: at most
    `max_in_flight` requests overall. One event per POST: the stored body is sent as is, so a
-   retry or replay is byte-identical (merging events would change the bytes between attempts);
+   retry or replay is byte-identical (merging events would change the bytes between attempts).
+   POSTs go through `WebhookPoster` (keep-alive connections, the outbound policy checked before
+   every request, the whole exchange capped at the policy's timeout);
 3. record every outcome in one transaction: 200 is delivered; anything else, a timeout or a
    connection error is retried on the backoff schedule until 7 days after the event, then the
    delivery is dead (kept, visible in health and replayable).
@@ -38,8 +40,9 @@ from tidings.crypto.sealing import Sealer
 from tidings.db.uow import Database
 from tidings.kit.clock import Clock, monotonic
 from tidings.kit.ids import new_uuid
-from tidings.outbound import OutboundBlocked, OutboundPolicy, read_limited, safe_http_client
+from tidings.outbound import OutboundBlocked, OutboundPolicy
 from tidings.webhooks.models import sealed_body_aad
+from tidings.webhooks.poster import WebhookPoster
 from tidings.webhooks.repository import (
     DEAD,
     DELIVERED,
@@ -66,6 +69,14 @@ BACKOFF = (
     timedelta(hours=3),
 )
 USER_AGENT = f"Tidings-Webhooks/{__version__}"
+# As httpx sent them (and Meta does), less Accept-Encoding: nothing of the answer is decoded.
+_FIXED_HEADERS = (
+    (b"Accept", b"*/*"),
+    (b"Content-Type", b"application/json"),
+    (b"User-Agent", USER_AGENT.encode()),
+)
+_SIGNATURE = SIGNATURE_HEADER.encode()
+_EVENT_ID = EVENT_ID_HEADER.encode()
 
 
 def backoff(failed_attempts: int) -> timedelta:
@@ -105,7 +116,7 @@ class Dispatcher:
         sealer: Sealer,
         secret_for: SecretLookup,
         policy: OutboundPolicy,
-        transport: httpx.AsyncBaseTransport | None = None,
+        poster: WebhookPoster | None = None,
         doorbell: asyncio.Event | None = None,
         batch_size: int = 100,
         max_in_flight: int = 32,
@@ -117,7 +128,7 @@ class Dispatcher:
         self._sealer = sealer
         self._secret_for = secret_for
         self._policy = policy
-        self._transport = transport
+        self._poster = poster
         self.doorbell = doorbell or asyncio.Event()
         self.batch_size = batch_size
         self._max_in_flight = max_in_flight
@@ -125,21 +136,19 @@ class Dispatcher:
         self._idle_poll_s = idle_poll_s
         # Long enough for a whole pass: the budget, one last request, and slack for recording.
         self.lease = timedelta(seconds=pass_budget_s + 2 * policy.timeout_s + 30)
-        self._client: httpx.AsyncClient | None = None
 
     def ring(self) -> None:
         """Wake `run_forever` now (called after a commit that queued deliveries)."""
         self.doorbell.set()
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = safe_http_client(self._policy, self._transport)
-        return self._client
+    def _http(self) -> WebhookPoster:
+        if self._poster is None:
+            self._poster = WebhookPoster(self._policy)
+        return self._poster
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._poster is not None:
+            await self._poster.aclose()
 
     # -- one pass ---------------------------------------------------------------------------
 
@@ -224,25 +233,19 @@ class Dispatcher:
             body = self._sealer.open(item.body_sealed, sealed_body_aad(item.event_id))
         except SealError:
             return self._failed(item, error="the stored event could not be opened")
-        headers = {
-            "Content-Type": "application/json",
-            SIGNATURE_HEADER: sign(secret, body),
-            EVENT_ID_HEADER: item.event_id,
-            "User-Agent": USER_AGENT,
-        }
+        headers = (
+            *_FIXED_HEADERS,
+            (_SIGNATURE, sign(secret, body).encode()),
+            (_EVENT_ID, item.event_id.encode()),
+        )
         started = monotonic()
         try:
-            # A hard cap on the whole exchange: httpx's timeout is per network operation, so a
-            # receiver trickling bytes could otherwise hold the slot for much longer.
-            async with asyncio.timeout(self._policy.timeout_s):
-                async with self._http().stream(
-                    "POST", item.target_url, content=body, headers=headers
-                ) as response:
-                    await read_limited(response, self._policy.max_response_bytes)
-                    status_code = response.status_code
+            # The poster caps the whole exchange at the policy's timeout (a receiver trickling
+            # bytes cannot hold the slot) and reads at most max_response_bytes of the answer.
+            status_code = await self._http().post(item.target_url, body, headers)
         except OutboundBlocked as exc:
             return self._failed(item, error=f"refused by the outbound policy: {exc}"[:200])
-        except (TimeoutError, httpx.TimeoutException):
+        except TimeoutError:
             return self._failed(item, error="timed out", started=started)
         except httpx.HTTPError as exc:
             return self._failed(item, error=f"request failed: {type(exc).__name__}")

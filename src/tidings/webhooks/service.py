@@ -95,7 +95,7 @@ class WebhookService:
         sealer: Sealer,
         secret_for: Callable[[str], Awaitable[str | None]],
         policy: OutboundPolicy,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,  # handshakes' (POSTs: WebhookPoster)
         *,
         app_id: str = DEFAULT_APP_ID,
         batch_size: int = 100,
@@ -113,7 +113,6 @@ class WebhookService:
             sealer=sealer,
             secret_for=secret_for,
             policy=policy,
-            transport=transport,
             batch_size=batch_size,
             max_in_flight=max_in_flight,
         )
