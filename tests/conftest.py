@@ -12,7 +12,7 @@ import shutil
 import socket
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -221,3 +221,21 @@ def run_in_thread(factory):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def invite(server: RunningServer):  # type: ignore[no-untyped-def]
     return lambda phone: invite_code(server, phone)
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """The webhook poster's tests run on asyncio's loop and on uvloop (what `tidings serve`
+    runs on); every other test on asyncio's loop only. (Here, not in a conftest.py of their
+    own folder: the tests import this module as `conftest`, and a second one shadows it.)"""
+    factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+        "asyncio": asyncio.new_event_loop
+    }
+    if item.path.name == "test_webhooks_poster.py":
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - uvicorn[standard] brings it where it builds
+            return factories
+        factories["uvloop"] = uvloop.new_event_loop
+    return factories

@@ -3,7 +3,7 @@ whole-exchange cap, TLS, and the outbound policy on every request.
 
 The receivers here are scripted asyncio servers that answer with raw bytes, so each test says
 exactly what goes over the wire. Every test runs on asyncio's loop and on uvloop (`tidings
-serve` runs on uvloop), see conftest.py. Names are resolved by a resolver the test passes, so
+serve` runs on uvloop), see tests/conftest.py. Names are resolved by a resolver the test passes, so
 no test needs DNS.
 """
 
