@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# One worker runs the whole module: its scenarios run once, in the module's fixture.
+pytestmark = pytest.mark.xdist_group("bench")
+
 SCENARIOS = ("accept", "e2e", "sustained", "connections", "inbound", "crypto")
 TARGETS = {"accept", "e2e", "sustained", "connections", "crypto"}  # inbound has none
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
-import redis.asyncio as aioredis
+from redis_support import REDIS, cut_off, named
 
 from tidings.bus.base import Bus
 from tidings.bus.memory import MemoryBus
 from tidings.bus.redis import RedisBus
 
-REDIS = os.environ.get("TIDINGS_TEST_REDIS", "redis://127.0.0.1:6379/0")
+pytestmark = pytest.mark.redis
 
 
 def make_bus(kind: str) -> Bus:
@@ -43,17 +42,13 @@ async def test_topics_added_later_are_heard_and_dropped_ones_are_not(kind: str) 
 
 
 async def test_a_redis_subscription_keeps_its_added_topics_after_a_reconnect() -> None:
-    bus = RedisBus(REDIS)
     tag = uuid.uuid4().hex[:8]
+    bus = RedisBus(named(REDIS, f"test.{tag}"))
     anchor, added = f"test.{tag}.anchor", f"test.{tag}.added"
     try:
         async with bus.subscribe(anchor) as subscription:
             await subscription.add(added)
-            admin = aioredis.from_url(REDIS)
-            try:
-                assert await admin.client_kill_filter(_type="pubsub") >= 1
-            finally:
-                await admin.aclose()
+            assert await cut_off(f"test.{tag}") >= 1
             assert await subscription.get(timeout=10) == {"reconnected": True}
             await bus.publish(added, {"after": "reconnect"})
             assert await subscription.get(timeout=5) == {"after": "reconnect"}

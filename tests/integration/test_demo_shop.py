@@ -4,6 +4,7 @@ headless), writes 'hi', gets the greeting with buttons, and presses one."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import socket
@@ -15,7 +16,8 @@ from datetime import UTC
 from pathlib import Path
 
 import pytest
-from textual.widgets import Button, Input
+from textual.widgets import Button, Input, OptionList
+from tui_support import read_everything
 
 from tidings.tui.app import ChatApp
 from tidings.tui.onboarding import Registration
@@ -70,6 +72,16 @@ def demo(tmp_path: Path) -> Iterator[str]:
         process.wait(timeout=30)
 
 
+async def until(pilot, predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    """Let the app work until `predicate()` holds (for changes the app does not announce)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("the screen did not reach the expected state in time")
+        await pilot.pause()
+
+
 def chat_line(printed: str, phone: str) -> dict[str, str]:
     match = re.search(
         rf"tidings chat --server (\S+) --phone ({re.escape(phone)}) --code (\d{{6}})"
@@ -99,6 +111,9 @@ async def test_demo_register_say_hi_and_get_the_greeting_with_buttons(demo, tmp_
         composer.focus()
         await pilot.press("h", "i", "enter")
         await app.wait_until(lambda: any(box.actions for box in app.message_boxes()))
+        # Let the workers that mark the chat read and look up the shop's name redraw first: a
+        # redraw between the press and the release of a click below would move its button.
+        await read_everything(app)
         greeting = app.message_boxes()[-1]
         buttons = [str(b.label) for b in greeting.query(Button)]
         assert buttons == ["Track my order", "Talk to a person", "Today's offers"]
@@ -119,6 +134,9 @@ async def test_demo_register_say_hi_and_get_the_greeting_with_buttons(demo, tmp_
         menu.focus()
         await pilot.press("enter")
         await app.wait_until(lambda: isinstance(app.screen, ListPicker))
+        # The screen is pushed before its rows are mounted and focused; Enter pressed earlier
+        # goes nowhere.
+        await until(pilot, lambda: isinstance(app.screen.focused, OptionList))
         await pilot.press("enter")
         await app.wait_until(lambda: bool(received(app, "template")))
         [update] = received(app, "template")
@@ -128,12 +146,16 @@ async def test_demo_register_say_hi_and_get_the_greeting_with_buttons(demo, tmp_
         # Stop promotions, then ask for today's offers: the shop honours the opt-out.
         await pilot.press("f4")
         await app.wait_until(lambda: app.conversations.settings(SHOP).promotions_stopped)
+        await read_everything(app)
         greeting = app.message_boxes()[1]
         await pilot.pause()
         assert await pilot.click(greeting.query_one("#act-2", Button))
         await app.wait_until(
             lambda: any("not to send offers" in str(m) for m in received(app, "text"))
         )
+        # A worker marks the open chat read after the answer is shown: let it finish before
+        # quitting (the reopened app counts what this one left unread).
+        await app.wait_until(lambda: not app.conversations.unread_ids(SHOP))
     # The same profile opens again without registering (the invite is used up).
     again = ChatApp(tmp_path / "alice", tz=UTC, open_files=False)
     async with again.run_test(size=SIZE):

@@ -103,6 +103,7 @@ async def test_a_refused_send_for_another_rule_still_counts_toward_the_pair_rate
     assert (await send(runtime, phone, CUSTOMER)).rules == (Rule.PAIR_RATE,)
 
 
+@pytest.mark.redis
 def test_two_runtimes_sharing_redis_share_the_pair_rate(
     settings: Settings, clock: FrozenClock, backend: str
 ) -> None:
@@ -136,6 +137,7 @@ def test_two_runtimes_sharing_redis_share_the_pair_rate(
     asyncio.run(run())
 
 
+@pytest.mark.redis
 @pytest.mark.parametrize(
     ("limit", "burst", "step_us"),
     [(RateLimit.per_second(80), 80, 12_500), (RateLimit.per_second(1000), 1000, 1_000)],

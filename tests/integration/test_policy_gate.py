@@ -196,6 +196,7 @@ async def test_preflight_counts_nothing(local, phone) -> None:
     assert refused.value.reason.code == 131056
 
 
+@pytest.mark.redis
 async def test_preflight_counts_nothing_in_redis_either(settings, clock) -> None:
     """With nodes sharing Redis the rate counters live there, outside any transaction."""
     shared = settings.model_copy(update={"bus": settings.bus.model_copy(update={"kind": "redis"})})

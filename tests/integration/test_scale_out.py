@@ -1,21 +1,22 @@
 """Several nodes: PostgreSQL as the store, Redis as the bus and for exact rate limits.
 
 Uses the Redis service on 127.0.0.1:6379 (TIDINGS_TEST_REDIS to override), each test under its
-own key prefix and topics, so runs never see each other's traffic.
+own key prefix and topics, so runs never see each other's traffic. The nodes' own topics are
+named after database ids, the same in every run: marked `redis`, these tests share one xdist
+worker with the other tests that use Redis.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import uuid
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 import websockets
 from core_helpers import envelope, register
+from redis_support import REDIS, cut_off, named
 
 from conftest import ServerThread, _truncate_pg, issue_invite
 from tidings.bus.redis import RedisBus
@@ -24,7 +25,7 @@ from tidings.db.ratelimit_redis import RedisRateLimiter
 from tidings.kit.clock import FrozenClock
 from tidings.runtime import build_runtime
 
-REDIS = os.environ.get("TIDINGS_TEST_REDIS", "redis://127.0.0.1:6379/0")
+pytestmark = pytest.mark.redis
 
 
 def topic(name: str) -> str:
@@ -46,15 +47,12 @@ async def test_redis_bus_carries_json_between_instances_and_times_out() -> None:
 
 
 async def test_a_subscriber_cut_off_by_redis_resubscribes_and_says_so() -> None:
-    bus = RedisBus(REDIS)
+    name = topic("subscriber")
+    bus = RedisBus(named(REDIS, name))
     bell = topic("bell")
     try:
         async with bus.subscribe(bell) as subscription:
-            admin = aioredis.from_url(REDIS)
-            try:
-                killed = await admin.client_kill_filter(_type="pubsub")
-            finally:
-                await admin.aclose()
+            killed = await cut_off(name)
             assert killed >= 1
             # The reader learns it reconnected (and so must re-read the database).
             assert await subscription.get(timeout=10) == {"reconnected": True}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 
+import pytest
+
 from tidings.bus.redis import RedisBus
 from tidings.runtime import build_runtime
 from tidings.webhooks.service import WEBHOOK_DOORBELL, relay_doorbell
@@ -26,6 +28,7 @@ async def test_queueing_an_event_rings_the_bus_after_commit(settings, clock) -> 
         await runtime.close()
 
 
+@pytest.mark.redis
 async def test_another_nodes_doorbell_wakes_this_dispatcher(settings, clock) -> None:
     here, there = RedisBus(REDIS), RedisBus(REDIS)
     runtime = build_runtime(settings, clock=clock, bus=here)

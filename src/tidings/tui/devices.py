@@ -87,9 +87,18 @@ class DevicesScreen(Screen[None]):
                 role += " (this device)"
             last_seen = (device.last_seen_at or "")[:16].replace("T", " ")
             table.add_row(str(device.device_id), device.name or "", role, last_seen)
+        self.announce_change()
 
     def status(self, text: str) -> None:
         self.query_one("#status", Label).update(text)
+        self.announce_change()
+
+    def announce_change(self) -> None:
+        """Say the screen changed: the app's `wait_until` (scripts and tests) looks again only
+        then, so a change that is not announced is seen only when its wait runs out."""
+        bump = getattr(self.app, "bump", None)
+        if bump is not None:
+            bump()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "link-device":
