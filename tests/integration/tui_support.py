@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from business_support import Receiver, open_window, run_in_thread, start_receiver
+from textual.pilot import Pilot
 
 from conftest import RunningServer, ServerThread, issue_invite
 from tidings.cli.business import _create, _webhook
@@ -142,6 +143,9 @@ async def check_snapshot(app: ChatApp, name: str) -> None:
     """Compare the screen's text with the kept SVG snapshot (rewrite it with
     TIDINGS_UPDATE_SNAPSHOTS=1). Colours may change with Textual's themes; the words and
     their layout must not."""
+    # A settled screen: every widget done with what it had queued (the footer recomposes its
+    # keys after a focus change, and is blank meanwhile), then redrawn.
+    await Pilot(app).pause()
     await app.wait_for_refresh()
     SNAPSHOTS.mkdir(exist_ok=True)
     path = SNAPSHOTS / f"{name}.svg"

@@ -191,8 +191,12 @@ class ChatList(ListView):
     """Chats, most recent first, with unread counts."""
 
     async def show(self, chats: list[ChatSummary], tz: tzinfo | None, selected: str | None) -> None:
-        await self.clear()
-        await self.extend([ChatItem(chat, tz) for chat in chats])
+        # Rebuilt only when a chat changed: every event redraws the screen, and a rebuild
+        # leaves the list empty until the new items are mounted (a blink, or a blank list in a
+        # screenshot taken meanwhile).
+        if [item.chat for item in self.query_children(ChatItem)] != chats:
+            await self.clear()
+            await self.extend([ChatItem(chat, tz) for chat in chats])
         for index, chat in enumerate(chats):
             if chat.peer == selected:
                 self.index = index
