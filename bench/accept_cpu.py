@@ -13,21 +13,17 @@ import asyncio
 import cProfile
 import os
 import pstats
-import shutil
-import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from bench.bare_asgi import build_app as build_bare_app
-from bench.harness import BENCH_SETTINGS, REDIS_URL, customer_phone, pg_admin
+from bench.harness import BENCH_SETTINGS, REDIS_URL, customer_phone, scratch_database
 from tidings.app import create_app
 from tidings.cli.business import _create
 from tidings.config import load_settings
-from tidings.db.migrate import upgrade
 from tidings.runtime import build_runtime
 from tidings.signals.models import CustomerWindow
 
@@ -87,26 +83,11 @@ async def open_windows(runtime: Any, phone_number_id: str, customers: list[str])
             )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--store", default="sqlite", choices=("sqlite", "postgresql"))
-    parser.add_argument("--sends", type=int, default=400)
-    parser.add_argument("--profile", type=Path)
-    parser.add_argument("--calls", action="store_true", help="count function calls per send")
-    args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="accept-cpu-"))
-    name = ""
-    os.environ.update(BENCH_SETTINGS)  # the scenario's server runs with the same limits
-    if args.store == "sqlite":
-        url = f"sqlite+aiosqlite:///{folder / 'data' / 'tidings.db'}"
-        (folder / "data").mkdir()
-    else:
-        name = f"accept_cpu_{uuid.uuid4().hex[:8]}"
-        asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
-        url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-        os.environ.update({"TIDINGS_BUS__KIND": "redis", "TIDINGS_BUS__REDIS_URL": REDIS_URL})
-    upgrade(url)
-    settings = load_settings(folder / "data", database={"url": url})
+def compare(
+    args: argparse.Namespace, data: Path, url: str
+) -> tuple[float, float, float, float, float, float]:
+    """Tidings' CPU, wall time and calls per send, then the bare app's, on the database."""
+    settings = load_settings(data, database={"url": url})
     made = asyncio.run(_create(settings, "Bench Shop", "+15550109999"))
     customers = [customer_phone(n) for n in range(4)]
     path = f"/v23.0/{made.phone_number_id}/messages"
@@ -135,13 +116,23 @@ def main() -> None:
         async with app.router.lifespan_context(app):
             return await drive(app, path, {}, args.sends, customers, args.calls)
 
-    try:
-        base_cpu, base_wall, base_calls = asyncio.run(bare())
-        cpu, wall, calls = asyncio.run(ours())
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-        if args.store == "postgresql":
-            asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    base_cpu, base_wall, base_calls = asyncio.run(bare())
+    cpu, wall, calls = asyncio.run(ours())
+    return cpu, wall, calls, base_cpu, base_wall, base_calls
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--store", default="sqlite", choices=("sqlite", "postgresql"))
+    parser.add_argument("--sends", type=int, default=400)
+    parser.add_argument("--profile", type=Path)
+    parser.add_argument("--calls", action="store_true", help="count function calls per send")
+    args = parser.parse_args()
+    os.environ.update(BENCH_SETTINGS)  # the scenario's server runs with the same limits
+    if args.store == "postgresql":
+        os.environ.update({"TIDINGS_BUS__KIND": "redis", "TIDINGS_BUS__REDIS_URL": REDIS_URL})
+    with scratch_database(args.store, "accept-cpu") as (data, url):
+        cpu, wall, calls, base_cpu, base_wall, base_calls = compare(args, data, url)
     print(
         f"{args.store}: tidings {cpu * 1e6:,.0f} µs CPU/send ({wall * 1e6:,.0f} wall); "
         f"bare {base_cpu * 1e6:,.0f} µs ({base_wall * 1e6:,.0f} wall); "

@@ -21,22 +21,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
-import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 from sqlalchemy import event
 
-from bench.harness import BENCH_SETTINGS, customer_phone, pg_admin
+from bench.harness import BENCH_SETTINGS, customer_phone, scratch_database
 from tidings.app import create_app
 from tidings.config import load_settings
 from tidings.crypto import AccountKey, DeviceCrypto, DeviceEntry, DeviceList, sign_device_list
 from tidings.crypto.encoding import b64
-from tidings.db.migrate import upgrade
 from tidings.protocol import api
 from tidings.runtime import Runtime, build_runtime
 
@@ -128,8 +124,8 @@ def batch(customers: list[tuple[str, list[int]]], round_: int) -> list[api.SendR
     return sends
 
 
-async def measure(url: str, folder: Path, customers_n: int, rounds: int) -> dict[str, float]:
-    settings = load_settings(folder / "data", database={"url": url})
+async def measure(url: str, data: Path, customers_n: int, rounds: int) -> dict[str, float]:
+    settings = load_settings(data, database={"url": url})
     runtime = build_runtime(settings)
     statements = [0]
 
@@ -185,23 +181,9 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=100, help="distinct recipients")
     parser.add_argument("--rounds", type=int, default=30, help="timed batches of 100 messages")
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="core-filing-"))
-    (folder / "data").mkdir()
     os.environ.update(BENCH_SETTINGS)
-    name = ""
-    if args.store == "sqlite":
-        url = f"sqlite+aiosqlite:///{folder / 'data' / 'tidings.db'}"
-    else:
-        name = f"core_filing_{uuid.uuid4().hex[:8]}"
-        asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
-        url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    try:
-        upgrade(url)
-        figures = asyncio.run(measure(url, folder, args.customers, args.rounds))
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-        if name:
-            asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database(args.store, "core-filing") as (data, url):
+        figures = asyncio.run(measure(url, data, args.customers, args.rounds))
     print(
         f"{args.store}, batches of {BATCH} messages x 2 devices to {args.customers} customers, "
         f"{args.rounds} batches: "

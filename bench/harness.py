@@ -255,6 +255,33 @@ class Store:
             asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)'))
 
 
+@contextmanager
+def scratch_database(store: str, prefix: str) -> Iterator[tuple[Path, str]]:
+    """A migrated, throwaway database for an in-process microbenchmark: (data folder, URL).
+    SQLite in a temporary data folder, or a fresh PostgreSQL database dropped afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
+    data = folder / "data"
+    data.mkdir()
+    name = ""
+    try:
+        if store == "sqlite":
+            url = f"sqlite+aiosqlite:///{data / 'tidings.db'}"
+        else:
+            name = f"{prefix.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
+            asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
+            base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+            url = f"{base}/{name}"
+        # Imported here: the load generators import this module and need none of the server.
+        from tidings.db.migrate import upgrade
+
+        upgrade(url)
+        yield data, url
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        if name:
+            asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 async def pg_admin(sql: str) -> None:
     import asyncpg
 

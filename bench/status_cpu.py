@@ -13,17 +13,13 @@ import asyncio
 import cProfile
 import os
 import pstats
-import shutil
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 from bench.accept_cpu import open_windows
-from bench.harness import BENCH_SETTINGS, REDIS_URL, customer_phone, pg_admin
+from bench.harness import BENCH_SETTINGS, REDIS_URL, customer_phone, scratch_database
 from tidings.cli.business import _create
 from tidings.config import load_settings
-from tidings.db.migrate import upgrade
 from tidings.runtime import Runtime, build_runtime
 from tidings.webhooks.models import WebhookPhoneOverride
 
@@ -87,20 +83,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--profile", type=Path)
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="status-cpu-"))
-    name = ""
     os.environ.update(BENCH_SETTINGS)
-    (folder / "data").mkdir()
-    if args.store == "sqlite":
-        url = f"sqlite+aiosqlite:///{folder / 'data' / 'tidings.db'}"
-    else:
-        name = f"status_cpu_{uuid.uuid4().hex[:8]}"
-        asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
-        url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    if args.store == "postgresql":
         os.environ.update({"TIDINGS_BUS__KIND": "redis", "TIDINGS_BUS__REDIS_URL": REDIS_URL})
-    try:
-        upgrade(url)
-        settings = load_settings(folder / "data", database={"url": url})
+    with scratch_database(args.store, "status-cpu") as (data, url):
+        settings = load_settings(data, database={"url": url})
         made = asyncio.run(_create(settings, "Bench Shop", "+15550109999"))
 
         async def run() -> dict[str, float]:
@@ -114,10 +101,6 @@ def main() -> None:
                 await runtime.close()
 
         figures = asyncio.run(run())
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-        if name:
-            asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     print(
         f"{args.store}: CPU per status in batches of {args.batch} ({args.messages} messages): "
         + ", ".join(f"{status} {figures[status]:,.0f} µs" for status in STATUSES)

@@ -23,25 +23,28 @@ import argparse
 import asyncio
 import cProfile
 import json
-import os
 import pstats
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.harness import ROOT, VERIFY_TOKEN, Service, child_env, free_port, pg_admin, wait_until_up
+from bench.harness import (
+    ROOT,
+    VERIFY_TOKEN,
+    Service,
+    child_env,
+    free_port,
+    scratch_database,
+    wait_until_up,
+)
 from tidings.business_api.wire_webhooks import status_value
 from tidings.crypto.sealing import Sealer, new_master_key
 from tidings.db.engine import make_engine
-from tidings.db.migrate import upgrade
 from tidings.db.uow import Database
 from tidings.kit.clock import SystemClock
 from tidings.outbound import OutboundPolicy
@@ -197,32 +200,19 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1", help="the target URL's host")
     parser.add_argument("--profile", help="write a cProfile of the last run here")
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="webhook-cpu-"))
-    name = ""
-    if args.store == "sqlite":
-        url = f"sqlite+aiosqlite:///{folder / 'tidings.db'}"
-    else:
-        name = f"webhook_cpu_{uuid.uuid4().hex[:8]}"
-        asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
-        admin = os.environ.get("TIDINGS_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-        base = admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-        url = f"{base}/{name}"
     receiver: Service | None = None
-    try:
-        upgrade(url)
-        receiver = start_receiver()
-        if args.loop == "uvloop":
-            import uvloop
+    with scratch_database(args.store, "webhook-cpu") as (_data, url):
+        try:
+            receiver = start_receiver()
+            if args.loop == "uvloop":
+                import uvloop
 
-            runs = uvloop.run(measure(url, args, receiver))
-        else:
-            runs = asyncio.run(measure(url, args, receiver))
-    finally:
-        if receiver is not None:
-            receiver.stop()
-        shutil.rmtree(folder, ignore_errors=True)
-        if name:
-            asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                runs = uvloop.run(measure(url, args, receiver))
+            else:
+                runs = asyncio.run(measure(url, args, receiver))
+        finally:
+            if receiver is not None:
+                receiver.stop()
     cpu = statistics.median(r["cpu_us"] for r in runs)
     posting = statistics.median(r["posting_us"] for r in runs)
     rate = statistics.median(r["per_s"] for r in runs)
