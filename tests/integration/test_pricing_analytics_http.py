@@ -48,7 +48,9 @@ def priced(settings, clock):
                     await send(other, phone, customer, use=template(category), wamid=wamid)
                 ).allowed
                 async with other.database.unit_of_work() as uow:
-                    await other.billing.on_status(uow.session, wamid, "delivered", clock.now())
+                    await other.billing.on_statuses(
+                        uow.session, [(wamid, "delivered")], clock.now()
+                    )
             token = await other.businesses.issue_token(phone.waba_id, (MESSAGING,))
             stranger = await other.businesses.create("Other Shop", "+15550108888")
             return phone, token, stranger

@@ -33,7 +33,10 @@ async def runtime(settings: Settings, clock: FrozenClock):
 
 async def status(runtime, wamid: str, name: str):  # type: ignore[no-untyped-def]
     async with runtime.database.unit_of_work() as uow:
-        return await runtime.billing.on_status(uow.session, wamid, name, runtime.clock.now())
+        [pricing] = await runtime.billing.on_statuses(
+            uow.session, [(wamid, name)], runtime.clock.now()
+        )
+        return pricing
 
 
 def price(category: PricingCategory, country: str) -> Decimal:

@@ -10,6 +10,7 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.billing.models import MessageCharge
+from tidings.db.sets import one_of
 
 _INSERT_CHARGE = insert(cast(Table, MessageCharge.__table__))
 
@@ -29,7 +30,7 @@ class BillingRepository:
         if not wamids:
             return {}
         rows = await self.session.scalars(
-            select(MessageCharge).where(MessageCharge.wamid.in_(wamids))
+            select(MessageCharge).where(one_of(self.session, MessageCharge.wamid, wamids))
         )
         return {row.wamid: row for row in rows}
 

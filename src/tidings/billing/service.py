@@ -102,18 +102,12 @@ class Billing:
             delivered_at=None,
         )
 
-    async def on_status(
-        self, session: AsyncSession, wamid: str, status: str, at: datetime
-    ) -> dict[str, Any] | None:
-        """Make the message's charge due when it is delivered; returns the status webhook's
-        `pricing` object (None when the message has no stored charge)."""
-        [pricing] = await self.on_statuses(session, [(wamid, status)], at)
-        return pricing
-
     async def on_statuses(
         self, session: AsyncSession, changes: Sequence[tuple[str, str]], at: datetime
     ) -> list[dict[str, Any] | None]:
-        """`on_status` for each (wamid, status) in order, with one read of the charges."""
+        """For each (wamid, status), in order: make the message's charge due when it is
+        delivered, and give the status webhook's `pricing` object (None when the message has
+        no stored charge). One read of the charges for them all."""
         charges = await BillingRepository(session).by_wamids(sorted({w for w, _ in changes}))
         priced: list[dict[str, Any] | None] = []
         for wamid, status in changes:

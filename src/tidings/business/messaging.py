@@ -340,12 +340,7 @@ class BusinessMessaging:
         if not results:
             return
         async with self._database.unit_of_work() as uow:
-            await self._record_in(uow, phone, results)
-
-    async def _record_in(
-        self, uow: UnitOfWork, phone: PhoneInfo, results: list[StatusChange]
-    ) -> None:
-        await self._statuses.advance(uow, phone, await self._advances(uow, results))
+            await self._statuses.advance(uow, phone, await self._advances(uow, results))
 
     async def _advances(self, uow: UnitOfWork, results: list[StatusChange]) -> list[Advance]:
         messages = await BusinessRepository(uow.session).messages_by_ids(

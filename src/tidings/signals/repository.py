@@ -9,6 +9,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Table, bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.db.sets import one_of
 from tidings.signals.models import (
     ConsentRecord,
     CustomerBlock,
@@ -146,7 +147,9 @@ class SignalsRepository:
     async def sends_of(self, wamids: Sequence[str]) -> dict[str, PolicySend]:
         if not wamids:
             return {}
-        rows = await self.session.scalars(select(PolicySend).where(PolicySend.wamid.in_(wamids)))
+        rows = await self.session.scalars(
+            select(PolicySend).where(one_of(self.session, PolicySend.wamid, wamids))
+        )
         return {row.wamid: row for row in rows}
 
     async def last_template_send(

@@ -24,9 +24,9 @@ from tidings.webhooks.models import (
 )
 
 PENDING, DELIVERING, DELIVERED, DEAD = "pending", "delivering", "delivered", "dead"
+WAITING = (PENDING, DELIVERING)  # not final: will be (re)tried
 _INSERT_EVENT = insert(cast(Table, WebhookEvent.__table__))
 _INSERT_DELIVERY = insert(cast(Table, WebhookDelivery.__table__))
-WAITING = (PENDING, DELIVERING)  # not final: will be (re)tried
 
 
 @dataclass(frozen=True)
