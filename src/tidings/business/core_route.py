@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-from tidings.devices.service import DeviceService
+from tidings.devices.service import DeviceContext, DeviceService
 from tidings.errors import AppError
 from tidings.mailbox.service import MailboxService
 from tidings.protocol import api
@@ -30,31 +30,30 @@ def as_sdk_error(exc: AppError) -> SdkError:
     return SdkError(str(exc.code), exc.message, exc.status, details)
 
 
-@contextmanager
-def answered_as_http() -> Iterator[None]:
-    """Failures as the HTTP routes answer them: an AppError with its own status, anything
-    else as a logged 500 (which the SDK treats as worth retrying)."""
-    try:
-        yield
-    except AppError as exc:
-        raise as_sdk_error(exc) from exc
-    except Exception as exc:
-        log.exception("in-process core call failed")
-        raise SdkError(
-            str(ErrorCode.INTERNAL), "internal error; the server logged the details", 500
-        ) from exc
-
-
 class InProcessCore:
     def __init__(self, devices: DeviceService, mailbox: MailboxService) -> None:
         self._devices = devices
         self._mailbox = mailbox
 
+    @asynccontextmanager
+    async def _as_device(self, token: str) -> AsyncIterator[DeviceContext]:
+        """The device `token` authenticates, as the HTTP routes check it; failures inside
+        are answered as those routes answer them: an AppError with its own status, anything
+        else as a logged 500 (which the SDK treats as worth retrying)."""
+        try:
+            yield await self._devices.authenticate(token)
+        except AppError as exc:
+            raise as_sdk_error(exc) from exc
+        except Exception as exc:
+            log.exception("in-process core call failed")
+            raise SdkError(
+                str(ErrorCode.INTERNAL), "internal error; the server logged the details", 500
+            ) from exc
+
     async def send_batch(
         self, token: str, requests: list[api.SendRequest]
     ) -> list[api.SendResponse | SdkError]:
-        with answered_as_http():
-            device = await self._devices.authenticate(token)
+        async with self._as_device(token) as device:
             results = await self._mailbox.send_batch(device, requests)
         return [
             result if isinstance(result, api.SendResponse) else as_sdk_error(result)
@@ -62,18 +61,15 @@ class InProcessCore:
         ]
 
     async def mailbox(self, token: str, after: int, limit: int) -> api.MailboxPage:
-        with answered_as_http():
-            device = await self._devices.authenticate(token)
+        async with self._as_device(token) as device:
             if after == 0:  # a sync starting, which the HTTP route records too
                 await self._devices.touch(device)
             return await self._mailbox.fetch(device, after, limit)
 
     async def ack(self, token: str, seqs: list[int]) -> int:
-        with answered_as_http():
-            device = await self._devices.authenticate(token)
+        async with self._as_device(token) as device:
             return await self._mailbox.ack(device, seqs)
 
     async def receipt(self, token: str, request: api.ReceiptRequest) -> int:
-        with answered_as_http():
-            device = await self._devices.authenticate(token)
+        async with self._as_device(token) as device:
             return await self._mailbox.receipt(device, request)
