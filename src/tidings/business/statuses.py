@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from tidings.business.messaging_ports import (
@@ -76,16 +77,7 @@ class StatusRecorder:
             message.updated_at = now
         if not taken:
             return
-        pricing: list[dict[str, Any] | None] = [None] * len(taken)
-        if self._charges is not None:
-            priced = [i for i, (c, _p) in enumerate(taken) if c.message.direction == "out"]
-            found = await self._charges.on_statuses(
-                uow.session,
-                [(taken[i][0].message.wamid, taken[i][0].status) for i in priced],
-                now,
-            )
-            for i, value in zip(priced, found, strict=True):
-                pricing[i] = value
+        pricing = await self._pricing(uow, [change for change, _previous in taken], now)
         when = int(now.timestamp())
         values = []
         for (change, _previous), priced_value in zip(taken, pricing, strict=True):
@@ -119,3 +111,18 @@ class StatusRecorder:
         if receipts:
             for observer in self._observers:
                 await observer.receipts(uow, phone, receipts)
+
+    async def _pricing(
+        self, uow: UnitOfWork, changes: list[Advance], at: datetime
+    ) -> list[dict[str, Any] | None]:
+        """Each change's webhook `pricing` object (None: no charge, or not an outbound
+        message), its charge made due when delivered: one call for the run."""
+        if self._charges is None:
+            return [None] * len(changes)
+        outbound = [c for c in changes if c.message.direction == "out"]
+        found = iter(
+            await self._charges.on_statuses(
+                uow.session, [(c.message.wamid, c.status) for c in outbound], at
+            )
+        )
+        return [next(found) if c.message.direction == "out" else None for c in changes]
