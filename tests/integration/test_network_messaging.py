@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 from network_support import Listener, link_companion, messages, receipts, register, texts
 
+from tidings.protocol import api
 from tidings.sdk import DeviceClient, IncomingMessage, ReceiptEvent, SecurityNotice
 
 ALICE = "+15550100001"
@@ -55,8 +58,9 @@ async def test_every_device_sees_every_message_and_receipt(server, invite, tmp_p
         (copy,) = messages(laptop_events)
         assert (copy.id, copy.own, copy.to, copy.conversation) == (first, True, BOB, BOB)
 
-        # Bob's delivered receipt (sent before `got` was yielded), then his read receipt,
-        # reach both of Alice's devices.
+        # Bob's delivered receipt (posted behind `got`), then his read receipt, reach both of
+        # Alice's devices.
+        await bob.post_receipts()
         await bob.mark_read(ALICE, [first])
         for device, earlier in ((alice, []), (laptop, laptop_events)):
             events = earlier + await device.sync()
@@ -286,5 +290,50 @@ async def test_a_run_of_messages_is_decrypted_in_one_profile_commit(
         # Acknowledged: nothing comes back on the next sync.
         assert texts(await bob.sync()) == []
     finally:
+        await alice.close()
+        await bob.close()
+
+
+async def test_listen_yields_a_message_before_its_receipt_and_coalesces_receipts(
+    server, invite, tmp_path
+) -> None:
+    """A live device shows a message as soon as it is stored and acknowledged; the delivered
+    receipt follows in the background, and receipts queued while one request is in flight
+    leave together in the next."""
+    alice = await register(server, invite, tmp_path, ALICE, "alice")
+    bob = await register(server, invite, tmp_path, BOB, "bob")
+    posted: list[list[str]] = []
+    gate, all_out = asyncio.Event(), asyncio.Event()
+    expected: set[str] = set()
+    real_receipt = bob.api.receipt
+
+    async def held_receipt(request: api.ReceiptRequest) -> int:
+        await gate.wait()
+        posted.append(list(request.message_ids))
+        filed = await real_receipt(request)
+        if expected and expected <= {i for ids in posted for i in ids}:
+            all_out.set()
+        return filed
+
+    bob.api.receipt = held_receipt  # type: ignore[method-assign]
+    bob_live = Listener(bob)
+    try:
+        first = await alice.send_text(BOB, "one")
+        got = await bob_live.next_where(lambda e: isinstance(e, IncomingMessage))
+        assert isinstance(got, IncomingMessage) and got.id == first
+        assert posted == []  # yielded while its receipt was still held back
+        later = [await alice.send_text(BOB, text) for text in ("two", "three")]
+        for message_id in later:
+            got = await bob_live.next_where(lambda e: isinstance(e, IncomingMessage))
+            assert isinstance(got, IncomingMessage) and got.id == message_id
+        expected.update([first, *later])
+        gate.set()
+        await asyncio.wait_for(all_out.wait(), 30)
+        assert posted == [[first], later]
+        events = await alice.sync()
+        delivered = {i for r in receipts(events) if r.type == "delivered" for i in r.message_ids}
+        assert delivered == {first, *later}
+    finally:
+        await bob_live.stop()
         await alice.close()
         await bob.close()

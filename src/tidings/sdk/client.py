@@ -465,8 +465,15 @@ class DeviceClient:
         return await self.receiver.sync()
 
     def listen(self, *, reconnect: bool = True) -> AsyncIterator[Event]:
-        """Live events over the websocket, reconnecting on network failures."""
+        """Live events over the websocket, reconnecting on network failures. A message is
+        yielded as soon as it is stored and acknowledged; its delivered receipt is posted in
+        the background (`post_receipts` waits for what is queued)."""
         return self.receiver.listen(reconnect=reconnect)
+
+    async def post_receipts(self) -> None:
+        """Post the delivered receipts still queued in the outbox, and return once they are
+        out (or kept for later, when the server cannot be reached)."""
+        await self.receiver.flush_receipts()
 
     async def receive_once(self, timeout: float = 10.0) -> list[Event]:
         """What is waiting, or else the first batch to arrive within `timeout` seconds."""

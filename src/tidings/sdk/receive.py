@@ -101,6 +101,20 @@ class Receiver:
         await self.flush_receipts()
         for notice in client.take_notices():
             yield notice
+        # Receipts go out behind the events, not before them: the plaintext is on disk and
+        # acknowledged, so the application sees it at once, and receipts queued while one
+        # request is in flight leave together in the next (one request for many messages).
+        receipts = ReceiptFlusher(self)
+        try:
+            async for event in self._listen_frames(reconnect, receipts):
+                yield event
+        finally:
+            receipts.close()
+
+    async def _listen_frames(
+        self, reconnect: bool, receipts: ReceiptFlusher
+    ) -> AsyncIterator[Event]:
+        client = self.client
         delay = RECONNECT_MIN_SECONDS
         while True:
             try:
@@ -111,7 +125,9 @@ class Receiver:
                 ) as socket:
                     delay = RECONNECT_MIN_SECONDS
                     async for raw in socket:
-                        for event in await self._on_frame(socket, raw):
+                        events = await self._on_frame(socket, raw, flush=False)
+                        receipts.wanted()
+                        for event in events:
                             yield event
             except ConnectionClosed as exc:
                 code = exc.rcvd.code if exc.rcvd is not None else None
@@ -167,7 +183,9 @@ class Receiver:
             raise SdkError(errors.NETWORK_ERROR, f"websocket failed: {exc}") from exc
         return events
 
-    async def _on_frame(self, socket: Any, raw: str | bytes) -> list[Event]:
+    async def _on_frame(self, socket: Any, raw: str | bytes, *, flush: bool = True) -> list[Event]:
+        """The events of one websocket frame, its envelopes persisted and acknowledged; with
+        `flush`, after the receipts they queued have been posted."""
         frame = json.loads(raw)
         kind = frame.get("type")
         if kind == "removed":
@@ -180,7 +198,8 @@ class Receiver:
         events, acks = await self.process(envelopes)
         if acks:
             await socket.send(json.dumps({"type": "ack", "seqs": acks}))
-        await self.flush_receipts()
+        if flush:
+            await self.flush_receipts()
         count = frame.get("one_time_key_count")
         await self.client.maintain_keys(count if isinstance(count, int) else None)
         return [*events, *self.client.take_notices()]
@@ -476,3 +495,33 @@ class Receiver:
             flushed = [item for item in pending if (item["to"], item["type"]) in sent]
             remaining = [item for item in state.get_json(OUTBOX) or [] if item not in flushed]
             state.put_json(OUTBOX, remaining)
+
+
+class ReceiptFlusher:
+    """Posts the outbox's receipts in the background while `Receiver.listen` runs: one flush
+    at a time, and one more after it whenever receipts were queued meanwhile. A flush that
+    fails leaves its receipts in the outbox for the next one (or the next sync)."""
+
+    def __init__(self, receiver: Receiver) -> None:
+        self._receiver = receiver
+        self._again = False
+        self._task: asyncio.Task[None] | None = None
+
+    def wanted(self) -> None:
+        self._again = True
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while self._again:
+            self._again = False
+            try:
+                await self._receiver.flush_receipts()
+            except Exception:  # kept in the outbox: the next flush or sync posts them
+                log.warning("posting receipts failed; they stay queued", exc_info=True)
+                return
+
+    def close(self) -> None:
+        """Stop flushing: whatever is still queued goes out with the next sync or listen."""
+        if self._task is not None:
+            self._task.cancel()
