@@ -14,6 +14,7 @@ from bench.harness import (
     Report,
     Service,
     Worker,
+    cpu_seconds,
     percentiles_ms,
     run_worker,
     setup_customers,
@@ -23,7 +24,7 @@ from bench.harness import (
 
 NAME = "e2e"
 TITLE = "send call to plaintext on both devices at 200 messages/s"
-RATE = 200
+RATE = int(__import__("os").environ.get("E2E_RATE", "200"))
 CONCURRENCY = 32
 TARGET_P99_MS = 20.0
 
@@ -84,16 +85,20 @@ def run(store: str, size: str, command: str) -> Report:
         devices = len(customer["profiles"])
         listener = start_worker("devices", {"mode": "listen", "customers": [customer]})
         warm_up(server, business, customer["phone"], listener, devices)
+        cpu_before = cpu_seconds(server.pid)
         sent = paced(server, business.messages_path, business.auth, customer["phone"], seconds)
         heard = collect(listener, sent["ok"] * devices, wait)
+        cpu = cpu_seconds(server.pid) - cpu_before
 
         baseline = made.start_baseline()
         ws_url = baseline.url.replace("http://", "ws://") + "/ws"
         sockets = start_worker("sockets", {"mode": "latency", "url": ws_url, "count": devices})
         sockets.wait_status(lambda s: s.get("connected", 0) >= devices, 60, "baseline sockets")
         time.sleep(0.2)
+        bare_cpu_before = cpu_seconds(baseline.pid)
         bare_sent = paced(baseline, business.messages_path, {}, customer["phone"], seconds)
         bare_heard = collect(sockets, bare_sent["ok"] * devices, wait)
+        bare_cpu = cpu_seconds(baseline.pid) - bare_cpu_before
     ours, bare = percentiles_ms(heard["latencies"]), percentiles_ms(bare_heard["latencies"])
     report = Report(NAME, TITLE, command, store, size)
     report.row("messages sent (at messages/s)", f"{sent['ok']} ({RATE})", f"{bare_sent['ok']}")
@@ -110,6 +115,11 @@ def run(store: str, size: str, command: str) -> Report:
         str(heard["missing"]),
         str(bare_heard["missing"]),
     )
+    report.row(
+        "server CPU per message, first send to last plaintext (ms)",
+        f"{cpu / max(sent['ok'], 1) * 1000:.2f}",
+        f"{bare_cpu / max(bare_sent['ok'], 1) * 1000:.2f}",
+    )
     report.row("device failures", str(len(heard["failures"])), "")
     report.target(
         "e2e",
@@ -118,7 +128,12 @@ def run(store: str, size: str, command: str) -> Report:
         ours["p99"] < TARGET_P99_MS and heard["missing"] == 0,
     )
     report.figures = {
-        "tidings": {"latency_ms": ours, "send": sent, "failures": heard["failures"]},
-        "baseline": {"latency_ms": bare, "send": bare_sent},
+        "tidings": {
+            "latency_ms": ours,
+            "send": sent,
+            "failures": heard["failures"],
+            "cpu_seconds": cpu,
+        },
+        "baseline": {"latency_ms": bare, "send": bare_sent, "cpu_seconds": bare_cpu},
     }
     return report

@@ -32,8 +32,11 @@ class MemorySubscription:
 
     async def get(self, timeout: float | None = None) -> dict[str, Any] | None:
         try:
-            data = await asyncio.wait_for(self.queue.get(), timeout)
-        except TimeoutError:
+            if timeout is not None and timeout <= 0:  # only what is already here
+                data = self.queue.get_nowait()
+            else:
+                data = await asyncio.wait_for(self.queue.get(), timeout)
+        except (TimeoutError, asyncio.QueueEmpty):
             return None
         message: dict[str, Any] = json.loads(data)
         return message
