@@ -28,6 +28,13 @@ NORMAL = 1
 class SessionRecord:
     session_id: str
     pickle: str  # vodozemac pickle under the SessionManager's pickle key
+    # True when `pickle` comes straight from `Session.pickle`, which writes base64: then
+    # `PeerSessions.to_json` need not check it for characters to escape (0.6 µs for 2 KB).
+    from_vodozemac: bool = field(default=False, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, session: vodozemac.Session, pickle_key: bytes) -> SessionRecord:
+        return cls(session.session_id, session.pickle(pickle_key), from_vodozemac=True)
 
 
 @dataclass
@@ -61,8 +68,7 @@ class PeerSessions:
         # as vodozemac writes pickles and ids) are spliced in as they are. The output is the
         # same JSON `json.dumps` would write.
         sessions = ",".join(
-            f'{{"id":{_json_str(s.session_id)},"pickle":{_json_str(s.pickle)}}}'
-            for s in self.sessions
+            f'{{"id":{_json_str(s.session_id)},"pickle":{_pickle_json(s)}}}' for s in self.sessions
         )
         identity = "null" if self.identity_key is None else _json_str(self.identity_key)
         reset = "null" if self.last_reset_ms is None else str(int(self.last_reset_ms))
@@ -95,6 +101,10 @@ class PeerSessions:
 _BASE64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
 
 
+def _pickle_json(record: SessionRecord) -> str:
+    return f'"{record.pickle}"' if record.from_vodozemac else _json_str(record.pickle)
+
+
 def _json_str(text: str) -> str:
     """`text` as `json.dumps` writes it. Base64 needs no escaping, so it is only quoted."""
     if text.isascii() and not text.encode("ascii").translate(None, _BASE64):
@@ -115,7 +125,7 @@ class SessionManager:
         return _unpickle(record, self._key)
 
     def _record(self, session: vodozemac.Session) -> SessionRecord:
-        return SessionRecord(session.session_id, session.pickle(self._key))
+        return SessionRecord.of(session, self._key)
 
     @staticmethod
     def _check_identity(peer: PeerSessions, identity_key: str) -> None:
@@ -301,7 +311,7 @@ class OpenSessions:
         `id(peer)`, each now matching its record, for a caller that keeps them."""
         live = {}
         for key, (peer, session) in self._live.items():
-            peer.sessions[0] = SessionRecord(session.session_id, session.pickle(self._key))
+            peer.sessions[0] = SessionRecord.of(session, self._key)
             live[key] = session
         self._live.clear()
         return live

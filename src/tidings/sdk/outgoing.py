@@ -145,11 +145,14 @@ class Sender:
         batch = PreparedBatch()
         listed: list[tuple[int, list[Target]]] = []
         prepared: dict[str, list[Target]] = {}  # per recipient: its lists are verified
+        mine: list[Target] | None = None  # our own other devices, the same for every item
         for index, item in enumerate(items):
             try:
                 targets = prepared.get(item.to)
                 if targets is None:
-                    targets = prepared[item.to] = await self._targets(item.to)
+                    if mine is None:
+                        mine = await self._own_targets()
+                    targets = prepared[item.to] = await self._targets(item.to, mine)
             except SdkError as exc:
                 batch.outcomes[index] = exc
                 if stop(exc):
@@ -203,8 +206,12 @@ class Sender:
             # Each touched session is pickled, sealed and written once, however many messages
             # used it, and kept unpickled for the next batch once this transaction commits.
             live = sessions.close()
-            for (phone, device_id), peer in peers.items():
-                state.save_peer(phone, device_id, peer, live.get(id(peer)))
+            state.save_peers(
+                [
+                    (phone, device_id, peer, live.get(id(peer)))
+                    for (phone, device_id), peer in peers.items()
+                ]
+            )
         return envelopes, failed, written
 
     def _mark_sent(self, records: list[StoredMessage], written: dict[str, bytes]) -> None:
@@ -227,9 +234,14 @@ class Sender:
         self.client.forget_device_list(to)
         self.client.forget_device_list(self.client.phone)
 
-    async def _targets(self, to: str) -> list[Target]:
+    async def _own_targets(self) -> list[Target]:
         own = await self.client.devices_for_send(self.client.phone)
-        mine = [(self.client.phone, e) for e in own.served if e.device_id != self.client.device_id]
+        return [(self.client.phone, e) for e in own.served if e.device_id != self.client.device_id]
+
+    async def _targets(self, to: str, mine: list[Target] | None = None) -> list[Target]:
+        """The devices of `to` and our own other devices (`mine`, when the caller has them)."""
+        if mine is None:
+            mine = await self._own_targets()
         if to == self.client.phone:
             return mine
         recipient = await self.client.devices_for_send(to)
@@ -248,11 +260,12 @@ class Sender:
         error of each account whose sessions could not be started. An error `stop` picks ends
         it there (the accounts after it are not tried)."""
         with self.client.store.snapshot() as state:
-            needed = [
-                (phone, entry)
-                for phone, entry in targets
-                if state.session_identity(phone, entry.device_id) != entry.identity_key
-            ]
+            held = state.session_identities([(phone, e.device_id) for phone, e in targets])
+        needed = [
+            (phone, entry)
+            for phone, entry in targets
+            if held.get((phone, entry.device_id)) != entry.identity_key
+        ]
         by_phone: dict[str, dict[int, DeviceEntry]] = {}
         for phone, entry in needed:
             by_phone.setdefault(phone, {})[entry.device_id] = entry
@@ -298,15 +311,8 @@ class Sender:
             msg_type, body = sessions.encrypt(peers[(phone, entry.device_id)], plaintext)
             if len(body) > api.MAX_ENVELOPE_BYTES:
                 raise SdkError(errors.TOO_LARGE, "the message is too long to send")
-            # Built without validation (a few µs per device): the phone and device come from
-            # a verified list, the type is 0 or 1 and the body's length was checked above.
             envelopes.append(
-                api.OutgoingEnvelope.model_construct(
-                    phone=phone,
-                    device_id=entry.device_id,
-                    type=1 if msg_type == 1 else 0,
-                    body=body,
-                )
+                _trusted_envelope(phone, entry.device_id, 1 if msg_type == 1 else 0, body)
             )
         return envelopes
 
@@ -369,6 +375,21 @@ class PlaintextWriter:
 
 
 _PLAIN_KINDS = frozenset(get_args(PlainKind))
+_ENVELOPE_FIELDS = frozenset(api.OutgoingEnvelope.model_fields)
+
+
+def _trusted_envelope(phone: str, device_id: int, msg_type: int, body: str) -> api.OutgoingEnvelope:
+    """The envelope, built without validation: the phone and device come from a verified list,
+    the type is 0 or 1 and the caller checked the body's length. This sets what
+    `OutgoingEnvelope.model_construct` sets, without its per-field loop (0.5 µs a device
+    instead of 1.5; a test holds the two equal)."""
+    envelope = object.__new__(api.OutgoingEnvelope)
+    fields = {"phone": phone, "device_id": device_id, "type": msg_type, "body": body}
+    object.__setattr__(envelope, "__dict__", fields)
+    object.__setattr__(envelope, "__pydantic_fields_set__", set(_ENVELOPE_FIELDS))
+    object.__setattr__(envelope, "__pydantic_extra__", None)
+    object.__setattr__(envelope, "__pydantic_private__", None)
+    return envelope
 
 
 @functools.lru_cache(maxsize=64)

@@ -75,6 +75,11 @@ CREATE TABLE IF NOT EXISTS journal (
 );
 """
 
+_UPSERT_RECORD = (
+    "INSERT INTO records (name, blob) VALUES (?, ?)"
+    " ON CONFLICT (name) DO UPDATE SET blob = excluded.blob"
+)
+
 # Seen-id sets: envelopes already processed (so a redelivery after a crash before the ack is
 # acked without touching the ratchet) and message ids already shown (replays, fallback keys).
 SEEN_ENVELOPES = "seen/envelopes"
@@ -247,11 +252,7 @@ class State:
         self._put_blob(name, self._store.seal(name, data))
 
     def _put_blob(self, name: str, blob: bytes) -> None:
-        self._db.execute(
-            "INSERT INTO records (name, blob) VALUES (?, ?)"
-            " ON CONFLICT (name) DO UPDATE SET blob = excluded.blob",
-            (name, blob),
-        )
+        self._db.execute(_UPSERT_RECORD, (name, blob))
 
     def delete(self, name: str) -> None:
         self._db.execute("DELETE FROM records WHERE name = ?", (name,))
@@ -300,19 +301,35 @@ class State:
         data = self.get(self._peer_name(phone, device_id))
         return PeerSessions() if data is None else PeerSessions.from_json(data.decode())
 
-    def session_identity(self, phone: str, device_id: int) -> str | None:
-        """The identity key of the peer device we hold sessions with (None: no session); reads
-        a kept record without parsing it again."""
-        name = self._peer_name(phone, device_id)
-        row = self._db.execute("SELECT blob FROM records WHERE name = ?", (name,)).fetchone()
-        if row is None:
-            return None
-        live = self._store._live.get(name)
-        if live is not None and live.blob == row[0]:
-            peer = live.peer
-        else:
-            peer = PeerSessions.from_json(self._store.unseal(name, row[0]).decode())
-        return peer.identity_key if peer.sessions else None
+    def session_identities(self, peers: list[tuple[str, int]]) -> dict[tuple[str, int], str]:
+        """The identity key of each peer device we hold sessions with (absent: no session),
+        read in one statement per 500; a kept record is not parsed again."""
+        names = {
+            self._peer_name(phone, device_id): (phone, device_id) for phone, device_id in peers
+        }
+        found: dict[tuple[str, int], str] = {}
+        for name, blob in self._stored_blobs(list(names)).items():
+            live = self._store._live.get(name)
+            if live is not None and live.blob == blob:
+                peer = live.peer
+            else:
+                peer = PeerSessions.from_json(self._store.unseal(name, blob).decode())
+            if peer.sessions and peer.identity_key is not None:
+                found[names[name]] = peer.identity_key
+        return found
+
+    def _stored_blobs(self, names: list[str]) -> dict[str, bytes]:
+        """The sealed records of `names` that exist, in one statement per 500 names."""
+        stored: dict[str, bytes] = {}
+        for start in range(0, len(names), 500):
+            chunk = names[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT name, blob FROM records WHERE name IN ({marks})",
+                chunk,
+            )
+            stored.update(rows.fetchall())
+        return stored
 
     def sending_peers(
         self, peers: list[tuple[str, int]]
@@ -323,16 +340,7 @@ class State:
         names = {
             self._peer_name(phone, device_id): (phone, device_id) for phone, device_id in peers
         }
-        stored: dict[str, bytes] = {}
-        listed = list(names)
-        for start in range(0, len(listed), 500):
-            chunk = listed[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(
-                f"SELECT name, blob FROM records WHERE name IN ({marks})",
-                chunk,
-            )
-            stored.update(rows.fetchall())
+        stored = self._stored_blobs(list(names))
         found: dict[tuple[str, int], tuple[PeerSessions, vodozemac.Session | None]] = {}
         for name, key in names.items():
             live = self._store._take_live(name)
@@ -354,15 +362,25 @@ class State:
     ) -> None:
         """Write the peer's sessions. `live`, the active session unpickled in exactly the state
         just written, is kept for the next send once this transaction commits."""
-        name = self._peer_name(phone, device_id)
-        blob = self._store.seal(name, peer.to_json().encode())
-        self._put_blob(name, blob)
-        if live is not None:
-            if not peer.sessions or peer.sessions[0].session_id != live.session_id:
-                raise ValueError("the live session is not the peer's active session")
-            self._kept[name] = _LivePeer(blob, peer, live)
-        else:
-            self._kept.pop(name, None)
+        self.save_peers([(phone, device_id, peer, live)])
+
+    def save_peers(
+        self, peers: list[tuple[str, int, PeerSessions, vodozemac.Session | None]]
+    ) -> None:
+        """`save_peer` for each (phone, device id, sessions, live session), in one statement
+        (the send path writes every device of a batch)."""
+        rows = []
+        for phone, device_id, peer, live in peers:
+            name = self._peer_name(phone, device_id)
+            blob = self._store.seal(name, peer.to_json().encode())
+            rows.append((name, blob))
+            if live is not None:
+                if not peer.sessions or peer.sessions[0].session_id != live.session_id:
+                    raise ValueError("the live session is not the peer's active session")
+                self._kept[name] = _LivePeer(blob, peer, live)
+            else:
+                self._kept.pop(name, None)
+        self._db.executemany(_UPSERT_RECORD, rows)
 
     def delete_peer(self, phone: str, device_id: int) -> None:
         name = self._peer_name(phone, device_id)

@@ -137,6 +137,27 @@ def test_a_kept_session_is_not_used_once_another_writer_changed_the_record(tmp_p
     store2.close()
 
 
+def test_session_identities_read_many_peers_at_once_and_see_other_writers(tmp_path) -> None:
+    store, _live = _open_session(tmp_path)
+    peer, _session = _sending_peer(store)
+    with store.transaction() as state:
+        state.save_peer("+15550100003", 1, PeerSessions(identity_key="no-session-yet"))
+    asked = [PEER, ("+15550100003", 1), ("+15550100004", 1)]
+    with store.snapshot() as state:
+        assert state.session_identities(asked) == {PEER: peer.identity_key}
+    # Another process replaces the peer (a new device under the old id): the record is read
+    # again, not the one kept in memory.
+    other = ProfileStore.open(tmp_path / "p")
+    with other.transaction() as state:
+        replaced = state.peer(*PEER)
+        replaced.identity_key = "their-new-identity"
+        state.save_peer(*PEER, replaced)
+    other.close()
+    with store.snapshot() as state:
+        assert state.session_identities(asked) == {PEER: "their-new-identity"}
+    store.close()
+
+
 def test_kept_sessions_are_bounded(tmp_path) -> None:
     store, _live = _open_session(tmp_path)
     store._live_limit = 0
