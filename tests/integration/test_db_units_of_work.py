@@ -1,0 +1,53 @@
+"""Units of work give their connection back however they end: committed, failed, or
+cancelled while they run (a client that hangs up cancels its request's task)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import text
+
+from tidings.runtime import Runtime
+
+
+def checked_out(local: Runtime) -> int:
+    pools = {id(e.pool): e.pool for e in (local.database.engine, local.database.read_engine)}
+    return sum(pool.checkedout() for pool in pools.values())  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("kind", ["unit_of_work", "read_only"])
+async def test_a_cancelled_unit_of_work_returns_its_connection(local: Runtime, kind: str) -> None:
+    database = local.database
+    inside = asyncio.Event()
+
+    async def stuck() -> None:
+        async with getattr(database, kind)() as uow:
+            await uow.session.execute(text("SELECT 1"))
+            inside.set()
+            await asyncio.Event().wait()  # until cancelled
+
+    task = asyncio.create_task(stuck())
+    await inside.wait()
+    assert checked_out(local) == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert checked_out(local) == 0
+    # The writer's turn was given back too: the next unit of work writes and commits.
+    async with database.unit_of_work() as uow:
+        assert (await uow.session.execute(text("SELECT 2"))).scalar() == 2
+    assert checked_out(local) == 0
+
+
+async def test_a_failed_unit_of_work_rolls_back_and_returns_its_connection(local: Runtime) -> None:
+    database = local.database
+    async with database.unit_of_work() as uow:
+        await uow.session.execute(text("CREATE TABLE uow_probe (n INTEGER)"))
+    with pytest.raises(RuntimeError):
+        async with database.unit_of_work() as uow:
+            await uow.session.execute(text("INSERT INTO uow_probe (n) VALUES (1)"))
+            raise RuntimeError("refused")
+    assert checked_out(local) == 0
+    async with database.read_only() as uow:
+        assert (await uow.session.execute(text("SELECT count(*) FROM uow_probe"))).scalar() == 0
