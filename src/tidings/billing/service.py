@@ -108,15 +108,17 @@ class Billing:
         """For each (wamid, status), in order: make the message's charge due when it is
         delivered, and give the status webhook's `pricing` object (None when the message has
         no stored charge). One read of the charges for them all."""
-        charges = await BillingRepository(session).by_wamids(sorted({w for w, _ in changes}))
+        repository = BillingRepository(session)
+        charges = await repository.pricing_by_wamids(sorted({w for w, _ in changes}))
         priced: list[dict[str, Any] | None] = []
+        due: dict[str, None] = {}  # charges falling due now, in order, once each
         for wamid, status in changes:
             row = charges.get(wamid)
             if row is None:
                 priced.append(None)
                 continue
             if status in DELIVERED and row.delivered_at is None:
-                row.delivered_at = at
+                due[wamid] = None
             priced.append(
                 pricing_object(
                     Charge(
@@ -129,6 +131,7 @@ class Billing:
                     )
                 )
             )
+        await repository.mark_delivered(list(due), at)
         return priced
 
     # -- reports -----------------------------------------------------------------------------

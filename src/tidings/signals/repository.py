@@ -31,6 +31,8 @@ _BLOCKED = select(_blocks.c.blocked).where(
 )
 
 _INSERT_SEND = insert(cast(Table, PolicySend.__table__))
+_SENDS = cast(Table, PolicySend.__table__)
+_INSERT_SIGNAL = insert(cast(Table, CustomerSignal.__table__))
 
 
 class SignalsRepository:
@@ -144,13 +146,23 @@ class SignalsRepository:
         )
         return list(rows.all())
 
-    async def sends_of(self, wamids: Sequence[str]) -> dict[str, PolicySend]:
+    async def templates_of(self, wamids: Sequence[str]) -> dict[str, str | None]:
+        """The template each of these messages sent (None: free-form), by wamid; one read of
+        two columns for a run of receipts."""
         if not wamids:
             return {}
-        rows = await self.session.scalars(
-            select(PolicySend).where(one_of(self.session, PolicySend.wamid, wamids))
+        rows = await self.session.execute(
+            select(_SENDS.c.wamid, _SENDS.c.template_id).where(
+                one_of(self.session, _SENDS.c.wamid, wamids)
+            )
         )
-        return {row.wamid: row for row in rows}
+        return {wamid: template_id for wamid, template_id in rows}
+
+    async def insert_signals(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Signal rows (all their columns but the id), inserted at once with one Core
+        statement: a run of receipts writes one per status."""
+        if rows:
+            await self.session.execute(_INSERT_SIGNAL, list(rows))
 
     async def last_template_send(
         self, phone_pk: int, customer: str, since: datetime

@@ -163,25 +163,27 @@ class SignalService:
         """Outbound messages advanced to delivered or read: (message, status, previous) in
         order. Each becomes a delivery or read signal, charged to the template it sent."""
         repository = SignalsRepository(uow.session)
-        sends = await repository.sends_of(sorted({message.wamid for message, _s, _p in changes}))
+        templates = await repository.templates_of(
+            sorted({message.wamid for message, _s, _p in changes})
+        )
         now = self._clock.now()
+        rows: list[dict[str, Any]] = []
         for message, status, previous in changes:
-            send = sends.get(message.wamid)
-            template_id = None if send is None else send.template_id
             kinds = [SignalKind.DELIVERED] if status == "delivered" else [SignalKind.READ]
             if status == "read" and previous in ("accepted", "sent"):
                 kinds.insert(0, SignalKind.DELIVERED)  # Meta skips "delivered" when both happen
-            for kind in kinds:
-                repository.add(
-                    CustomerSignal(
-                        phone_id=phone.phone_pk,
-                        customer=message.customer,
-                        template_id=template_id,
-                        kind=str(kind),
-                        count=1,
-                        at=now,
-                    )
-                )
+            rows.extend(
+                {
+                    "phone_id": phone.phone_pk,
+                    "customer": message.customer,
+                    "template_id": templates.get(message.wamid),
+                    "kind": str(kind),
+                    "count": 1,
+                    "at": now,
+                }
+                for kind in kinds
+            )
+        await repository.insert_signals(rows)
 
     def _in_conversation(self, window: CustomerWindow, now: datetime) -> bool:
         """A referral only starts an entry point when it starts a conversation: not while the
