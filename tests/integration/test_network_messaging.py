@@ -337,3 +337,41 @@ async def test_listen_yields_a_message_before_its_receipt_and_coalesces_receipts
         await bob_live.stop()
         await alice.close()
         await bob.close()
+
+
+async def test_closing_a_listening_client_keeps_its_unposted_receipts(
+    server, invite, tmp_path, caplog
+) -> None:
+    """A client closed while its listener's receipt request is still out stops posting at
+    once; the receipt stays in the sealed outbox and the next session posts it."""
+    alice = await register(server, invite, tmp_path, ALICE, "alice")
+    bob = await register(server, invite, tmp_path, BOB, "bob")
+    held, released = asyncio.Event(), asyncio.Event()
+
+    async def answered_late(request: api.ReceiptRequest) -> int:
+        held.set()
+        await released.wait()
+        return 1  # as if the server filed it: a flush still running would now clear the outbox
+
+    bob.api.receipt = answered_late  # type: ignore[method-assign]
+    bob_live = Listener(bob)
+    try:
+        sent = await alice.send_text(BOB, "one")
+        await bob_live.next_where(lambda e: isinstance(e, IncomingMessage))
+        await asyncio.wait_for(held.wait(), 15)
+        await bob.close()  # the listener task is still running, its flush still waiting
+        released.set()
+        for _ in range(10):  # let anything still scheduled run (a yield, not a timed wait)
+            await asyncio.sleep(0)
+        await bob_live.stop()
+        assert "posting receipts failed" not in caplog.text
+        again = await DeviceClient.open(tmp_path / "bob", clock=server.clock)
+        try:
+            await again.post_receipts()
+        finally:
+            await again.close()
+        delivered = [r for r in receipts(await alice.sync()) if r.type == "delivered"]
+        assert [r.message_ids for r in delivered] == [(sent,)]
+    finally:
+        await bob_live.stop()
+        await alice.close()

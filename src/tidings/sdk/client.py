@@ -194,6 +194,7 @@ class DeviceClient:
         return client
 
     async def close(self) -> None:
+        self.receiver.stop_receipts()  # a listener's background posting ends with the client
         await self.api.close()
         self.store.close()
 

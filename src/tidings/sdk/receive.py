@@ -70,6 +70,13 @@ class Receiver:
     def __init__(self, client: DeviceClient) -> None:
         self.client = client
         self.me = Address(phone=client.phone, device_id=client.device_id)
+        self._flushers: set[ReceiptFlusher] = set()
+
+    def stop_receipts(self) -> None:
+        """Stop every listener's background posting of receipts (the client is closing: what
+        is still queued goes out with the next sync or listen)."""
+        for flusher in list(self._flushers):
+            flusher.close()
 
     # -- mailbox and websocket --------------------------------------------------------------
 
@@ -105,11 +112,13 @@ class Receiver:
         # acknowledged, so the application sees it at once, and receipts queued while one
         # request is in flight leave together in the next (one request for many messages).
         receipts = ReceiptFlusher(self)
+        self._flushers.add(receipts)
         try:
             async for event in self._listen_frames(reconnect, receipts):
                 yield event
         finally:
             receipts.close()
+            self._flushers.discard(receipts)
 
     async def _listen_frames(
         self, reconnect: bool, receipts: ReceiptFlusher
@@ -505,11 +514,12 @@ class ReceiptFlusher:
     def __init__(self, receiver: Receiver) -> None:
         self._receiver = receiver
         self._again = False
+        self._closed = False
         self._task: asyncio.Task[None] | None = None
 
     def wanted(self) -> None:
         self._again = True
-        if self._task is None or self._task.done():
+        if not self._closed and (self._task is None or self._task.done()):
             self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
@@ -523,5 +533,6 @@ class ReceiptFlusher:
 
     def close(self) -> None:
         """Stop flushing: whatever is still queued goes out with the next sync or listen."""
+        self._closed = True
         if self._task is not None:
             self._task.cancel()
