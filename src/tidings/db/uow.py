@@ -57,22 +57,18 @@ class Database:
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
-        # The session closes after the writer's turn ends (on a networked database closing
-        # is a trip through the event loop that would otherwise keep every other writer
-        # waiting). A SQLite connection is checked out at the first statement, inside the
-        # turn, and its transaction ends with the turn.
-        session = self._sessions()
-        try:
-            async with self._writer_turn():
-                uow = UnitOfWork(session)
-                try:
-                    yield uow
-                    await session.commit()
-                except BaseException:
-                    await session.rollback()
-                    raise
-        finally:
-            await self._close(session)
+        # The session closes after the writer's turn ends: closing runs in a task of its own
+        # (SQLAlchemy shields it from cancellation), a trip through the event loop that would
+        # otherwise keep every other writer waiting. A SQLite connection is checked out at the
+        # first statement, inside the turn, and its transaction ends with the turn.
+        async with self._sessions() as session, self._writer_turn():
+            uow = UnitOfWork(session)
+            try:
+                yield uow
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
         await uow._run_after_commit()
 
     def _writer_turn(self) -> contextlib.AbstractAsyncContextManager[object]:
@@ -81,21 +77,11 @@ class Database:
     @asynccontextmanager
     async def read_only(self) -> AsyncIterator[UnitOfWork]:
         """A unit of work for reads only: never commits, so nothing runs after it."""
-        session = self._read_sessions()
-        try:
-            yield UnitOfWork(session)
-        finally:
-            await self._close(session)
-
-    async def _close(self, session: AsyncSession) -> None:
-        """Close (which rolls back what was not committed) and return the connection. On SQLite
-        every statement runs inline (db/sqlite_inline.py), so closing never suspends and no
-        cancellation can cut it short; a networked database's close can be interrupted half
-        way, so it keeps SQLAlchemy's shielded close, a task of its own."""
-        if self._write_lock is not None:
-            await session.close()
-        else:
-            await asyncio.shield(session.close())
+        async with self._read_sessions() as session:
+            try:
+                yield UnitOfWork(session)
+            finally:
+                await session.rollback()
 
     async def dispose(self) -> None:
         await self.engine.dispose()
