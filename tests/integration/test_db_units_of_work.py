@@ -42,12 +42,16 @@ async def test_a_cancelled_unit_of_work_returns_its_connection(local: Runtime, k
 
 async def test_a_failed_unit_of_work_rolls_back_and_returns_its_connection(local: Runtime) -> None:
     database = local.database
-    async with database.unit_of_work() as uow:
-        await uow.session.execute(text("CREATE TABLE uow_probe (n INTEGER)"))
+    probe = "test:uow-probe"  # a rate-counter row: any table of the schema would do
     with pytest.raises(RuntimeError):
         async with database.unit_of_work() as uow:
-            await uow.session.execute(text("INSERT INTO uow_probe (n) VALUES (1)"))
+            await uow.session.execute(
+                text("INSERT INTO policy_counters (key, tat_us) VALUES (:key, 1)"), {"key": probe}
+            )
             raise RuntimeError("refused")
     assert checked_out(local) == 0
     async with database.read_only() as uow:
-        assert (await uow.session.execute(text("SELECT count(*) FROM uow_probe"))).scalar() == 0
+        found = await uow.session.execute(
+            text("SELECT count(*) FROM policy_counters WHERE key = :key"), {"key": probe}
+        )
+        assert found.scalar() == 0
