@@ -217,8 +217,11 @@ def create_app(runtime: Runtime) -> TidingsApp:
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> JSONResponse:
         if is_graph(request):
-            return graph_response(map_any_app_error(exc))
-        response = error_response(exc.status, str(exc.code), exc.message, exc.details)
+            response = graph_response(map_any_app_error(exc))
+        else:
+            response = error_response(exc.status, str(exc.code), exc.message, exc.details)
+        # A refusal that knows when to come back (throughput 130429, pair rate 131056, ...)
+        # says so in the header every HTTP client library honours, on both surfaces.
         if retry_after := exc.details.get("retry_after"):
             response.headers["Retry-After"] = str(retry_after)
         return response
