@@ -52,6 +52,9 @@ def test_the_pair_rate_rejects_the_46th_rapid_message(shop, settings, clock) -> 
     assert error["code"] == 131056
     assert "same customer" in error["error_data"]["details"]
     assert 1 <= int(refused.headers["Retry-After"]) <= 6  # one more every 6 seconds
+    keyed = graph.post(url, json=shipping(), headers={"Idempotency-Key": "pair-rate-1"})
+    assert keyed.json()["error"]["code"] == 131056
+    assert 1 <= int(keyed.headers["Retry-After"]) <= 6
     assert stored_messages(settings) == 45  # the refused send stored nothing
     # Another customer is not held back by this pair.
     assert graph.post(url, json=shipping("+15550100002")).status_code == 200

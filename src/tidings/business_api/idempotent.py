@@ -106,7 +106,10 @@ async def _send_and_store(
             await _release(keys, claim)
             raise
         # A refused send is an answer too: the retry gets the same refusal, not a second try.
-        response = _graph_error_response(error)
+        retry_after = exc.details.get("retry_after")
+        response = _graph_error_response(
+            error, headers={"Retry-After": str(retry_after)} if retry_after else None
+        )
     except BaseException:
         await _release(keys, claim)
         raise
