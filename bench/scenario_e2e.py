@@ -24,7 +24,7 @@ from bench.harness import (
 
 NAME = "e2e"
 TITLE = "send call to plaintext on both devices at 200 messages/s"
-RATE = int(__import__("os").environ.get("E2E_RATE", "200"))
+RATE = 200
 CONCURRENCY = 32
 TARGET_P99_MS = 20.0
 

@@ -222,8 +222,7 @@ def create_app(runtime: Runtime) -> TidingsApp:
             response = error_response(exc.status, str(exc.code), exc.message, exc.details)
         # A refusal that knows when to come back (throughput 130429, pair rate 131056, ...)
         # says so in the header every HTTP client library honours, on both surfaces.
-        if retry_after := exc.details.get("retry_after"):
-            response.headers["Retry-After"] = str(retry_after)
+        response.headers.update(exc.retry_headers())
         return response
 
     @app.exception_handler(RequestValidationError)

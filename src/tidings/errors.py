@@ -40,6 +40,12 @@ class AppError(Exception):
     def to_body(self) -> dict[str, Any]:
         return {"error": {"code": str(self.code), "message": self.message, "details": self.details}}
 
+    def retry_headers(self) -> dict[str, str]:
+        """`Retry-After` when the failure knows when to come back (`details["retry_after"]`,
+        seconds), for every surface's answer."""
+        retry_after = self.details.get("retry_after")
+        return {"Retry-After": str(retry_after)} if retry_after else {}
+
 
 class ValidationFailed(AppError):
     status = 400

@@ -106,10 +106,7 @@ async def _send_and_store(
             await _release(keys, claim)
             raise
         # A refused send is an answer too: the retry gets the same refusal, not a second try.
-        retry_after = exc.details.get("retry_after")
-        response = _graph_error_response(
-            error, headers={"Retry-After": str(retry_after)} if retry_after else None
-        )
+        response = _graph_error_response(error, headers=exc.retry_headers())
     except BaseException:
         await _release(keys, claim)
         raise

@@ -304,9 +304,7 @@ class State:
     def session_identities(self, peers: list[tuple[str, int]]) -> dict[tuple[str, int], str]:
         """The identity key of each peer device we hold sessions with (absent: no session),
         read in one statement per 500; a kept record is not parsed again."""
-        names = {
-            self._peer_name(phone, device_id): (phone, device_id) for phone, device_id in peers
-        }
+        names = self._peer_names(peers)
         found: dict[tuple[str, int], str] = {}
         for name, blob in self._stored_blobs(list(names)).items():
             live = self._store._live.get(name)
@@ -317,6 +315,9 @@ class State:
             if peer.sessions and peer.identity_key is not None:
                 found[names[name]] = peer.identity_key
         return found
+
+    def _peer_names(self, peers: list[tuple[str, int]]) -> dict[str, tuple[str, int]]:
+        return {self._peer_name(phone, device_id): (phone, device_id) for phone, device_id in peers}
 
     def _stored_blobs(self, names: list[str]) -> dict[str, bytes]:
         """The sealed records of `names` that exist, in one statement per 500 names."""
@@ -337,9 +338,7 @@ class State:
         """Each peer's sessions for sending, read in one statement per 500, with its active
         session still unpickled when an earlier send kept it and the stored record is still
         the one written with it."""
-        names = {
-            self._peer_name(phone, device_id): (phone, device_id) for phone, device_id in peers
-        }
+        names = self._peer_names(peers)
         stored = self._stored_blobs(list(names))
         found: dict[tuple[str, int], tuple[PeerSessions, vodozemac.Session | None]] = {}
         for name, key in names.items():

@@ -30,8 +30,8 @@ _BLOCKED = select(_blocks.c.blocked).where(
     _blocks.c.business_id == bindparam("business_id"), _blocks.c.customer == bindparam("customer")
 )
 
-_INSERT_SEND = insert(cast(Table, PolicySend.__table__))
 _SENDS = cast(Table, PolicySend.__table__)
+_INSERT_SEND = insert(_SENDS)
 _INSERT_SIGNAL = insert(cast(Table, CustomerSignal.__table__))
 
 
