@@ -143,7 +143,7 @@ async def measure(url: str, data: Path, customers_n: int, rounds: int) -> dict[s
                 customers.append((phone, (await register(runtime, client, phone, True))[1]))
             ctx = await runtime.devices.authenticate(token)
             headers = {"Authorization": f"Bearer {token}"}
-            event.listen(runtime.database.engine.sync_engine, "before_cursor_execute", count)
+            event.listen(runtime.database.statement_engines[0], "before_cursor_execute", count)
             figures: dict[str, float] = {}
             for name in ("service", "request"):
                 offset = 0 if name == "service" else 10_000

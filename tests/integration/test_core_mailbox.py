@@ -756,7 +756,7 @@ async def test_a_batch_looks_its_recipients_up_in_the_same_statements_whatever_t
             for n, person in enumerate(to)
         ]
 
-    engine = local.database.engine.sync_engine
+    engine = local.database.statement_engines[0]
     event.listen(engine, "before_cursor_execute", count)
     try:
         counts = []

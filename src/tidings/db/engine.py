@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import QueuePool
 
 from tidings.db.sqlite_inline import inline_connector
 
@@ -35,7 +37,36 @@ def _sqlite_engine(url: str, *, echo: bool, begin: str) -> AsyncEngine:
         async_creator=inline_connector(url, timeout=30),
     )
 
-    @event.listens_for(engine.sync_engine, "connect")
+    _prepare_sqlite(engine.sync_engine, lambda driver: driver.begin(begin))
+    return engine
+
+
+def sqlite_statement_engine(engine: AsyncEngine, *, begin: str) -> Engine:
+    """A synchronous engine on the same SQLite file as `engine`, for `Database`'s units of work.
+
+    Statements already run on the event loop's thread (see sqlite_inline), so what the async
+    engine adds per call is greenlet hand-offs: SQLAlchemy's asyncio layer spawns a greenlet
+    for every session call and switches out of it for every cursor call. Measured on this
+    machine: a select through `AsyncSession.execute` 46-84 µs, through a `Session` on this
+    engine 26-29 µs; a unit of work with one select 224-238 µs against 108-120 µs.
+    Its pool never makes a checkout wait: a synchronous wait would stop the event loop."""
+    twin = create_engine(
+        engine.url.set(drivername="sqlite"),
+        echo=engine.echo,
+        poolclass=QueuePool,
+        pool_size=10,
+        max_overflow=-1,
+        connect_args={"timeout": 30, "check_same_thread": False},
+    )
+    _prepare_sqlite(twin, lambda driver: driver.execute(begin))
+    return twin
+
+
+def _prepare_sqlite(engine: Engine, start: Callable[[Any], object]) -> None:
+    """The pragmas of every connection, and `start(driver_connection)` for every transaction
+    (BEGIN or BEGIN IMMEDIATE, issued here: the driver runs in autocommit mode)."""
+
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -45,8 +76,6 @@ def _sqlite_engine(url: str, *, echo: bool, begin: str) -> AsyncEngine:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.connection.driver_connection.begin(begin)
-
-    return engine
+        start(connection.connection.driver_connection)

@@ -19,7 +19,9 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
+from sqlalchemy import util
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
 
 
 class InlineCursor:
@@ -149,3 +151,49 @@ def inline_connector(url: str, timeout: float) -> Callable[[], Any]:
         return InlineConnection(sqlite3.connect(database, timeout=timeout, check_same_thread=False))
 
     return connect
+
+
+_BUFFERED = util.immutabledict({"prebuffer_rows": True})
+
+
+class InlineSession(AsyncSession):
+    """An `AsyncSession` whose proxied `Session` runs on a synchronous SQLite engine
+    (`db.engine.sqlite_statement_engine`): the calls the services make are run straight on
+    it, where `AsyncSession` would spawn a greenlet per call. Results are buffered, as
+    `AsyncSession.execute` buffers them. Any other call goes through `AsyncSession`'s own
+    greenlet, which never has to switch on a synchronous engine."""
+
+    async def execute(self, statement: Any, params: Any = None, **kw: Any) -> Any:
+        kw["execution_options"] = _buffered(kw.get("execution_options"))
+        return self.sync_session.execute(statement, params, **kw)
+
+    async def scalar(self, statement: Any, params: Any = None, **kw: Any) -> Any:
+        kw["execution_options"] = _buffered(kw.get("execution_options"))
+        return self.sync_session.scalar(statement, params, **kw)
+
+    async def scalars(self, statement: Any, params: Any = None, **kw: Any) -> Any:
+        return (await self.execute(statement, params, **kw)).scalars()
+
+    async def get(self, *args: Any, **kw: Any) -> Any:
+        return self.sync_session.get(*args, **kw)
+
+    async def flush(self, objects: Any = None) -> None:
+        self.sync_session.flush(objects)
+
+    async def commit(self) -> None:
+        self.sync_session.commit()
+
+    async def rollback(self) -> None:
+        self.sync_session.rollback()
+
+    async def close(self) -> None:
+        self.sync_session.close()
+
+    async def __aexit__(self, *exc: object) -> None:
+        # `AsyncSession` closes in a shielded task of its own; here closing cannot suspend, so
+        # a cancellation cannot interrupt it. `Database` yields to the loop after each unit.
+        self.sync_session.close()
+
+
+def _buffered(options: Any) -> Any:
+    return util.immutabledict(options).union(_BUFFERED) if options else _BUFFERED
