@@ -75,6 +75,9 @@ class OutboundSettings(BaseModel):
 class BusinessSettings(BaseModel):
     # Upper bound on how long a lost doorbell can delay a business's deliveries.
     worker_poll_seconds: float = 30.0
+    # Sends to a number are refused (130429, Retry-After) while this many of its messages wait
+    # to be sent (business/backlog.py); 0 turns the bound off.
+    max_outbound_backlog: int = Field(default=10_000, ge=0)
 
 
 class TemplatesSettings(BaseModel):

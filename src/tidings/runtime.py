@@ -16,6 +16,7 @@ from tidings.bus.base import Bus
 from tidings.bus.memory import MemoryBus
 from tidings.bus.redis import RedisBus
 from tidings.business.api_devices import ApiDeviceHost
+from tidings.business.backlog import OutboundBacklog
 from tidings.business.core_route import InProcessCore
 from tidings.business.idempotency import IdempotencyKeys
 from tidings.business.media import BusinessMediaService
@@ -252,6 +253,7 @@ def build_runtime(
         media=business_media,
         gate=gate,
         charges=billing,
+        backlog=OutboundBacklog(database, clock, settings.business.max_outbound_backlog),
     )
     signals = SignalService(
         database=database,

@@ -22,6 +22,7 @@ from dataclasses import replace
 from typing import Any
 
 from tidings.business.api_devices import ApiDeviceHost
+from tidings.business.backlog import OutboundBacklog
 from tidings.business.inbound import to_cloud_message
 from tidings.business.media import BusinessMediaService, MediaUnavailable, ReceivedMedia
 from tidings.business.media_types import MEDIA_KINDS
@@ -105,8 +106,10 @@ class BusinessMessaging:
         media: BusinessMediaService,
         gate: PolicyGate,
         charges: ChargeLedger | None = None,
+        backlog: OutboundBacklog | None = None,
     ) -> None:
         self._database = database
+        self._backlog = backlog
         self._clock = clock
         self._sealer = sealer
         self._devices = devices
@@ -177,8 +180,11 @@ class BusinessMessaging:
         `template` is the approved template version a `type: template` send renders (the policy
         gate takes its category and status from it). A send the policy refuses synchronously
         raises `PolicyRefused`; one Meta refuses asynchronously is accepted and stored as
-        `failed`, with the `failed` status webhook queued in the same transaction.
+        `failed`, with the `failed` status webhook queued in the same transaction. While the
+        number's deliveries are too far behind (`OutboundBacklog`), every send is refused.
         """
+        if self._backlog is not None:
+            await self._backlog.admit(phone.phone_pk)
         async with self._database.unit_of_work() as uow:
             wamid = await self.accept_in(
                 uow,
@@ -191,7 +197,9 @@ class BusinessMessaging:
                 template=template,
             )
             assert wamid is not None  # only `if_allowed` sends come back without one
-            return wamid
+        if self._backlog is not None:
+            self._backlog.accepted(phone.phone_pk)
+        return wamid
 
     async def accept_in(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import Table, bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.business.models import (
@@ -143,6 +143,18 @@ class BusinessRepository:
             .with_for_update()
         )
         return {row.id: row for row in rows}
+
+    async def count_pending_outbound(self, phone_pk: int) -> int:
+        count: int | None = await self.session.scalar(
+            select(func.count())
+            .select_from(BusinessMessage)
+            .where(
+                BusinessMessage.phone_id == phone_pk,
+                BusinessMessage.direction == "out",
+                BusinessMessage.status == "accepted",
+            )
+        )
+        return count or 0
 
     async def pending_outbound(self, phone_pk: int, limit: int) -> list[BusinessMessage]:
         return list(
