@@ -58,6 +58,7 @@ class Run:
         self.statuses: dict[str, int] = {}
         self.samples: list[str] = []
         self.done = 0
+        self.ok = 0  # answered 2xx: accepted, where `done` also counts refusals
         self.skipped = 0
         self.seq = 0
 
@@ -75,6 +76,7 @@ class Run:
         if status >= 300 and len(self.samples) < 5:
             self.samples.append(answer[:300].decode(errors="replace"))
         self.done += 1
+        self.ok += 200 <= status < 300
 
     async def closed_loop(self, total: int, concurrency: int) -> None:
         remaining = [total]
@@ -121,7 +123,8 @@ class Run:
     async def progress(self, begin: float) -> None:
         """The harness reads how many requests have been answered, once a tenth of a second."""
         while True:
-            write_status({"done": self.done, "elapsed": time.perf_counter() - begin})
+            elapsed = time.perf_counter() - begin
+            write_status({"done": self.done, "ok": self.ok, "elapsed": elapsed})
             await asyncio.sleep(0.1)
 
 
@@ -133,7 +136,7 @@ async def main() -> None:
         await run.closed_loop(warmup, int(spec["concurrency"]))
         run.latencies.clear()
         run.statuses.clear()
-        run.done = 0
+        run.done = run.ok = 0
     begin = time.perf_counter()
     reporter = asyncio.create_task(run.progress(begin))
     if spec.get("rate"):
