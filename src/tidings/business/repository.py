@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select
+from sqlalchemy import ColumnElement, Table, bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.business.models import (
@@ -146,13 +146,7 @@ class BusinessRepository:
 
     async def count_pending_outbound(self, phone_pk: int) -> int:
         count: int | None = await self.session.scalar(
-            select(func.count())
-            .select_from(BusinessMessage)
-            .where(
-                BusinessMessage.phone_id == phone_pk,
-                BusinessMessage.direction == "out",
-                BusinessMessage.status == "accepted",
-            )
+            select(func.count()).select_from(BusinessMessage).where(*_pending_outbound(phone_pk))
         )
         return count or 0
 
@@ -160,12 +154,17 @@ class BusinessRepository:
         return list(
             await self.session.scalars(
                 select(BusinessMessage)
-                .where(
-                    BusinessMessage.phone_id == phone_pk,
-                    BusinessMessage.direction == "out",
-                    BusinessMessage.status == "accepted",
-                )
+                .where(*_pending_outbound(phone_pk))
                 .order_by(BusinessMessage.id)
                 .limit(limit)
             )
         )
+
+
+def _pending_outbound(phone_pk: int) -> tuple[ColumnElement[bool], ...]:
+    """The number's outbound messages accepted and not yet sent (the business worker's queue)."""
+    return (
+        BusinessMessage.phone_id == phone_pk,
+        BusinessMessage.direction == "out",
+        BusinessMessage.status == "accepted",
+    )
