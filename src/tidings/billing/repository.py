@@ -10,10 +10,11 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.billing.models import MessageCharge
+from tidings.db.direct import direct
 from tidings.db.sets import one_of
 
 _CHARGES = cast(Table, MessageCharge.__table__)
-_INSERT_CHARGE = insert(_CHARGES)
+_INSERT_CHARGE = direct(insert(_CHARGES))
 # What a status webhook's pricing object needs, read as plain rows: a run of statuses reads a
 # hundred charges at a time, and ORM objects (identity map, change tracking, a flush of each
 # changed one) cost several times the query.
@@ -27,7 +28,7 @@ _PRICING_COLUMNS = (
     _CHARGES.c.country,
     _CHARGES.c.delivered_at,
 )
-_MARK_DELIVERED = (
+_MARK_DELIVERED = direct(
     update(_CHARGES)
     .where(_CHARGES.c.wamid == bindparam("charged_wamid"), _CHARGES.c.delivered_at.is_(None))
     .values(delivered_at=bindparam("delivered"))

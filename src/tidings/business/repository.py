@@ -15,13 +15,15 @@ from tidings.business.models import (
     BusinessMessage,
     BusinessPhone,
 )
+from tidings.db.direct import direct
+from tidings.db.uow import Database
 
 _tokens = AccessToken.__table__
 _businesses = Business.__table__
 _phones = BusinessPhone.__table__
 # Every Business API request on a phone number asks this (prebuilt: building and compiling
 # the ORM queries cost more than running one Core statement).
-_TOKEN_AND_PHONE = (
+_TOKEN_AND_PHONE = direct(
     select(
         _tokens.c.id,
         _tokens.c.business_id,
@@ -42,7 +44,7 @@ _TOKEN_AND_PHONE = (
     .where(_tokens.c.token_hash == bindparam("token_hash"))
 )
 
-_INSERT_MESSAGE = insert(cast(Table, BusinessMessage.__table__))
+_INSERT_MESSAGE = direct(insert(cast(Table, BusinessMessage.__table__)))
 
 
 class BusinessRepository:
@@ -61,13 +63,13 @@ class BusinessRepository:
         )
         return result
 
-    async def token_and_phone(self, token_hash: str, phone_number_id: str) -> Any:
+    @staticmethod
+    async def token_and_phone(database: Database, token_hash: str, phone_number_id: str) -> Any:
         """The token (with its business's WABA id) and the phone number `phone_number_id`
         (None columns when no such number), in one statement; None when no such token."""
-        result = await self.session.execute(
+        return await database.first(
             _TOKEN_AND_PHONE, {"token_hash": token_hash, "phone_number_id": phone_number_id}
         )
-        return result.first()
 
     async def business(self, business_id: int) -> Business | None:
         result: Business | None = await self.session.get(Business, business_id)

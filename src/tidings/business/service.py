@@ -230,10 +230,9 @@ class BusinessService:
         (the same answers, in the same order), in one statement: every send asks it."""
         if not token:
             raise Unauthorized(_TOKEN_REQUIRED)
-        async with self._database.read_only() as uow:
-            row = await BusinessRepository(uow.session).token_and_phone(
-                hash_token(token), phone_number_id
-            )
+        row = await BusinessRepository.token_and_phone(
+            self._database, hash_token(token), phone_number_id
+        )
         if row is None:
             raise Unauthorized(_TOKEN_INVALID)
         self._check_token_live(row.revoked_at, row.expires_at)

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.db.base import Base
+from tidings.db.direct import direct
 from tidings.policy.throughput import CounterState, CounterVerdict, RateLimit, gcra, to_micros
 
 
@@ -84,9 +85,11 @@ def _upsert_step(insert: Any) -> Any:
     )
 
 
-_STEP = {"sqlite": _upsert_step(sqlite_insert), "postgresql": _upsert_step(pg_insert)}
-_TAT = select(PolicyCounter.__table__.c.tat_us).where(
-    PolicyCounter.__table__.c.key == bindparam("key")
+_STEP = {"sqlite": direct(_upsert_step(sqlite_insert)), "postgresql": _upsert_step(pg_insert)}
+_TAT = direct(
+    select(PolicyCounter.__table__.c.tat_us).where(
+        PolicyCounter.__table__.c.key == bindparam("key")
+    )
 )
 
 

@@ -23,6 +23,8 @@ from sqlalchemy import util
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.db.direct import is_direct, run_direct
+
 
 class InlineCursor:
     def __init__(self, cursor: sqlite3.Cursor) -> None:
@@ -164,10 +166,18 @@ class InlineSession(AsyncSession):
     greenlet, which never has to switch on a synchronous engine."""
 
     async def execute(self, statement: Any, params: Any = None, **kw: Any) -> Any:
+        if not kw and is_direct(statement):
+            result = run_direct(self.sync_session, statement, params)
+            if result is not None:
+                return result
         kw["execution_options"] = _buffered(kw.get("execution_options"))
         return self.sync_session.execute(statement, params, **kw)
 
     async def scalar(self, statement: Any, params: Any = None, **kw: Any) -> Any:
+        if not kw and is_direct(statement):
+            result = run_direct(self.sync_session, statement, params)
+            if result is not None:
+                return result.scalar()
         kw["execution_options"] = _buffered(kw.get("execution_options"))
         return self.sync_session.scalar(statement, params, **kw)
 

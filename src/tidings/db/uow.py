@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
+from tidings.db.direct import read_first
 from tidings.db.engine import sqlite_statement_engine
 from tidings.db.sqlite_inline import InlineSession
 
@@ -57,10 +58,12 @@ class Database:
                 if read_engine is None
                 else sqlite_statement_engine(read_engine, begin="BEGIN")
             )
+            self._reader: Engine | None = reader
             self.statement_engines: tuple[Engine, ...] = tuple(dict.fromkeys((writer, reader)))
             self._sessions = _inline_sessions(writer, autoflush=True)
             self._read_sessions = _inline_sessions(reader, autoflush=False)
         else:
+            self._reader = None
             self.statement_engines = tuple(
                 dict.fromkeys((engine.sync_engine, self.read_engine.sync_engine))
             )
@@ -106,6 +109,18 @@ class Database:
             finally:
                 await session.rollback()
         await self._pass_the_loop()
+
+    async def first(self, statement: Any, params: dict[str, Any]) -> Any:
+        """The first row of one select (or None), as a `read_only` unit would read it. On
+        SQLite a statement marked `direct` runs on a connection of its own, outside any
+        transaction (see `db.direct.read_first`): every API request and every device request
+        authenticates this way, and a unit of work's session costs several times the read."""
+        if self._reader is not None:
+            row = read_first(self._reader, statement, params)
+            if row is not NotImplemented:
+                return row
+        async with self.read_only() as uow:
+            return (await uow.session.execute(statement, params)).first()
 
     async def _pass_the_loop(self) -> None:
         """Two rounds of the event loop's ready queue after every unit of work on SQLite,

@@ -4,23 +4,44 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.accounts.models import Account
+from tidings.db.direct import direct
 from tidings.db.sets import one_of
+from tidings.db.uow import Database
 from tidings.devices.models import Device, FallbackKeyRow, Link, OneTimeKeyRow
+
+_devices = Device.__table__
+_accounts = Account.__table__
+# Every request a device makes is authenticated by this (one Core statement: loading the two
+# ORM objects cost several times more than reading these columns).
+_CREDENTIALS = direct(
+    select(
+        _devices.c.id,
+        _devices.c.device_id,
+        _devices.c.account_id,
+        _devices.c.primary,
+        _devices.c.status,
+        _accounts.c.phone,
+    )
+    .join_from(_devices, _accounts, _accounts.c.id == _devices.c.account_id)
+    .where(_devices.c.token_hash == bindparam("token_hash"))
+)
 
 
 class DeviceRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def by_token_hash(self, token_hash: str) -> Device | None:
-        result: Device | None = await self.session.scalar(
-            select(Device).where(Device.token_hash == token_hash)
-        )
-        return result
+    @staticmethod
+    async def credentials(database: Database, token_hash: str) -> Any:
+        """(id, device_id, account_id, primary, status, phone) of the device holding the token
+        whose hash is `token_hash`, or None."""
+        return await database.first(_CREDENTIALS, {"token_hash": token_hash})
 
     async def by_pk(self, device_pk: int) -> Device | None:
         result: Device | None = await self.session.get(Device, device_pk)

@@ -82,21 +82,19 @@ class DeviceService:
     ) -> DeviceContext:
         if not token:
             raise Unauthorized("missing device credentials: send `Authorization: Bearer <token>`")
-        async with self._database.read_only() as uow:
-            device = await DeviceRepository(uow.session).by_token_hash(hash_token(token))
-            if device is None or device.status == "removed":
-                raise Unauthorized("invalid or revoked device credentials")
-            if device.status == "pending" and not allow_pending:
-                raise Forbidden("this device has not been approved by the primary device yet")
-            account = await self._accounts.get(uow, device.account_id)
-            return DeviceContext(
-                device_pk=device.id,
-                device_id=device.device_id,
-                account_id=device.account_id,
-                phone=account.phone,
-                primary=device.primary,
-                status=device.status,
-            )
+        device = await DeviceRepository.credentials(self._database, hash_token(token))
+        if device is None or device.status == "removed":
+            raise Unauthorized("invalid or revoked device credentials")
+        if device.status == "pending" and not allow_pending:
+            raise Forbidden("this device has not been approved by the primary device yet")
+        return DeviceContext(
+            device_pk=device.id,
+            device_id=device.device_id,
+            account_id=device.account_id,
+            phone=device.phone,
+            primary=device.primary,
+            status=device.status,
+        )
 
     async def touch(self, ctx: DeviceContext) -> None:
         """Record that the device was seen; at most one write an hour per device.

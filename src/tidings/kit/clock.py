@@ -45,5 +45,8 @@ def monotonic() -> float:
 
 
 def as_utc(when: datetime) -> datetime:
-    """Databases hand back naive datetimes (SQLite); we store UTC, so mark them as such."""
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    """`when` in UTC. Databases hand back naive datetimes (SQLite), which hold UTC; an aware
+    one in another zone is converted (SQLite keeps only the wall-clock time it is given)."""
+    if when.tzinfo is None:
+        return when.replace(tzinfo=UTC)
+    return when if when.tzinfo is UTC else when.astimezone(UTC)

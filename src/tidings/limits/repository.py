@@ -10,11 +10,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.db.direct import direct
 from tidings.limits.models import BusinessTier, LimitReach, PhoneThroughput
 
 # Read by every send (prebuilt: building an ORM query costs more than running it).
-_LEVEL = select(PhoneThroughput.__table__.c.level).where(
-    PhoneThroughput.__table__.c.phone_id == bindparam("phone_pk")
+_LEVEL = direct(
+    select(PhoneThroughput.__table__.c.level).where(
+        PhoneThroughput.__table__.c.phone_id == bindparam("phone_pk")
+    )
 )
 
 

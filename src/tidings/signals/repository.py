@@ -9,6 +9,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Table, bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.db.direct import direct
 from tidings.db.sets import one_of
 from tidings.signals.models import (
     ConsentRecord,
@@ -22,16 +23,23 @@ from tidings.signals.models import (
 # What every send reads (the policy gate's facts), as prebuilt Core statements: building and
 # compiling an ORM query costs several times more than running it on SQLite.
 _windows = CustomerWindow.__table__
-_WINDOW_TIMES = select(
-    _windows.c.last_inbound_at, _windows.c.entry_started_at, _windows.c.entry_replied_at
-).where(_windows.c.phone_id == bindparam("phone_pk"), _windows.c.customer == bindparam("customer"))
+_WINDOW_TIMES = direct(
+    select(
+        _windows.c.last_inbound_at, _windows.c.entry_started_at, _windows.c.entry_replied_at
+    ).where(
+        _windows.c.phone_id == bindparam("phone_pk"), _windows.c.customer == bindparam("customer")
+    )
+)
 _blocks = CustomerBlock.__table__
-_BLOCKED = select(_blocks.c.blocked).where(
-    _blocks.c.business_id == bindparam("business_id"), _blocks.c.customer == bindparam("customer")
+_BLOCKED = direct(
+    select(_blocks.c.blocked).where(
+        _blocks.c.business_id == bindparam("business_id"),
+        _blocks.c.customer == bindparam("customer"),
+    )
 )
 
 _SENDS = cast(Table, PolicySend.__table__)
-_INSERT_SEND = insert(_SENDS)
+_INSERT_SEND = direct(insert(_SENDS))
 _INSERT_SIGNAL = insert(cast(Table, CustomerSignal.__table__))
 
 
