@@ -156,9 +156,11 @@ class BusinessMessaging:
         return self._sealer.seal(json.dumps(content).encode(), f"business-message/{wamid}".encode())
 
     def content_of(self, message: BusinessMessage) -> dict[str, Any]:
-        data = self._sealer.open(
-            message.content_sealed, f"business-message/{message.wamid}".encode()
-        )
+        return self.open_content(message.wamid, message.content_sealed)
+
+    def open_content(self, wamid: str, sealed: bytes) -> dict[str, Any]:
+        """What `_seal` sealed for the message `wamid`."""
+        data = self._sealer.open(sealed, f"business-message/{wamid}".encode())
         content: dict[str, Any] = json.loads(data)
         return content
 
@@ -294,18 +296,18 @@ class BusinessMessaging:
         was pending or the batch was deferred) and the statuses to record, which the caller
         must record (`drain(phone, statuses)` does it in the journal's transaction)."""
         async with self._database.read_only() as uow:
-            pending = [
-                (m.id, m.wamid, m.e2e_id, m.customer, self.content_of(m)["content"])
-                for m in await BusinessRepository(uow.session).pending_outbound(
-                    phone.phone_pk, batch
-                )
-            ]
+            rows = await BusinessRepository(uow.session).pending_outbound(phone.phone_pk, batch)
+        pending = [
+            (m.id, m.wamid, m.e2e_id, m.customer, self.open_content(m.wamid, m.content_sealed))
+            for m in rows
+        ]
         if not pending:
             return 0, []
         client = await self._devices.client(phone.phone_number_id)
         results: list[StatusChange] = []
         ready: list[tuple[int, str, str, str, dict[str, Any]]] = []
-        for row_id, wamid, e2e_id, customer, content in pending:
+        for row_id, wamid, e2e_id, customer, stored in pending:
+            content = stored["content"]
             try:
                 if content.get("type") in MEDIA_KINDS:
                     # Outside the device lock: a link fetch may take seconds.
@@ -404,11 +406,9 @@ class BusinessMessaging:
         client = await self._devices.client(phone.phone_number_id)
         applied = 0
         while True:
-            async with self._database.read_only() as uow:
-                number = await BusinessRepository(uow.session).phone_by_pk(phone.phone_pk)
-                if number is None:
-                    return applied
-                cursor = number.journal_cursor
+            cursor = await BusinessRepository.journal_cursor(self._database, phone.phone_pk)
+            if cursor is None:
+                return applied
             entries = client.journal_after(cursor, 100)
             if not entries:
                 return applied

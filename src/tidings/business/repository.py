@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, bindparam, func, insert, select
+from sqlalchemy import Table, bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.business.models import (
@@ -42,6 +42,31 @@ _TOKEN_AND_PHONE = direct(
         )
     )
     .where(_tokens.c.token_hash == bindparam("token_hash"))
+)
+
+_messages = BusinessMessage.__table__
+# The business worker's queue: the number's outbound messages accepted and not yet sent. The
+# backlog count (`count_pending_outbound`) reads the same rows.
+_PENDING_CONDITIONS = (
+    _messages.c.phone_id == bindparam("phone_pk"),
+    _messages.c.direction == "out",
+    _messages.c.status == "accepted",
+)
+_PENDING = direct(
+    select(
+        _messages.c.id,
+        _messages.c.wamid,
+        _messages.c.e2e_id,
+        _messages.c.customer,
+        _messages.c.content_sealed,
+    )
+    .where(*_PENDING_CONDITIONS)
+    .order_by(_messages.c.id)
+    .limit(bindparam("limit"))
+)
+_COUNT_PENDING = direct(select(func.count()).select_from(_messages).where(*_PENDING_CONDITIONS))
+_JOURNAL_CURSOR = direct(
+    select(_phones.c.journal_cursor).where(_phones.c.id == bindparam("phone_pk"))
 )
 
 _INSERT_MESSAGE = direct(insert(cast(Table, BusinessMessage.__table__)))
@@ -147,26 +172,17 @@ class BusinessRepository:
         return {row.id: row for row in rows}
 
     async def count_pending_outbound(self, phone_pk: int) -> int:
-        count: int | None = await self.session.scalar(
-            select(func.count()).select_from(BusinessMessage).where(*_pending_outbound(phone_pk))
-        )
+        count: int | None = await self.session.scalar(_COUNT_PENDING, {"phone_pk": phone_pk})
         return count or 0
 
-    async def pending_outbound(self, phone_pk: int, limit: int) -> list[BusinessMessage]:
-        return list(
-            await self.session.scalars(
-                select(BusinessMessage)
-                .where(*_pending_outbound(phone_pk))
-                .order_by(BusinessMessage.id)
-                .limit(limit)
-            )
-        )
+    async def pending_outbound(self, phone_pk: int, limit: int) -> list[Any]:
+        """(id, wamid, e2e_id, customer, content_sealed) of the number's first `limit`
+        messages waiting to be sent, in order."""
+        rows = await self.session.execute(_PENDING, {"phone_pk": phone_pk, "limit": limit})
+        return list(rows)
 
-
-def _pending_outbound(phone_pk: int) -> tuple[ColumnElement[bool], ...]:
-    """The number's outbound messages accepted and not yet sent (the business worker's queue)."""
-    return (
-        BusinessMessage.phone_id == phone_pk,
-        BusinessMessage.direction == "out",
-        BusinessMessage.status == "accepted",
-    )
+    @staticmethod
+    async def journal_cursor(database: Database, phone_pk: int) -> int | None:
+        """Where the number's journal was applied up to (None: no such number)."""
+        row = await database.first(_JOURNAL_CURSOR, {"phone_pk": phone_pk})
+        return None if row is None else int(row.journal_cursor)

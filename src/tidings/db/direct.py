@@ -69,11 +69,13 @@ class _Plan:
     binds: tuple[Processor, ...]  # one per positional parameter
     row: Any  # a namedtuple class, or None when the statement returns no rows
     results: tuple[Processor, ...]
+    constants: Mapping[str, Any]  # the values of parameters written into the statement
 
     def arguments(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         values = []
+        constants = self.constants
         for name, process in zip(self.names, self.binds, strict=True):
-            value = params[name]
+            value = params[name] if name in params else constants[name]
             values.append(value if process is None or value is None else process(value))
         return tuple(values)
 
@@ -91,6 +93,8 @@ class _Plan:
         ]
 
 
+_DRIVER = "tidings.direct.driver"  # the key of (transaction, driver connection) in Session.info
+
 # (statement id, parameter names) -> plan, or None when the statement takes the ordinary path.
 _PLANS: dict[tuple[int, tuple[str, ...]], _Plan | None] = {}
 
@@ -107,15 +111,19 @@ def _plan(statement: ClauseElement, keys: tuple[str, ...], dialect: Dialect) -> 
     ):
         return None
     names = tuple(compiled.positiontup or ())
-    if not set(names) <= set(keys):
-        return None  # a parameter left to its default: SQLAlchemy fills it in
+    constants = {}
+    for name in set(names) - set(keys):
+        bind = compiled.binds[name]
+        if bind.required or bind.callable is not None:
+            return None  # left for SQLAlchemy to fill in, or to refuse
+        constants[name] = bind.value  # `status == "accepted"`: a value written in the statement
     binds = tuple(compiled.binds[name].type._cached_bind_processor(dialect) for name in names)
     columns = compiled._result_columns
     if not columns:
-        return _Plan(str(compiled), names, binds, None, ())
+        return _Plan(str(compiled), names, binds, None, (), constants)
     row = namedtuple("Row", [column.keyname for column in columns], rename=True)  # type: ignore[misc]
     results = tuple(column.type._cached_result_processor(dialect, None) for column in columns)
-    return _Plan(str(compiled), names, binds, row, results)
+    return _Plan(str(compiled), names, binds, row, results, constants)
 
 
 def run_direct(session: Session, statement: ClauseElement, params: Any) -> DirectResult | None:
@@ -129,8 +137,14 @@ def run_direct(session: Session, statement: ClauseElement, params: Any) -> Direc
         return None
     if session.autoflush:
         session.flush()
-    driver = session.connection().connection.driver_connection
-    return run_plan(driver, plan, params)
+    # The driver connection of the session's transaction, remembered for its next statements
+    # (a unit of work runs about ten): `Session.connection()` costs as much as the statement.
+    transaction = session.get_transaction()
+    known = session.info.get(_DRIVER)
+    if transaction is None or known is None or known[0] is not transaction:
+        driver = session.connection().connection.driver_connection
+        known = session.info[_DRIVER] = (session.get_transaction(), driver)
+    return run_plan(known[1], plan, params)
 
 
 def read_first(engine: Engine, statement: ClauseElement, params: Mapping[str, Any]) -> Any:

@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.db.direct import direct
 from tidings.mailbox.models import EnvelopeRow, Mailbox
 
 _MAILBOXES = cast(Table, Mailbox.__table__)
@@ -63,13 +64,15 @@ _FILED_PG = _filed(_PG_PAIRS, _PG_PAIRS.c.device_pk, _PG_PAIRS.c.message_id)
 _SQLITE_PAIRS = (
     func.json_each(bindparam("pairs", type_=String)).table_valued("value").alias("pairs")
 )
-_FILED_SQLITE = _filed(
-    _SQLITE_PAIRS,
-    func.json_extract(_SQLITE_PAIRS.c.value, "$[0]"),
-    func.json_extract(_SQLITE_PAIRS.c.value, "$[1]"),
+_FILED_SQLITE = direct(
+    _filed(
+        _SQLITE_PAIRS,
+        func.json_extract(_SQLITE_PAIRS.c.value, "$[0]"),
+        func.json_extract(_SQLITE_PAIRS.c.value, "$[1]"),
+    )
 )
 
-_INSERT_ENVELOPES = insert(_ENVELOPES)
+_INSERT_ENVELOPES = direct(insert(_ENVELOPES))
 
 
 class MailboxRepository:

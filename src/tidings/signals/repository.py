@@ -40,7 +40,7 @@ _BLOCKED = direct(
 
 _SENDS = cast(Table, PolicySend.__table__)
 _INSERT_SEND = direct(insert(_SENDS))
-_INSERT_SIGNAL = insert(cast(Table, CustomerSignal.__table__))
+_INSERT_SIGNAL = direct(insert(cast(Table, CustomerSignal.__table__)))
 
 
 class SignalsRepository:

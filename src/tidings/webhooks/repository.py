@@ -13,6 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from tidings.db.direct import direct
 from tidings.webhooks.models import (
     WebhookApp,
     WebhookDelivery,
@@ -25,8 +26,8 @@ from tidings.webhooks.models import (
 
 PENDING, DELIVERING, DELIVERED, DEAD = "pending", "delivering", "delivered", "dead"
 WAITING = (PENDING, DELIVERING)  # not final: will be (re)tried
-_INSERT_EVENT = insert(cast(Table, WebhookEvent.__table__))
-_INSERT_DELIVERY = insert(cast(Table, WebhookDelivery.__table__))
+_INSERT_EVENT = direct(insert(cast(Table, WebhookEvent.__table__)))
+_INSERT_DELIVERY = direct(insert(cast(Table, WebhookDelivery.__table__)))
 
 
 @dataclass(frozen=True)
