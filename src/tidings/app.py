@@ -26,7 +26,7 @@ from tidings.business_api.media_routes import router as media_router
 from tidings.business_api.openapi import router as business_openapi_router
 from tidings.business_api.profiles import router as business_profiles_router
 from tidings.business_api.routes import router as business_router
-from tidings.business_api.routes import send_fast_path
+from tidings.business_api.send_path import SendPath, is_send
 from tidings.devices.routes import router as devices_router
 from tidings.errors import AppError, PayloadTooLarge
 from tidings.gateway.dispatcher import Dispatcher
@@ -114,14 +114,18 @@ def graph_error_from_request(exc: RequestValidationError) -> GraphError:
 
 
 class TidingsApp(FastAPI):
-    """FastAPI with the device gateway in front: `/v1/ws` connections go straight to its plain
-    ASGI handler, past every middleware and the router (gateway/routes.py says why)."""
+    """FastAPI with two plain ASGI handlers in front, past every middleware and the router:
+    the device gateway's `/v1/ws` connections (gateway/routes.py says why) and the Cloud API's
+    send, `POST /vNN.N/{digits}/messages` (business_api/send_path.py)."""
 
     gateway: Gateway
+    send_path: SendPath
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket" and scope["path"] == GATEWAY_PATH:
             await self.gateway(scope, receive, send)
+        elif is_send(scope):
+            await self.send_path(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
 
@@ -178,7 +182,6 @@ def create_app(runtime: Runtime) -> TidingsApp:
     # API devices reach the core through this very app, in-process (no socket).
     runtime.api_devices.set_transport(lambda: httpx.ASGITransport(app=app))
 
-    app.include_router(send_fast_path)  # POST /vNN.N/{digits}/messages: the hot path, first
     app.include_router(devices_router)
     app.include_router(mailbox_router)
     app.include_router(attachments_router)
@@ -265,4 +268,15 @@ def create_app(runtime: Runtime) -> TidingsApp:
             500, ErrorCode.INTERNAL, "internal error; the server logged the details"
         )
 
+    async def handle_error(request: Request, exc: Exception) -> JSONResponse:
+        """The handler above that the router would have picked for `exc`."""
+        if isinstance(exc, AppError):
+            return await app_error(request, exc)
+        if isinstance(exc, RequestValidationError):
+            return await invalid_request(request, exc)
+        if isinstance(exc, StarletteHTTPException):
+            return await http_error(request, exc)
+        return await unexpected(request, exc)
+
+    app.send_path = SendPath(app, default_max_bytes, handle_error, too_large)
     return app

@@ -10,7 +10,6 @@ import json
 from typing import Any, Protocol
 
 from fastapi import APIRouter, Request
-from starlette.convertors import Convertor, register_url_convertor
 
 from tidings.business.media_types import MEDIA_KINDS
 from tidings.business.messaging import BusinessMessaging
@@ -96,39 +95,6 @@ async def send_message(request: Request, phone_number_id: str, version: str | No
 send_message_once = idempotent(send_message)
 router.add_api_route("/{version}/{phone_number_id}/messages", send_message_once, methods=["POST"])
 router.add_api_route("/{phone_number_id}/messages", send_message_once, methods=["POST"])
-
-
-class _Pattern(Convertor[str]):
-    def convert(self, value: str) -> str:
-        return value
-
-    def to_string(self, value: str) -> str:
-        return value
-
-
-class _GraphVersion(_Pattern):
-    regex = r"v\d+\.\d+"
-
-
-class _NumericId(_Pattern):
-    regex = r"\d+"
-
-
-register_url_convertor("graph_version", _GraphVersion())
-register_url_convertor("graph_id", _NumericId())
-
-# The send path again, for the app to match before anything else: routes are tried in order,
-# and the Graph routes come after every fixed route (app.py), so a send was compared with
-# every route of the app first (15% of its CPU in the accept benchmark). Only a versioned
-# path with a numeric id fits here, which no other route accepts; every other request (and
-# the OpenAPI schema) goes on to the routes above.
-send_fast_path = APIRouter()
-send_fast_path.add_api_route(
-    "/{version:graph_version}/{phone_number_id:graph_id}/messages",
-    send_message_once,
-    methods=["POST"],
-    include_in_schema=False,
-)
 
 
 async def phone_node(request: Request, phone_number_id: str, version: str | None = None) -> Any:

@@ -22,6 +22,11 @@ single SQLite statement is atomic, and a session's transaction costs several tim
 (92 µs against 15 for a pooled connection here). Every Business API request and every device
 request authenticates that way.
 
+The processors and result columns are read from SQLAlchemy's compiled statement
+(`_cached_bind_processor`, `_cached_result_processor`, `_result_columns`: what its own
+execution uses, on the pinned version); tests/integration/test_db_direct.py holds the two
+paths to the same answers, so an upgrade that changes them fails there first.
+
 Results support what the call sites use: `first`, `one`, `one_or_none`, `all`, `scalar`,
 `scalar_one`, `scalar_one_or_none`, `scalars`, iteration and `rowcount`; rows are named tuples,
 so `row.column` and `row[0]` work as on SQLAlchemy's rows.
