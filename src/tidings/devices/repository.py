@@ -33,6 +33,14 @@ _CREDENTIALS = direct(
 )
 
 
+# Every mailbox page tells the device how many one-time keys it has left.
+_COUNT_ONE_TIME_KEYS = direct(
+    select(func.count())
+    .select_from(OneTimeKeyRow.__table__)
+    .where(OneTimeKeyRow.__table__.c.device_pk == bindparam("device_pk"))
+)
+
+
 class DeviceRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -123,11 +131,7 @@ class DeviceRepository:
         await self.session.flush()
 
     async def count_one_time_keys(self, device_pk: int) -> int:
-        count = await self.session.scalar(
-            select(func.count())
-            .select_from(OneTimeKeyRow)
-            .where(OneTimeKeyRow.device_pk == device_pk)
-        )
+        count = await self.session.scalar(_COUNT_ONE_TIME_KEYS, {"device_pk": device_pk})
         return int(count or 0)
 
     async def take_one_time_key(self, device_pk: int) -> OneTimeKeyRow | None:

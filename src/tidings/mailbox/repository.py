@@ -73,6 +73,22 @@ _FILED_SQLITE = direct(
 )
 
 _INSERT_ENVELOPES = direct(insert(_ENVELOPES))
+# A device's mailbox page, as plain rows: every sync and every push reads one.
+_PAGE = direct(
+    select(
+        _ENVELOPES.c.seq,
+        _ENVELOPES.c.kind,
+        _ENVELOPES.c.message_id,
+        _ENVELOPES.c.sender_phone,
+        _ENVELOPES.c.sender_device,
+        _ENVELOPES.c.olm_type,
+        _ENVELOPES.c.body,
+        _ENVELOPES.c.server_ts,
+    )
+    .where(_ENVELOPES.c.device_pk == bindparam("device_pk"), _ENVELOPES.c.seq > bindparam("after"))
+    .order_by(_ENVELOPES.c.seq)
+    .limit(bindparam("limit"))
+)
 
 
 class MailboxRepository:
@@ -121,12 +137,11 @@ class MailboxRepository:
         if rows:
             await self.session.execute(_INSERT_ENVELOPES, rows)
 
-    async def page(self, device_pk: int, after: int, limit: int) -> list[EnvelopeRow]:
-        rows = await self.session.scalars(
-            select(EnvelopeRow)
-            .where(EnvelopeRow.device_pk == device_pk, EnvelopeRow.seq > after)
-            .order_by(EnvelopeRow.seq)
-            .limit(limit)
+    async def page(self, device_pk: int, after: int, limit: int) -> list[Any]:
+        """The mailbox's first `limit` envelopes after position `after`, in order: rows of
+        (seq, kind, message_id, sender_phone, sender_device, olm_type, body, server_ts)."""
+        rows = await self.session.execute(
+            _PAGE, {"device_pk": device_pk, "after": after, "limit": limit}
         )
         return list(rows)
 

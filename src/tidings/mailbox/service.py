@@ -18,7 +18,6 @@ from tidings.devices.service import DeviceContext, DeviceService
 from tidings.errors import AppError, Conflict, Forbidden, ValidationFailed
 from tidings.kit.clock import Clock, to_millis
 from tidings.kit.ids import b64decode, b64encode, new_uuid
-from tidings.mailbox.models import EnvelopeRow
 from tidings.mailbox.repository import MailboxRepository
 from tidings.protocol import api
 from tidings.protocol.codes import ErrorCode
@@ -383,10 +382,11 @@ def decode_body(body: str) -> bytes:
         raise ValidationFailed("envelope body is not valid base64") from exc
 
 
-def to_wire(row: EnvelopeRow) -> api.Envelope:
+def to_wire(row: Any) -> api.Envelope:
+    """A mailbox page row (`MailboxRepository.page`) as the protocol's envelope."""
     return api.Envelope(
         seq=row.seq,
-        kind=row.kind,  # type: ignore[arg-type]
+        kind=row.kind,
         message_id=row.message_id,
         sender=row.sender_phone,
         sender_device=row.sender_device,
