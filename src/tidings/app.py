@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -15,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tidings import __version__
@@ -119,7 +121,7 @@ class TidingsApp(FastAPI):
     send, `POST /vNN.N/{digits}/messages` (business_api/send_path.py)."""
 
     gateway: Gateway
-    send_path: SendPath
+    send_path: ASGIApp  # a `SendPath` behind the app's `BodyLimit`
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket" and scope["path"] == GATEWAY_PATH:
@@ -268,15 +270,13 @@ def create_app(runtime: Runtime) -> TidingsApp:
             500, ErrorCode.INTERNAL, "internal error; the server logged the details"
         )
 
-    async def handle_error(request: Request, exc: Exception) -> JSONResponse:
-        """The handler above that the router would have picked for `exc`."""
-        if isinstance(exc, AppError):
-            return await app_error(request, exc)
-        if isinstance(exc, RequestValidationError):
-            return await invalid_request(request, exc)
-        if isinstance(exc, StarletteHTTPException):
-            return await http_error(request, exc)
-        return await unexpected(request, exc)
+    async def handle_error(request: Request, exc: Exception) -> Response:
+        """The handler registered above that the router would pick for `exc`: the nearest
+        class in its MRO (`Exception` catches the rest)."""
+        handlers = app.exception_handlers
+        handler = next(handlers[cls] for cls in type(exc).__mro__ if cls in handlers)
+        answered = handler(request, exc)
+        return await answered if inspect.isawaitable(answered) else answered
 
-    app.send_path = SendPath(app, default_max_bytes, handle_error, too_large)
+    app.send_path = BodyLimit(SendPath(app, handle_error), limit_for=body_limit)
     return app

@@ -298,7 +298,13 @@ class BusinessMessaging:
         async with self._database.read_only() as uow:
             rows = await BusinessRepository(uow.session).pending_outbound(phone.phone_pk, batch)
         pending = [
-            (m.id, m.wamid, m.e2e_id, m.customer, self.open_content(m.wamid, m.content_sealed))
+            (
+                m.id,
+                m.wamid,
+                m.e2e_id,
+                m.customer,
+                self.open_content(m.wamid, m.content_sealed)["content"],
+            )
             for m in rows
         ]
         if not pending:
@@ -306,8 +312,7 @@ class BusinessMessaging:
         client = await self._devices.client(phone.phone_number_id)
         results: list[StatusChange] = []
         ready: list[tuple[int, str, str, str, dict[str, Any]]] = []
-        for row_id, wamid, e2e_id, customer, stored in pending:
-            content = stored["content"]
+        for row_id, wamid, e2e_id, customer, content in pending:
             try:
                 if content.get("type") in MEDIA_KINDS:
                     # Outside the device lock: a link fetch may take seconds.

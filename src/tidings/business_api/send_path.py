@@ -7,7 +7,8 @@ server's CPU for a send that is refused. Here the same handler (`send_message_on
 Idempotency-Key support) runs on a Starlette `Request` of its own; what it returns is
 rendered as FastAPI renders it, and what it raises goes to the app's own exception handlers,
 so answers are byte for byte those of the routed path (which still serves every other form of
-the path, unversioned or with a non-numeric id, and documents it in the OpenAPI schema).
+the path, unversioned or with a non-numeric id, and documents it in the OpenAPI schema). The
+app wraps it in its `BodyLimit`, as every other route is.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from tidings.business_api.routes import send_message_once
 SEND_PATH = re.compile(r"/(v\d+\.\d+)/(\d+)/messages")
 
 ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
-TooLarge = Callable[[str, int], Response]
 
 
 def is_send(scope: Scope) -> bool:
@@ -38,24 +38,15 @@ def is_send(scope: Scope) -> bool:
 
 
 class SendPath:
-    """The send endpoint for `app` (whose state and exception handlers it uses): requests
-    over `max_bytes` are refused before their body is read, as `BodyLimit` refuses them."""
+    """The send endpoint for `app`, whose state it uses; `handle_error` answers what the
+    handler raises as the app's exception handlers would."""
 
-    def __init__(
-        self, app: ASGIApp, max_bytes: int, handle_error: ErrorHandler, too_large: TooLarge
-    ) -> None:
+    def __init__(self, app: ASGIApp, handle_error: ErrorHandler) -> None:
         self.app = app
-        self.max_bytes = max_bytes
         self.handle_error = handle_error
-        self.too_large = too_large
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope["path"]
-        length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await self.too_large(path, self.max_bytes)(scope, receive, send)
-            return
-        matched = SEND_PATH.fullmatch(path)
+        matched = SEND_PATH.fullmatch(scope["path"])
         assert matched is not None  # the app sends only what `is_send` accepts
         version, phone_number_id = matched.groups()
         scope["app"] = self.app  # as Starlette sets it: handlers read `request.app.state`
