@@ -39,11 +39,13 @@ from tidings.crypto.linking import (
 )
 from tidings.crypto.sealing import Sealer, new_master_key
 from tidings.crypto.sessions import (
+    LiveSession,
     OpenSessions,
     PeerSessions,
     SeenMessages,
     SessionManager,
     SessionRecord,
+    replay_steps,
 )
 
 __all__ = [
@@ -58,6 +60,7 @@ __all__ = [
     "DeviceListMismatch",
     "DeviceListRollback",
     "DuplicateMessage",
+    "LiveSession",
     "OpenSessions",
     "PeerSessions",
     "SealError",
@@ -77,6 +80,7 @@ __all__ = [
     "new_link_secret",
     "new_master_key",
     "parse_link_qr_text",
+    "replay_steps",
     "sign_device_list",
     "unb64",
     "verify_approve_proof",

@@ -4,6 +4,15 @@ State lives in plain objects (`PeerSessions`, `SeenMessages`) that the SDK seria
 and persists. Persist after every successful `encrypt` or `decrypt` and before sending or
 acknowledging, or a crash replays ratchet state. A failed decrypt changes nothing, so there
 is never anything to roll back.
+
+The send path may persist less than a pickle (see `OpenSessions`): a count of the steps a
+session took on its sending chain since its pickle. That is enough because such a step is
+deterministic: once a session has encrypted since it last decrypted, its ratchet is active,
+and every further encryption only advances the chain key by a fixed derivation until the next
+decryption. `replay_steps` takes the same steps on the pickle, with a throw-away plaintext,
+and arrives at the same state. The first encryption after a decryption is different (it
+draws a new ratchet key at random), so a session whose chain state is not known to be active
+is always pickled after it encrypts.
 """
 
 from __future__ import annotations
@@ -19,6 +28,11 @@ from tidings.crypto.errors import CryptoError, DecryptionFailed, DuplicateMessag
 from tidings.kit import jsonutil
 
 MAX_SESSIONS_PER_PEER = 5
+# Steps a session may run ahead of its pickle before it is pickled again: what loading it
+# after a restart replays at most (an encryption each, about 10-25 µs).
+MAX_UNPICKLED_STEPS = 32
+# Encrypted and thrown away by `replay_steps`: a chain step does not depend on the plaintext.
+_REPLAY_PLAINTEXT = b""
 RESET_INTERVAL_MS = 3_600_000
 PRE_KEY = 0
 NORMAL = 1
@@ -276,45 +290,92 @@ class SeenMessages:
         return seen
 
 
+@dataclass(frozen=True)
+class LiveSession:
+    """A peer's active session kept unpickled, `steps` encryptions on its sending chain ahead
+    of the pickle in the peer's record (0: the record holds exactly this session). Only
+    `OpenSessions.close` makes one: its session has encrypted since it last decrypted."""
+
+    session: vodozemac.Session
+    steps: int = 0
+
+
+class _Open:
+    __slots__ = ("peer", "session", "steps")
+
+    def __init__(self, peer: PeerSessions, session: vodozemac.Session, steps: int | None):
+        self.peer = peer
+        self.session = session
+        # Steps ahead of peer.sessions[0]; None while the chain state is not known to be
+        # active (unpickled here: its next encryption may draw a new ratchet key).
+        self.steps = steps
+
+
 class OpenSessions:
     """Active sessions held unpickled across the encryptions of one batch (see
     `SessionManager.batch`). Until `close`, the peers' records are stale.
 
     A caller that kept a peer's active session unpickled from an earlier batch hands it in with
-    `adopt` and skips the unpickling (about twice the cost of an encryption)."""
+    `adopt` and skips the unpickling (about twice the cost of an encryption). Such a session
+    is not pickled again at `close` while it is at most `max_steps` ahead of its record: the
+    caller persists the step count instead (a pickle costs about half an encryption)."""
 
-    def __init__(self, pickle_key: bytes) -> None:
+    def __init__(self, pickle_key: bytes, max_steps: int = MAX_UNPICKLED_STEPS) -> None:
         if not isinstance(pickle_key, bytes) or len(pickle_key) != 32:
             raise CryptoError("pickle key must be 32 bytes")
         self._key = pickle_key
-        self._live: dict[int, tuple[PeerSessions, vodozemac.Session]] = {}
+        self._max_steps = max_steps
+        self._live: dict[int, _Open] = {}
 
-    def adopt(self, peer: PeerSessions, session: vodozemac.Session) -> None:
-        """Use `session` as `peer`'s active session. It must be exactly what
-        `peer.sessions[0]` holds pickled: one step behind or ahead would reuse a message key
-        or break the chain."""
-        if not peer.sessions or peer.sessions[0].session_id != session.session_id:
+    def adopt(self, peer: PeerSessions, live: LiveSession) -> None:
+        """Use `live.session` as `peer`'s active session. It must be exactly what
+        `peer.sessions[0]` holds pickled, advanced by `live.steps`: one step behind or ahead
+        would reuse a message key or break the chain."""
+        if not peer.sessions or peer.sessions[0].session_id != live.session.session_id:
             raise CryptoError("the session handed in is not the peer's active session")
-        self._live[id(peer)] = (peer, session)
+        if live.steps < 0:
+            raise CryptoError("a session cannot be behind its record")
+        self._live[id(peer)] = _Open(peer, live.session, live.steps)
 
     def encrypt(self, peer: PeerSessions, plaintext: bytes) -> tuple[int, str]:
         entry = self._live.get(id(peer))
         if entry is None:
             if not peer.sessions:
                 raise CryptoError("no session with this peer device")
-            entry = self._live[id(peer)] = (peer, _unpickle(peer.sessions[0], self._key))
-        msg_type, ciphertext = entry[1].encrypt(plaintext).to_parts()
+            entry = _Open(peer, _unpickle(peer.sessions[0], self._key), None)
+            self._live[id(peer)] = entry
+        msg_type, ciphertext = entry.session.encrypt(plaintext).to_parts()
+        if entry.steps is not None:
+            entry.steps += 1
         return msg_type, b64(ciphertext)
 
-    def close(self) -> dict[int, vodozemac.Session]:
-        """Pickle every session back into its peer's record; returns the live sessions by
-        `id(peer)`, each now matching its record, for a caller that keeps them."""
-        live = {}
-        for key, (peer, session) in self._live.items():
-            peer.sessions[0] = SessionRecord.of(session, self._key)
-            live[key] = session
+    def close(self) -> dict[int, LiveSession]:
+        """Each session by `id(peer)`, for the caller to persist and keep: pickled back into
+        its peer's record (steps 0) when it was unpickled here or ran `max_steps` ahead;
+        otherwise the record is left as it was and the session is that many steps ahead."""
+        kept = {}
+        for key, entry in self._live.items():
+            steps = entry.steps
+            if steps is None or steps > self._max_steps:
+                entry.peer.sessions[0] = SessionRecord.of(entry.session, self._key)
+                steps = 0
+            kept[key] = LiveSession(entry.session, steps)
         self._live.clear()
-        return live
+        return kept
+
+
+def replay_steps(record: SessionRecord, steps: int, pickle_key: bytes) -> SessionRecord:
+    """The record after `steps` more steps of its session's sending chain: the state a
+    `LiveSession` that many steps ahead of it had (see the module's docstring for why the
+    same steps lead to the same state)."""
+    if steps < 0:
+        raise CryptoError("a session cannot be behind its record")
+    if steps == 0:
+        return record
+    session = _unpickle(record, pickle_key)
+    for _ in range(steps):
+        session.encrypt(_REPLAY_PLAINTEXT)
+    return SessionRecord.of(session, pickle_key)
 
 
 def _unpickle(record: SessionRecord, pickle_key: bytes) -> vodozemac.Session:

@@ -189,9 +189,9 @@ class Sender:
             sessions = OpenSessions(store.session_pickle_key)
             wanted = list(dict.fromkeys((p, e.device_id) for _i, ts in ready for p, e in ts))
             peers: dict[tuple[str, int], PeerSessions] = {}
-            for key, (peer, session) in state.sending_peers(wanted).items():
-                if session is not None:
-                    sessions.adopt(peer, session)
+            for key, (peer, kept) in state.sending_peers(wanted).items():
+                if kept is not None:
+                    sessions.adopt(peer, kept)
                 peers[key] = peer
             for index, targets in ready:
                 try:
@@ -203,8 +203,9 @@ class Sender:
                         written[record.key] = state.put_message(record)
                 except SdkError as exc:
                     failed[index] = exc
-            # Each touched session is pickled, sealed and written once, however many messages
-            # used it, and kept unpickled for the next batch once this transaction commits.
+            # Each touched session is written once, however many messages used it (as its
+            # steps ahead of the stored record, or pickled and sealed), and kept unpickled
+            # for the next batch once this transaction commits.
             live = sessions.close()
             state.save_peers(
                 [

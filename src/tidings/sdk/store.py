@@ -16,11 +16,19 @@ overwrite each other's ratchet state. Callers must not await inside a transactio
 mutate and write back in one synchronous step.
 
 The send path keeps the active session of the peers it encrypted to unpickled between
-transactions (`State.sending_peer`, `State.save_peer(..., live=...)`): unpickling costs about
-twice an encryption. A kept session is only ever used while the stored record is byte for byte
-the one written with it (every write seals under a fresh nonce, so any other writer, in this
-process or another, changes the bytes), and it is kept only once the transaction that wrote
-it has committed: a rolled-back transaction drops it, so memory never runs ahead of the disk.
+transactions (`State.sending_peers`, `State.save_peers`): unpickling costs about twice an
+encryption. A kept session is only ever used while the stored record is byte for byte the one
+written with it (every write seals under a fresh nonce, so any other writer, in this process
+or another, changes the bytes) and its step count is the one stored, and it is kept only once
+the transaction that wrote it has committed: a rolled-back transaction drops it, so memory
+never runs ahead of the disk.
+
+A kept session that encrypts again is usually not pickled: the transaction writes how many
+steps its sending chain is ahead of the record's pickle (`ratchet_steps`, see
+`tidings.crypto.sessions`), and every read of the record for use replays them. The count is
+stored in the clear: it is at most `MAX_UNPICKLED_STEPS`, says no more than the message
+history's row count does, and lowering it would be a rollback of the record, which the
+sealing of single records does not prevent either (the whole file is the unit of trust).
 """
 
 from __future__ import annotations
@@ -35,16 +43,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import vodozemac
-
 from tidings.crypto import (
     AccountKey,
     DeviceCrypto,
+    LiveSession,
     PeerSessions,
     Sealer,
     SealError,
     SeenMessages,
     new_master_key,
+    replay_steps,
 )
 from tidings.kit import jsonutil
 from tidings.sdk import errors
@@ -69,6 +77,10 @@ CREATE TABLE IF NOT EXISTS messages (
     blob BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS messages_by_msg_id ON messages (msg_id);
+CREATE TABLE IF NOT EXISTS ratchet_steps (
+    name TEXT PRIMARY KEY,
+    steps INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS journal (
     position INTEGER PRIMARY KEY AUTOINCREMENT,
     blob BLOB NOT NULL
@@ -79,6 +91,11 @@ _UPSERT_RECORD = (
     "INSERT INTO records (name, blob) VALUES (?, ?)"
     " ON CONFLICT (name) DO UPDATE SET blob = excluded.blob"
 )
+_UPSERT_STEPS = (
+    "INSERT INTO ratchet_steps (name, steps) VALUES (?, ?)"
+    " ON CONFLICT (name) DO UPDATE SET steps = excluded.steps"
+)
+_RESET_STEPS = "DELETE FROM ratchet_steps WHERE name = ?"
 
 # Seen-id sets: envelopes already processed (so a redelivery after a crash before the ack is
 # acked without touching the ratchet) and message ids already shown (replays, fallback keys).
@@ -94,7 +111,7 @@ LIVE_SESSIONS = 4096
 class _LivePeer:
     blob: bytes  # the stored record, sealed, exactly as written with `session`
     peer: PeerSessions
-    session: vodozemac.Session  # peer.sessions[0], unpickled
+    live: LiveSession  # peer.sessions[0], unpickled, its steps as stored in ratchet_steps
 
 
 def _write_master_key(path: Path) -> bytes:
@@ -229,6 +246,9 @@ class State:
         self._store = store
         # Sessions to keep unpickled once this transaction commits, by record name.
         self._kept: dict[str, _LivePeer] = {}
+        # Kept sessions `sending_peers` handed out, by record name: the records they were
+        # read with, which a step count written for them applies to.
+        self._taken: dict[str, _LivePeer] = {}
 
     # -- clear metadata ---------------------------------------------------------------------
 
@@ -298,19 +318,27 @@ class State:
         return f"peer/{phone}/{device_id}"
 
     def peer(self, phone: str, device_id: int) -> PeerSessions:
-        data = self.get(self._peer_name(phone, device_id))
-        return PeerSessions() if data is None else PeerSessions.from_json(data.decode())
+        """The peer's sessions as they stand, the active one advanced by its stored steps."""
+        name = self._peer_name(phone, device_id)
+        stored = self._stored_blobs([name]).get(name)
+        return PeerSessions() if stored is None else self._read_peer(name, *stored)
+
+    def _read_peer(self, name: str, blob: bytes, steps: int) -> PeerSessions:
+        peer = PeerSessions.from_json(self._store.unseal(name, blob).decode())
+        if steps and peer.sessions:
+            peer.sessions[0] = replay_steps(peer.sessions[0], steps, self._store.session_pickle_key)
+        return peer
 
     def session_identities(self, peers: list[tuple[str, int]]) -> dict[tuple[str, int], str]:
         """The identity key of each peer device we hold sessions with (absent: no session),
         read in one statement per 500; a kept record is not parsed again."""
         names = self._peer_names(peers)
         found: dict[tuple[str, int], str] = {}
-        for name, blob in self._stored_blobs(list(names)).items():
+        for name, (blob, _steps) in self._stored_blobs(list(names)).items():
             live = self._store._live.get(name)
             if live is not None and live.blob == blob:
                 peer = live.peer
-            else:
+            else:  # only the identity is read: the steps change no identity
                 peer = PeerSessions.from_json(self._store.unseal(name, blob).decode())
             if peer.sessions and peer.identity_key is not None:
                 found[names[name]] = peer.identity_key
@@ -319,37 +347,42 @@ class State:
     def _peer_names(self, peers: list[tuple[str, int]]) -> dict[str, tuple[str, int]]:
         return {self._peer_name(phone, device_id): (phone, device_id) for phone, device_id in peers}
 
-    def _stored_blobs(self, names: list[str]) -> dict[str, bytes]:
-        """The sealed records of `names` that exist, in one statement per 500 names."""
-        stored: dict[str, bytes] = {}
+    def _stored_blobs(self, names: list[str]) -> dict[str, tuple[bytes, int]]:
+        """The sealed records of `names` that exist, with their sessions' stored steps, in
+        one statement per 500 names."""
+        stored: dict[str, tuple[bytes, int]] = {}
         for start in range(0, len(names), 500):
             chunk = names[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
-                f"SELECT name, blob FROM records WHERE name IN ({marks})",
+                "SELECT records.name, blob, coalesce(steps, 0) FROM records"
+                " LEFT JOIN ratchet_steps ON ratchet_steps.name = records.name"
+                f" WHERE records.name IN ({marks})",
                 chunk,
             )
-            stored.update(rows.fetchall())
+            stored.update((name, (blob, steps)) for name, blob, steps in rows)
         return stored
 
     def sending_peers(
         self, peers: list[tuple[str, int]]
-    ) -> dict[tuple[str, int], tuple[PeerSessions, vodozemac.Session | None]]:
+    ) -> dict[tuple[str, int], tuple[PeerSessions, LiveSession | None]]:
         """Each peer's sessions for sending, read in one statement per 500, with its active
-        session still unpickled when an earlier send kept it and the stored record is still
-        the one written with it."""
+        session still unpickled when an earlier send kept it and the stored record and steps
+        are still the ones written with it."""
         names = self._peer_names(peers)
         stored = self._stored_blobs(list(names))
-        found: dict[tuple[str, int], tuple[PeerSessions, vodozemac.Session | None]] = {}
+        found: dict[tuple[str, int], tuple[PeerSessions, LiveSession | None]] = {}
         for name, key in names.items():
             live = self._store._take_live(name)
-            blob = stored.get(name)
-            if blob is None:
+            if name not in stored:
                 found[key] = (PeerSessions(), None)
-            elif live is not None and live.blob == blob:
-                found[key] = (live.peer, live.session)
+                continue
+            blob, steps = stored[name]
+            if live is not None and live.blob == blob and live.live.steps == steps:
+                self._taken[name] = live
+                found[key] = (live.peer, live.live)
             else:
-                found[key] = (PeerSessions.from_json(self._store.unseal(name, blob).decode()), None)
+                found[key] = (self._read_peer(name, blob, steps), None)
         return found
 
     def save_peer(
@@ -357,33 +390,52 @@ class State:
         phone: str,
         device_id: int,
         peer: PeerSessions,
-        live: vodozemac.Session | None = None,
+        live: LiveSession | None = None,
     ) -> None:
         """Write the peer's sessions. `live`, the active session unpickled in exactly the state
         just written, is kept for the next send once this transaction commits."""
         self.save_peers([(phone, device_id, peer, live)])
 
-    def save_peers(
-        self, peers: list[tuple[str, int, PeerSessions, vodozemac.Session | None]]
-    ) -> None:
+    def save_peers(self, peers: list[tuple[str, int, PeerSessions, LiveSession | None]]) -> None:
         """`save_peer` for each (phone, device id, sessions, live session), in one statement
-        (the send path writes every device of a batch)."""
-        rows = []
+        each (the send path writes every device of a batch). A live session steps ahead of
+        the record `sending_peers` handed it out with leaves that record as it is and writes
+        only its steps."""
+        records = []
+        advanced = []
         for phone, device_id, peer, live in peers:
             name = self._peer_name(phone, device_id)
+            if live is not None and live.steps:
+                taken = self._taken.get(name)
+                if taken is None or taken.peer is not peer:
+                    raise ValueError("a session ahead of its record needs the record it came with")
+                advanced.append((name, live.steps))
+                self._kept[name] = _LivePeer(taken.blob, peer, live)
+                continue
+            taken = self._taken.get(name)
+            if live is None and taken is not None and taken.peer is peer and taken.live.steps:
+                # Its record's active session is behind the kept one: written without it,
+                # the next send would use message keys again.
+                raise ValueError("a peer handed out with a session ahead needs that session")
             blob = self._store.seal(name, peer.to_json().encode())
-            rows.append((name, blob))
+            records.append((name, blob))
             if live is not None:
-                if not peer.sessions or peer.sessions[0].session_id != live.session_id:
+                if not peer.sessions or peer.sessions[0].session_id != live.session.session_id:
                     raise ValueError("the live session is not the peer's active session")
                 self._kept[name] = _LivePeer(blob, peer, live)
             else:
                 self._kept.pop(name, None)
-        self._db.executemany(_UPSERT_RECORD, rows)
+        if records:
+            self._db.executemany(_UPSERT_RECORD, records)
+            # A written record holds its sessions as they are: no steps ahead of it.
+            self._db.executemany(_RESET_STEPS, [(name,) for name, _blob in records])
+        if advanced:
+            self._db.executemany(_UPSERT_STEPS, advanced)
 
     def delete_peer(self, phone: str, device_id: int) -> None:
         name = self._peer_name(phone, device_id)
         self.delete(name)
+        self._db.execute(_RESET_STEPS, (name,))
         self._kept.pop(name, None)
 
     def trust(self, phone: str) -> ContactTrust | None:

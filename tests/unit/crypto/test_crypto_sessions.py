@@ -9,9 +9,12 @@ from tidings.crypto import (
     DecryptionFailed,
     DeviceCrypto,
     DuplicateMessage,
+    LiveSession,
+    OpenSessions,
     PeerSessions,
     SeenMessages,
     SessionManager,
+    replay_steps,
     verify_one_time_key,
 )
 from tidings.crypto.sessions import MAX_SESSIONS_PER_PEER
@@ -325,27 +328,72 @@ def test_a_batch_carries_on_with_a_session_kept_unpickled_from_the_last() -> Non
     batch = a.manager.batch()
     first = batch.encrypt(a.peer, b"one")
     [kept] = batch.close().values()
-    # The kept session is exactly what the record now holds: handed to the next batch, it
-    # goes on from there without unpickling.
-    assert a.peer.sessions[0].session_id == kept.session_id
+    # Unpickled in that batch, its chain state was not known: the record holds it exactly.
+    assert kept.steps == 0 and a.peer.sessions[0].session_id == kept.session.session_id
+    written = a.peer.sessions[0].pickle
     again = a.manager.batch()
     again.adopt(a.peer, kept)
     second = again.encrypt(a.peer, b"two")
-    again.close()
-    assert [b.receive(a, w) for w in (first, second)] == ["one", "two"]
-    assert b.receive(a, a.send("three")) == "three"  # the record was written back too
+    third = again.encrypt(a.peer, b"three")
+    [ahead] = again.close().values()
+    # Kept, it encrypted on an active chain: the record is left alone, two steps behind.
+    assert ahead.steps == 2 and ahead.session is kept.session
+    assert a.peer.sessions[0].pickle == written
+    assert [b.receive(a, w) for w in (first, second, third)] == ["one", "two", "three"]
+    # The record advanced by its steps is the kept session, state for state.
+    replayed = replay_steps(a.peer.sessions[0], 2, a.pickle_key)
+    assert replayed.pickle == ahead.session.pickle(a.pickle_key)
+    a.peer.sessions[0] = replayed
+    assert b.receive(a, a.send("four")) == "four"
+
+
+def test_a_kept_session_is_pickled_again_once_it_runs_too_far_ahead() -> None:
+    a, b = connected()
+    batch = a.manager.batch()
+    wires = [batch.encrypt(a.peer, b"warm")]
+    [live] = batch.close().values()
+    for round_ in range(5):
+        batch = OpenSessions(a.pickle_key, max_steps=3)
+        batch.adopt(a.peer, live)
+        before = a.peer.sessions[0].pickle
+        wires.append(batch.encrypt(a.peer, f"r{round_}".encode()))
+        [live] = batch.close().values()
+        # Steps 1, 2, 3, then the fourth is pickled (0) and counting starts again.
+        assert live.steps == [1, 2, 3, 0, 1][round_]
+        assert (a.peer.sessions[0].pickle == before) == (live.steps != 0)
+    assert [b.receive(a, w) for w in wires] == ["warm", "r0", "r1", "r2", "r3", "r4"]
+
+
+def test_replaying_steps_reaches_the_state_that_encrypted_them() -> None:
+    a, b = connected()
+    a.send("the first after a reply draws a new ratchet key")
+    start = a.peer.sessions[0]
+    sent = [a.send(f"m{n}") for n in range(5)]
+    assert replay_steps(start, 5, a.pickle_key).pickle == a.peer.sessions[0].pickle
+    assert replay_steps(start, 0, a.pickle_key) is start
+    with pytest.raises(CryptoError):
+        replay_steps(start, -1, a.pickle_key)
+    # After a reply the next step is random: that is why such a session is always pickled.
+    b.receive(a, sent[0])
+    a.receive(b, b.send("reply"))
+    start = a.peer.sessions[0]
+    a.send("new ratchet")
+    assert replay_steps(start, 1, a.pickle_key).pickle != a.peer.sessions[0].pickle
 
 
 def test_a_batch_refuses_a_session_that_is_not_the_active_one() -> None:
     a, _b = connected()
     other, _c = connected()
     assert other.manager.batch().close() == {}  # a batch that encrypted nothing keeps nothing
-    stranger = other.manager._load(other.peer.sessions[0])
+    stranger = LiveSession(other.manager._load(other.peer.sessions[0]))
     batch = a.manager.batch()
     with pytest.raises(CryptoError):
         batch.adopt(a.peer, stranger)
     with pytest.raises(CryptoError):
         batch.adopt(PeerSessions(), stranger)
+    own = LiveSession(a.manager._load(a.peer.sessions[0]), steps=-1)
+    with pytest.raises(CryptoError):
+        batch.adopt(a.peer, own)
 
 
 def test_peer_records_serialise_as_json_dumps_would() -> None:

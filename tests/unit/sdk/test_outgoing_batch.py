@@ -67,7 +67,7 @@ def test_a_batch_commits_its_advanced_ratchets_before_handing_back_the_envelopes
         for device_id in (1, 2):
             stored = _on_disk(tmp_path, device_id)
             assert stored != before[device_id - 1]
-            live = store._live[f"peer/{PEER}/{device_id}"].session
+            live = store._live[f"peer/{PEER}/{device_id}"].live.session
             assert stored == live.pickle(store.session_pickle_key)
             before[device_id - 1] = stored
     store.close()

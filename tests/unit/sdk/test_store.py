@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import sqlite3
 import stat
 
@@ -76,8 +77,8 @@ def _sending_peer(store: ProfileStore) -> tuple[PeerSessions, object]:
         return state.sending_peers([PEER])[PEER]
 
 
-def _open_session(tmp_path):
-    """A profile holding a session with one peer, kept unpickled by a committed send."""
+def _started(tmp_path) -> tuple[ProfileStore, DeviceCrypto, DeviceCrypto]:
+    """A profile (us) holding a new outbound session with one peer device (them)."""
     me, them = DeviceCrypto.create(), DeviceCrypto.create()
     (otk,) = them.generate_one_time_keys(1)
     store = ProfileStore.create(tmp_path / "p")
@@ -85,6 +86,12 @@ def _open_session(tmp_path):
     SessionManager(me, store.session_pickle_key).start_session(peer, them.identity_key, otk.key)
     with store.transaction() as state:
         state.save_peer(*PEER, peer)
+    return store, me, them
+
+
+def _open_session(tmp_path):
+    """A profile holding a session with one peer, kept unpickled by a committed send."""
+    store, _me, _them = _started(tmp_path)
     with store.transaction() as state:
         loaded, session = state.sending_peers([PEER])[PEER]
         assert session is None  # nothing kept yet: read from the record
@@ -99,7 +106,7 @@ def test_a_sent_session_is_kept_unpickled_once_its_transaction_commits(tmp_path)
     store, live = _open_session(tmp_path)
     peer, session = _sending_peer(store)
     assert session is live
-    assert peer.sessions[0].session_id == live.session_id
+    assert peer.sessions[0].session_id == live.session.session_id
     store.close()
 
 
@@ -115,7 +122,7 @@ def test_a_kept_session_is_dropped_when_its_transaction_rolls_back(tmp_path) -> 
     # The advanced session is gone; the next send starts from the record on disk.
     peer, session = _sending_peer(store)
     assert session is None
-    assert peer.sessions[0].session_id == live.session_id
+    assert peer.sessions[0].session_id == live.session.session_id
     store.close()
 
 
@@ -127,7 +134,7 @@ def test_a_kept_session_is_not_used_once_another_writer_changed_the_record(tmp_p
         state.save_peer(*PEER, state.peer(*PEER))
     other.close()
     peer, session = _sending_peer(store)
-    assert session is None and peer.sessions[0].session_id == live.session_id
+    assert session is None and peer.sessions[0].session_id == live.session.session_id
     # A write without a live session through this handle also ends the keeping.
     store2, _live = _open_session(tmp_path / "again")
     with store2.transaction() as state:
@@ -135,6 +142,143 @@ def test_a_kept_session_is_not_used_once_another_writer_changed_the_record(tmp_p
     assert _sending_peer(store2)[1] is None
     store.close()
     store2.close()
+
+
+def _send_on_kept(
+    store: ProfileStore, texts: list[bytes], *, kept_or_not: bool = False
+) -> tuple[list, object]:
+    """One send transaction on the kept session (`kept_or_not`: or on the record, if none is
+    kept): the wires, and what it keeps."""
+    with store.transaction() as state:
+        peer, kept = state.sending_peers([PEER])[PEER]
+        assert kept is not None or kept_or_not
+        batch = OpenSessions(store.session_pickle_key)
+        if kept is not None:
+            batch.adopt(peer, kept)
+        wires = [batch.encrypt(peer, text) for text in texts]
+        state.save_peer(*PEER, peer, batch.close()[id(peer)])
+    return wires, store._live[_NAME].live
+
+
+_NAME = f"peer/{PEER[0]}/{PEER[1]}"
+
+
+def _raw_record(store: ProfileStore) -> tuple[bytes, int | None]:
+    blob = store._db.execute("SELECT blob FROM records WHERE name = ?", (_NAME,)).fetchone()[0]
+    steps = store._db.execute("SELECT steps FROM ratchet_steps WHERE name = ?", (_NAME,)).fetchone()
+    return blob, None if steps is None else steps[0]
+
+
+def test_a_kept_session_that_sends_again_writes_its_steps_and_not_its_pickle(tmp_path) -> None:
+    store, _live = _open_session(tmp_path)
+    blob, steps = _raw_record(store)
+    assert steps is None
+    _wires, kept = _send_on_kept(store, [b"two", b"three"])
+    assert _raw_record(store) == (blob, 2)
+    _wires, kept = _send_on_kept(store, [b"four"])
+    assert _raw_record(store) == (blob, 3) and kept.steps == 3
+    # Another process (or this one after a crash) reads the record with its steps replayed:
+    # exactly the session kept in memory.
+    other = ProfileStore.open(tmp_path / "p")
+    with other.snapshot() as state:
+        assert state.peer(*PEER).sessions[0].pickle == kept.session.pickle(store.session_pickle_key)
+    with other.transaction() as state:
+        peer, none_kept = state.sending_peers([PEER])[PEER]
+        assert none_kept is None
+        assert peer.sessions[0].pickle == kept.session.pickle(store.session_pickle_key)
+    other.close()
+    # Any other write of the record (a decrypt, a new session) holds the sessions as they
+    # are, advanced: no steps are left over to replay twice.
+    with store.transaction() as state:
+        state.save_peer(*PEER, state.peer(*PEER))
+    new_blob, steps = _raw_record(store)
+    assert new_blob != blob and steps is None
+    with store.snapshot() as state:
+        assert state.peer(*PEER).sessions[0].pickle == kept.session.pickle(store.session_pickle_key)
+    store.close()
+
+
+def test_after_a_crash_the_next_send_carries_on_the_chain(tmp_path) -> None:
+    """Messages sent on kept sessions, a restart (nothing kept), more messages: the peer reads
+    every one in order, so no message key was used twice and none was skipped for good."""
+    store, me, them = _started(tmp_path)
+    wires = []
+    for round_ in range(3):
+        with store.transaction() as state:
+            loaded, kept = state.sending_peers([PEER])[PEER]
+            batch = OpenSessions(store.session_pickle_key)
+            if kept is not None:
+                batch.adopt(loaded, kept)
+            wires += [batch.encrypt(loaded, f"before {round_}.{n}".encode()) for n in range(2)]
+            state.save_peer(*PEER, loaded, batch.close()[id(loaded)])
+    assert _raw_record(store)[1] == 4
+    store.close()  # the process dies; its kept sessions with it
+    store = ProfileStore.open(tmp_path / "p")
+    with store.transaction() as state:
+        loaded, kept = state.sending_peers([PEER])[PEER]
+        assert kept is None
+        batch = OpenSessions(store.session_pickle_key)
+        wires.append(batch.encrypt(loaded, b"after"))
+        state.save_peer(*PEER, loaded, batch.close()[id(loaded)])
+    assert _raw_record(store)[1] is None  # unpickled after the restart: pickled again
+    store.close()
+    receiver = SessionManager(them, os.urandom(32))
+    theirs = PeerSessions()
+    read = [receiver.decrypt(theirs, me.identity_key, *wire).decode() for wire in wires]
+    assert read == [f"before {r}.{n}" for r in range(3) for n in range(2)] + ["after"]
+
+
+def test_a_kept_session_is_not_used_once_another_sender_stepped_it(tmp_path) -> None:
+    store, _live = _open_session(tmp_path)
+    _send_on_kept(store, [b"two"])
+    # A second process sends on the same record: same bytes, one step further.
+    other = ProfileStore.open(tmp_path / "p")
+    with other.transaction() as state:
+        peer, kept = state.sending_peers([PEER])[PEER]
+        batch = OpenSessions(other.session_pickle_key)
+        batch.encrypt(peer, b"from the other")
+        state.save_peer(*PEER, peer, batch.close()[id(peer)])
+    with other.transaction() as state:
+        peer, kept = state.sending_peers([PEER])[PEER]
+        batch = OpenSessions(other.session_pickle_key)
+        batch.adopt(peer, kept)
+        batch.encrypt(peer, b"and again")
+        state.save_peer(*PEER, peer, batch.close()[id(peer)])
+    other_steps = _raw_record(other)[1]
+    other.close()
+    assert other_steps == 1
+    with store.transaction() as state:
+        peer, kept = state.sending_peers([PEER])[PEER]
+        assert kept is None  # our copy is behind the disk now
+    store.close()
+
+
+def test_steps_are_written_only_for_the_record_they_were_read_with(tmp_path) -> None:
+    store, _live = _open_session(tmp_path)
+    _wires, kept = _send_on_kept(store, [b"two"])
+    with pytest.raises(ValueError), store.transaction() as state:
+        # Not handed out by `sending_peers` in this transaction: nothing says which record
+        # these steps are ahead of.
+        state.save_peer(*PEER, state.peer(*PEER), kept)
+    with pytest.raises(RuntimeError), store.transaction() as state:
+        peer, kept = state.sending_peers([PEER])[PEER]
+        batch = OpenSessions(store.session_pickle_key)
+        batch.adopt(peer, kept)
+        batch.encrypt(peer, b"never sent")
+        state.save_peer(*PEER, peer, batch.close()[id(peer)])
+        raise RuntimeError("crash before commit")
+    assert _raw_record(store)[1] == 1  # the rolled-back steps never reached the disk
+    _send_on_kept(store, [b"three"], kept_or_not=True)  # nothing kept: pickled, then kept
+    _send_on_kept(store, [b"four"])
+    with pytest.raises(ValueError), store.transaction() as state:
+        # Handed out with its session a step ahead, the peer's record is a step behind:
+        # written alone it would send the next message under a used key.
+        peer, _kept = state.sending_peers([PEER])[PEER]
+        state.save_peer(*PEER, peer)
+    with store.transaction() as state:
+        state.delete_peer(*PEER)
+    assert store._db.execute("SELECT count(*) FROM ratchet_steps").fetchone()[0] == 0
+    store.close()
 
 
 def test_session_identities_read_many_peers_at_once_and_see_other_writers(tmp_path) -> None:
