@@ -112,6 +112,9 @@ class _LivePeer:
     blob: bytes  # the stored record, sealed, exactly as written with `session`
     peer: PeerSessions
     live: LiveSession  # peer.sessions[0], unpickled, its steps as stored in ratchet_steps
+    # The database's `data_version` when the record and steps were last known to be these:
+    # while it stands, no other connection has written anything, so neither needs reading.
+    version: int | None
 
 
 def _write_master_key(path: Path) -> bytes:
@@ -194,9 +197,13 @@ class ProfileStore:
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
+        # Read before the commit, while nobody else can write: our own commit leaves
+        # data_version as it is, so the value still vouches for what we keep.
+        version = state.data_version() if state._kept else None
         self._db.execute("COMMIT")
         self.commits += 1
         for name, live in state._kept.items():
+            live.version = version
             self._live[name] = live
             self._live.move_to_end(name)
         while len(self._live) > self._live_limit:
@@ -249,6 +256,24 @@ class State:
         # Kept sessions `sending_peers` handed out, by record name: the records they were
         # read with, which a step count written for them applies to.
         self._taken: dict[str, _LivePeer] = {}
+        self._data_version: int | None = None  # read on first use, see `_current`
+
+    def _current(self, live: _LivePeer | None) -> bool:
+        """Whether a kept session's record and steps are certainly still the stored ones
+        without reading them: no other connection (in this process or another) has written
+        to the database since they were (SQLite's `data_version` moves with every commit of
+        another connection, and this one drops its kept sessions of any record it writes
+        otherwise). Inside a transaction nobody else can write; in a snapshot, what it
+        reads is as of its start."""
+        if live is None or live.version is None:
+            return False
+        return live.version == self.data_version()
+
+    def data_version(self) -> int:
+        if self._data_version is None:
+            row = self._db.execute("PRAGMA data_version").fetchone()
+            self._data_version = int(row[0])
+        return self._data_version
 
     # -- clear metadata ---------------------------------------------------------------------
 
@@ -272,9 +297,11 @@ class State:
         self._put_blob(name, self._store.seal(name, data))
 
     def _put_blob(self, name: str, blob: bytes) -> None:
+        self._store._live.pop(name, None)  # see `_current`
         self._db.execute(_UPSERT_RECORD, (name, blob))
 
     def delete(self, name: str) -> None:
+        self._store._live.pop(name, None)
         self._db.execute("DELETE FROM records WHERE name = ?", (name,))
 
     def get_json(self, name: str) -> Any:
@@ -334,7 +361,16 @@ class State:
         read in one statement per 500; a kept record is not parsed again."""
         names = self._peer_names(peers)
         found: dict[tuple[str, int], str] = {}
-        for name, (blob, _steps) in self._stored_blobs(list(names)).items():
+        unread: list[str] = []
+        for name, key in names.items():
+            live = self._store._live.get(name)
+            if self._current(live):
+                assert live is not None
+                if live.peer.sessions and live.peer.identity_key is not None:
+                    found[key] = live.peer.identity_key
+            else:
+                unread.append(name)
+        for name, (blob, _steps) in self._stored_blobs(unread).items():
             live = self._store._live.get(name)
             if live is not None and live.blob == blob:
                 peer = live.peer
@@ -370,19 +406,23 @@ class State:
         session still unpickled when an earlier send kept it and the stored record and steps
         are still the ones written with it."""
         names = self._peer_names(peers)
-        stored = self._stored_blobs(list(names))
+        taken = {name: self._store._take_live(name) for name in names}
+        unread = {name for name, live in taken.items() if not self._current(live)}
+        stored = self._stored_blobs(list(unread))
         found: dict[tuple[str, int], tuple[PeerSessions, LiveSession | None]] = {}
         for name, key in names.items():
-            live = self._store._take_live(name)
-            if name not in stored:
-                found[key] = (PeerSessions(), None)
-                continue
-            blob, steps = stored[name]
-            if live is not None and live.blob == blob and live.live.steps == steps:
-                self._taken[name] = live
-                found[key] = (live.peer, live.live)
-            else:
-                found[key] = (self._read_peer(name, blob, steps), None)
+            live = taken[name]
+            if name in unread:
+                if name not in stored:
+                    found[key] = (PeerSessions(), None)
+                    continue
+                blob, steps = stored[name]
+                if live is None or live.blob != blob or live.live.steps != steps:
+                    found[key] = (self._read_peer(name, blob, steps), None)
+                    continue
+            assert live is not None
+            self._taken[name] = live
+            found[key] = (live.peer, live.live)
         return found
 
     def save_peer(
@@ -410,7 +450,7 @@ class State:
                 if taken is None or taken.peer is not peer:
                     raise ValueError("a session ahead of its record needs the record it came with")
                 advanced.append((name, live.steps))
-                self._kept[name] = _LivePeer(taken.blob, peer, live)
+                self._kept[name] = _LivePeer(taken.blob, peer, live, None)
                 continue
             taken = self._taken.get(name)
             if live is None and taken is not None and taken.peer is peer and taken.live.steps:
@@ -419,10 +459,11 @@ class State:
                 raise ValueError("a peer handed out with a session ahead needs that session")
             blob = self._store.seal(name, peer.to_json().encode())
             records.append((name, blob))
+            self._store._live.pop(name, None)  # see `_current`
             if live is not None:
                 if not peer.sessions or peer.sessions[0].session_id != live.session.session_id:
                     raise ValueError("the live session is not the peer's active session")
-                self._kept[name] = _LivePeer(blob, peer, live)
+                self._kept[name] = _LivePeer(blob, peer, live, None)
             else:
                 self._kept.pop(name, None)
         if records:

@@ -233,22 +233,13 @@ def test_a_kept_session_is_not_used_once_another_sender_stepped_it(tmp_path) -> 
     _send_on_kept(store, [b"two"])
     # A second process sends on the same record: same bytes, one step further.
     other = ProfileStore.open(tmp_path / "p")
-    with other.transaction() as state:
-        peer, kept = state.sending_peers([PEER])[PEER]
-        batch = OpenSessions(other.session_pickle_key)
-        batch.encrypt(peer, b"from the other")
-        state.save_peer(*PEER, peer, batch.close()[id(peer)])
-    with other.transaction() as state:
-        peer, kept = state.sending_peers([PEER])[PEER]
-        batch = OpenSessions(other.session_pickle_key)
-        batch.adopt(peer, kept)
-        batch.encrypt(peer, b"and again")
-        state.save_peer(*PEER, peer, batch.close()[id(peer)])
+    _send_on_kept(other, [b"from the other"], kept_or_not=True)
+    _send_on_kept(other, [b"and again"])
     other_steps = _raw_record(other)[1]
     other.close()
     assert other_steps == 1
     with store.transaction() as state:
-        peer, kept = state.sending_peers([PEER])[PEER]
+        _peer, kept = state.sending_peers([PEER])[PEER]
         assert kept is None  # our copy is behind the disk now
     store.close()
 
@@ -278,6 +269,42 @@ def test_steps_are_written_only_for_the_record_they_were_read_with(tmp_path) -> 
     with store.transaction() as state:
         state.delete_peer(*PEER)
     assert store._db.execute("SELECT count(*) FROM ratchet_steps").fetchone()[0] == 0
+    store.close()
+
+
+def _records_read(store: ProfileStore, step) -> tuple[object, list[str]]:
+    """What `step` returns, and the statements it ran that read peer records."""
+    seen: list[str] = []
+    store._db.set_trace_callback(seen.append)
+    try:
+        result = step()
+    finally:
+        store._db.set_trace_callback(None)
+    return result, [sql for sql in seen if "FROM records" in sql]
+
+
+def test_kept_sessions_are_trusted_without_reading_while_nobody_else_wrote(tmp_path) -> None:
+    store, _live = _open_session(tmp_path)
+    _wires, kept = _send_on_kept(store, [b"two"])
+
+    def check_and_take():
+        with store.snapshot() as state:
+            identities = state.session_identities([PEER])
+        return identities, _send_on_kept(store, [b"more"])[1]
+
+    (identities, again), reads = _records_read(store, check_and_take)
+    assert set(identities) == {PEER}
+    assert again.session is kept.session and again.steps == 2 and reads == []
+    # Another connection writes something else: the kept session is still right, but that
+    # is now checked against the stored record before it is used.
+    other = ProfileStore.open(tmp_path / "p")
+    with other.transaction() as state:
+        state.set_meta("unrelated", "x")
+    other.close()
+    (identities, again), reads = _records_read(store, check_and_take)
+    assert again.session is kept.session and again.steps == 3 and len(reads) == 2
+    (identities, again), reads = _records_read(store, check_and_take)
+    assert again.steps == 4 and reads == []  # vouched for again by the last transaction
     store.close()
 
 
