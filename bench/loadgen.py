@@ -145,7 +145,7 @@ async def main() -> None:
         await run.closed_loop(int(spec["total"]), int(spec["concurrency"]))
     elapsed = time.perf_counter() - begin
     reporter.cancel()
-    write_status({"done": run.done, "elapsed": elapsed, "finished": True})
+    write_status({"done": run.done, "ok": run.ok, "elapsed": elapsed, "finished": True})
     ok = sum(n for status, n in run.statuses.items() if status.startswith("2"))
     write_result(
         {
