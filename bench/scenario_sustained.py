@@ -98,9 +98,16 @@ def run(store: str, size: str, command: str) -> Report:
                 "concurrency": 8,
             },
         )
+        # Every warm-up message sent, and read on nearly every customer's primary: a device's
+        # read receipt lost to a timeout (a device failure, as during the load) must not
+        # hold the scenario up for good.
         wait_for_receiver(
             receiver,
-            lambda s: s["statuses"].get("read", 0) + s["statuses"].get("failed", 0) >= customers_n,
+            lambda s: (
+                s["statuses"].get("sent", 0) + s["statuses"].get("failed", 0) >= customers_n
+                and s["statuses"].get("read", 0) + s["statuses"].get("failed", 0)
+                >= customers_n - customers_n // 100
+            ),
             600,
             "warm-up reads",
         )

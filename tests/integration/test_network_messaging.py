@@ -8,7 +8,8 @@ import asyncpg
 from network_support import Listener, link_companion, messages, receipts, register, texts
 
 from tidings.protocol import api
-from tidings.sdk import DeviceClient, IncomingMessage, ReceiptEvent, SecurityNotice
+from tidings.sdk import DeviceClient, IncomingMessage, ReceiptEvent, SdkError, SecurityNotice
+from tidings.sdk import errors as sdk_errors
 
 ALICE = "+15550100001"
 BOB = "+15550100002"
@@ -333,6 +334,39 @@ async def test_listen_yields_a_message_before_its_receipt_and_coalesces_receipts
         events = await alice.sync()
         delivered = {i for r in receipts(events) if r.type == "delivered" for i in r.message_ids}
         assert delivered == {first, *later}
+    finally:
+        await bob_live.stop()
+        await alice.close()
+        await bob.close()
+
+
+async def test_listen_fetches_a_deferred_envelope_again_without_another_frame(
+    server, invite, tmp_path
+) -> None:
+    """An envelope left unacknowledged because the network failed comes back by itself: the
+    listener fetches the mailbox again after a short delay, rather than waiting for another
+    message or a reconnect that may never come."""
+    alice = await register(server, invite, tmp_path, ALICE, "alice")
+    bob = await register(server, invite, tmp_path, BOB, "bob")
+    real_lookup = bob.receiver._sender_device
+    failed: list[tuple[str, int]] = []
+
+    async def flaky_lookup(phone: str, device_id: int):  # type: ignore[no-untyped-def]
+        if not failed:
+            failed.append((phone, device_id))
+            raise SdkError(sdk_errors.NETWORK_ERROR, "cannot reach the server")
+        return await real_lookup(phone, device_id)
+
+    bob.receiver._sender_device = flaky_lookup  # type: ignore[method-assign]
+    bob.receiver.deferred_retry_seconds = 0.05
+    bob_live = Listener(bob)
+    try:
+        sent = await alice.send_text(BOB, "once the network is back")
+        got = await bob_live.next_where(lambda e: isinstance(e, IncomingMessage))
+        assert isinstance(got, IncomingMessage) and got.id == sent
+        assert failed == [(ALICE, alice.device_id)] and not bob.receiver.deferred
+        await bob_live.stop()
+        assert texts(await bob.sync()) == []  # acknowledged once read
     finally:
         await bob_live.stop()
         await alice.close()

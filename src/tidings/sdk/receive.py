@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import websockets
 from pydantic import ValidationError
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidStatus
 
 from tidings.crypto import (
     CryptoError,
@@ -58,6 +58,10 @@ CLOSE_REMOVED = 4403
 CLOSE_UNAUTHORIZED = 4401
 RECONNECT_MIN_SECONDS = 0.5
 RECONNECT_MAX_SECONDS = 30.0
+# A live listener fetches envelopes it deferred (the network failed) again after this long,
+# doubling up to RECONNECT_MAX_SECONDS while they still fail: nothing else would bring them
+# back before the next reconnect.
+DEFERRED_RETRY_SECONDS = 1.0
 # Failures that are worth retrying later: the envelope stays unacknowledged.
 _TRANSIENT = (errors.NETWORK_ERROR, errors.TIMEOUT, ErrorCode.RATE_LIMITED, "http_error")
 
@@ -71,6 +75,10 @@ class Receiver:
         self.client = client
         self.me = Address(phone=client.phone, device_id=client.device_id)
         self._flushers: set[ReceiptFlusher] = set()
+        # Set when an envelope is left unacknowledged for a passing reason, cleared by a sync
+        # (which reads every unacknowledged envelope again).
+        self.deferred = False
+        self.deferred_retry_seconds = DEFERRED_RETRY_SECONDS
 
     def stop_receipts(self) -> None:
         """Stop every listener's background posting of receipts (the client is closing: what
@@ -84,6 +92,7 @@ class Receiver:
         client = self.client
         events: list[Event] = list(client.take_notices())
         await self.flush_receipts()
+        self.deferred = False
         after = 0
         while True:
             page = await client.api.mailbox(after)
@@ -133,8 +142,11 @@ class Receiver:
                     open_timeout=30,
                 ) as socket:
                     delay = RECONNECT_MIN_SECONDS
-                    async for raw in socket:
-                        events = await self._on_frame(socket, raw, flush=False)
+                    async for raw in self._frames_and_retries(socket):
+                        if raw is None:  # deferred envelopes are due for another try
+                            events = await self.sync()
+                        else:
+                            events = await self._on_frame(socket, raw, flush=False)
                         receipts.wanted()
                         for event in events:
                             yield event
@@ -157,6 +169,26 @@ class Receiver:
             log.info("websocket lost; reconnecting in %.1fs", delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+
+    async def _frames_and_retries(self, socket: Any) -> AsyncIterator[str | bytes | None]:
+        """The socket's frames until it closes cleanly; while envelopes wait deferred, None
+        whenever no frame came for the retry delay (doubling while they keep failing)."""
+        retry = self.deferred_retry_seconds
+        while True:
+            try:
+                if not self.deferred:
+                    retry = self.deferred_retry_seconds
+                    yield await socket.recv()
+                    continue
+                try:
+                    raw = await asyncio.wait_for(socket.recv(), retry)
+                except TimeoutError:
+                    retry = min(retry * 2, RECONNECT_MAX_SECONDS)
+                    yield None
+                    continue
+                yield raw
+            except ConnectionClosedOK:
+                return
 
     async def receive_once(self, timeout: float) -> list[Event]:
         """Everything waiting now; if nothing is, wait up to `timeout` seconds for the first
@@ -257,6 +289,7 @@ class Receiver:
             except SdkError as exc:
                 if exc.code in _TRANSIENT:
                     log.warning("envelope %s deferred: %s", envelope.seq, exc)
+                    self.deferred = True
                     continue
                 log.warning("envelope %s dropped: %s", envelope.seq, exc)
             acks.append(envelope.seq)
@@ -291,7 +324,8 @@ class Receiver:
             except SdkError as exc:
                 if exc.code in _TRANSIENT:
                     log.warning("envelope %s deferred: %s", envelope.seq, exc)
-                    continue  # not acknowledged: it comes back
+                    self.deferred = True
+                    continue  # not acknowledged: it comes back (see `listen`)
                 log.warning("envelope %s dropped: %s", envelope.seq, exc)
                 acks.append(envelope.seq)  # can never succeed
                 continue
