@@ -373,6 +373,64 @@ async def test_listen_fetches_a_deferred_envelope_again_without_another_frame(
         await bob.close()
 
 
+def _failing(call, times: int):  # type: ignore[no-untyped-def]
+    """`call`, failing its first `times` calls as an unreachable server would; the calls."""
+    seen: list[object] = []
+
+    async def flaky(request):  # type: ignore[no-untyped-def]
+        seen.append(request)
+        if len(seen) <= times:
+            raise SdkError(sdk_errors.NETWORK_ERROR, "cannot reach the server")
+        return await call(request)
+
+    return flaky, seen
+
+
+async def test_a_read_receipt_the_network_refused_is_posted_later(server, invite, tmp_path) -> None:
+    alice = await register(server, invite, tmp_path, ALICE, "alice")
+    bob = await register(server, invite, tmp_path, BOB, "bob")
+    try:
+        sent = await alice.send_text(BOB, "read me")
+        assert [m.id for m in messages(await bob.sync())] == [sent]
+        await bob.post_receipts()  # the delivered receipt
+        bob.api.receipt, seen = _failing(bob.api.receipt, 1)  # type: ignore[method-assign]
+        await bob.mark_read(ALICE, [sent])  # queued; the post fails, nothing is raised
+        assert [r.type for r in receipts(await alice.sync())] == ["delivered"]
+        await bob.sync()  # posts what is queued
+        assert [(r.type, r.message_ids) for r in receipts(await alice.sync())] == [
+            ("read", (sent,))
+        ]
+        assert len(seen) == 2
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+async def test_listen_posts_a_receipt_the_network_refused_without_another_message(
+    server, invite, tmp_path
+) -> None:
+    alice = await register(server, invite, tmp_path, ALICE, "alice")
+    bob = await register(server, invite, tmp_path, BOB, "bob")
+    # Two failures: the posts the message's frame and the ack's confirmation ask for. After
+    # them no frame comes; only the listener's own retry can post the receipt.
+    bob.api.receipt, seen = _failing(bob.api.receipt, 2)  # type: ignore[method-assign]
+    bob.receiver.deferred_retry_seconds = 0.05
+    bob_live, alice_live = Listener(bob), Listener(alice)
+    try:
+        sent = await alice.send_text(BOB, "deliver me")
+        got = await bob_live.next_where(lambda e: isinstance(e, IncomingMessage))
+        assert isinstance(got, IncomingMessage) and got.id == sent
+        receipt = await alice_live.next_where(lambda e: isinstance(e, ReceiptEvent))
+        assert isinstance(receipt, ReceiptEvent)
+        assert (receipt.type, receipt.message_ids) == ("delivered", (sent,))
+        assert len(seen) == 3  # two failed posts, then the retry that got through
+    finally:
+        await bob_live.stop()
+        await alice_live.stop()
+        await alice.close()
+        await bob.close()
+
+
 async def test_closing_a_listening_client_keeps_its_unposted_receipts(
     server, invite, tmp_path, caplog
 ) -> None:

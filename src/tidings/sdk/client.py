@@ -42,7 +42,7 @@ from tidings.sdk.errors import SdkError
 from tidings.sdk.events import Event, SecurityNotice, StoredMessage
 from tidings.sdk.http import ServerApi
 from tidings.sdk.outgoing import ContentFor, OutgoingItem, Sender
-from tidings.sdk.store import ProfileStore, State
+from tidings.sdk.store import RECEIPT_OUTBOX, ProfileStore, State
 from tidings.sdk.trust import ContactTrust, VerifiedDevices, verify_served_list
 
 if TYPE_CHECKING:
@@ -410,7 +410,10 @@ class DeviceClient:
         await self.sender.start_sessions(phone, entries)
 
     async def mark_read(self, peer: str, message_ids: list[str]) -> None:
-        """Tell `peer` (and our other devices) that we read these messages."""
+        """Tell `peer` (and our other devices) that we read these messages. The receipt is
+        queued in the same transaction as the local change and posted at once; if the
+        network fails it stays queued, and the next flush, sync or a live listener's retry
+        posts it."""
         peer = check_phone(peer)
         if not message_ids:
             return
@@ -420,12 +423,8 @@ class DeviceClient:
                     if stored.direction == "in" and stored.conversation == peer:
                         stored.apply_receipt("read", self.phone)
                         state.put_message(stored)
-        for start in range(0, len(message_ids), 100):
-            await self.api.receipt(
-                api.ReceiptRequest(
-                    to=peer, type="read", message_ids=message_ids[start : start + 100]
-                )
-            )
+            state.append(RECEIPT_OUTBOX, {"to": peer, "type": "read", "ids": list(message_ids)})
+        await self.receiver.flush_receipts()
 
     # -- blocking ---------------------------------------------------------------------------
 

@@ -46,14 +46,14 @@ from tidings.sdk.events import (
     StoredMessage,
     TypingEvent,
 )
-from tidings.sdk.store import SEEN_ENVELOPES, SEEN_MESSAGES, State
+from tidings.sdk.store import RECEIPT_OUTBOX, SEEN_ENVELOPES, SEEN_MESSAGES, State
 
 if TYPE_CHECKING:
     from tidings.sdk.client import DeviceClient
 
 log = logging.getLogger(__name__)
 
-OUTBOX = "outbox/receipts"
+
 CLOSE_REMOVED = 4403
 CLOSE_UNAUTHORIZED = 4401
 RECONNECT_MIN_SECONDS = 0.5
@@ -75,8 +75,9 @@ class Receiver:
         self.client = client
         self.me = Address(phone=client.phone, device_id=client.device_id)
         self._flushers: set[ReceiptFlusher] = set()
-        # Set when an envelope is left unacknowledged for a passing reason, cleared by a sync
-        # (which reads every unacknowledged envelope again).
+        # Set when an envelope is left unacknowledged, or a receipt unposted, for a passing
+        # reason; cleared by a sync (which reads every unacknowledged envelope again and
+        # posts the receipts' outbox).
         self.deferred = False
         self.deferred_retry_seconds = DEFERRED_RETRY_SECONDS
 
@@ -91,8 +92,8 @@ class Receiver:
     async def sync(self) -> list[Event]:
         client = self.client
         events: list[Event] = list(client.take_notices())
-        await self.flush_receipts()
         self.deferred = False
+        await self.flush_receipts()
         after = 0
         while True:
             page = await client.api.mailbox(after)
@@ -171,24 +172,35 @@ class Receiver:
             delay = min(delay * 2, RECONNECT_MAX_SECONDS)
 
     async def _frames_and_retries(self, socket: Any) -> AsyncIterator[str | bytes | None]:
-        """The socket's frames until it closes cleanly; while envelopes wait deferred, None
-        whenever no frame came for the retry delay (doubling while they keep failing)."""
+        """The socket's frames until it closes cleanly, and None whenever something waits
+        deferred (`self.deferred`: an envelope or a receipt a passing failure held back) and
+        no frame came for the retry delay, which doubles while it keeps failing."""
         retry = self.deferred_retry_seconds
-        while True:
-            try:
-                if not self.deferred:
-                    retry = self.deferred_retry_seconds
-                    yield await socket.recv()
-                    continue
-                try:
-                    raw = await asyncio.wait_for(socket.recv(), retry)
-                except TimeoutError:
+        receiving: asyncio.Future[str | bytes] | None = None
+        try:
+            while True:
+                if receiving is None:
+                    receiving = asyncio.ensure_future(socket.recv())
+                # Waiting in slices, so a receipt deferred by the background flusher meanwhile
+                # is noticed without a frame.
+                done, _pending = await asyncio.wait(
+                    {receiving}, timeout=retry if self.deferred else self.deferred_retry_seconds
+                )
+                if receiving in done:
+                    received, receiving = receiving, None
+                    try:
+                        raw = received.result()
+                    except ConnectionClosedOK:
+                        return
+                    if not self.deferred:
+                        retry = self.deferred_retry_seconds
+                    yield raw
+                elif self.deferred:
                     retry = min(retry * 2, RECONNECT_MAX_SECONDS)
                     yield None
-                    continue
-                yield raw
-            except ConnectionClosedOK:
-                return
+        finally:
+            if receiving is not None:
+                receiving.cancel()
 
     async def receive_once(self, timeout: float) -> list[Event]:
         """Everything waiting now; if nothing is, wait up to `timeout` seconds for the first
@@ -429,7 +441,8 @@ class Receiver:
             )
         if not own:
             state.append(
-                OUTBOX, {"to": plaintext.sender.phone, "type": "delivered", "ids": [plaintext.id]}
+                RECEIPT_OUTBOX,
+                {"to": plaintext.sender.phone, "type": "delivered", "ids": [plaintext.id]},
             )
         incoming = IncomingMessage(
             id=plaintext.id,
@@ -510,9 +523,10 @@ class Receiver:
     # -- receipts ---------------------------------------------------------------------------
 
     async def flush_receipts(self) -> None:
-        """Post pending delivered receipts, one request per sender; keep what fails."""
+        """Post pending receipts (delivered, and read: `DeviceClient.mark_read`), one request
+        per sender and type; keep what fails for a passing reason."""
         with self.client.store.transaction() as state:
-            pending: list[dict[str, Any]] = state.get_json(OUTBOX) or []
+            pending: list[dict[str, Any]] = state.get_json(RECEIPT_OUTBOX) or []
         if not pending:
             return
         grouped: dict[tuple[str, str], list[str]] = {}
@@ -530,14 +544,17 @@ class Receiver:
                     await self.client.api.receipt(request)
             except SdkError as exc:
                 if exc.code in _TRANSIENT:
+                    self.deferred = True  # a live listener tries again (see `listen`)
                     continue
                 log.warning("receipt to %s dropped: %s", to, exc)
             sent.add((to, kind))
         with self.client.store.transaction() as state:
             # Only drop what was read above: items queued meanwhile must survive.
             flushed = [item for item in pending if (item["to"], item["type"]) in sent]
-            remaining = [item for item in state.get_json(OUTBOX) or [] if item not in flushed]
-            state.put_json(OUTBOX, remaining)
+            remaining = [
+                item for item in state.get_json(RECEIPT_OUTBOX) or [] if item not in flushed
+            ]
+            state.put_json(RECEIPT_OUTBOX, remaining)
 
 
 class ReceiptFlusher:

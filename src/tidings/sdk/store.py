@@ -101,6 +101,8 @@ _RESET_STEPS = "DELETE FROM ratchet_steps WHERE name = ?"
 # acked without touching the ratchet) and message ids already shown (replays, fallback keys).
 SEEN_ENVELOPES = "seen/envelopes"
 SEEN_MESSAGES = "seen/messages"
+# Receipts (delivered, read) queued in the transaction that produced them, posted after.
+RECEIPT_OUTBOX = "outbox/receipts"
 
 # Peers whose active session the send path keeps unpickled (a few KB each). A business's API
 # device serves many customers; the ones it is talking to now are the ones that pay off.
