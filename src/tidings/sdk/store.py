@@ -299,12 +299,17 @@ class State:
         self._put_blob(name, self._store.seal(name, data))
 
     def _put_blob(self, name: str, blob: bytes) -> None:
-        self._store._live.pop(name, None)  # see `_current`
+        self._forget_kept(name)
         self._db.execute(_UPSERT_RECORD, (name, blob))
 
     def delete(self, name: str) -> None:
-        self._store._live.pop(name, None)
+        self._forget_kept(name)
         self._db.execute("DELETE FROM records WHERE name = ?", (name,))
+
+    def _forget_kept(self, name: str) -> None:
+        """Drop the session kept for a record this connection is about to write otherwise:
+        our own writes leave data_version as it is, so `_current` relies on this."""
+        self._store._live.pop(name, None)
 
     def get_json(self, name: str) -> Any:
         data = self.get(name)
@@ -447,21 +452,20 @@ class State:
         advanced = []
         for phone, device_id, peer, live in peers:
             name = self._peer_name(phone, device_id)
+            taken = self._taken.get(name)
             if live is not None and live.steps:
-                taken = self._taken.get(name)
                 if taken is None or taken.peer is not peer:
                     raise ValueError("a session ahead of its record needs the record it came with")
                 advanced.append((name, live.steps))
                 self._kept[name] = _LivePeer(taken.blob, peer, live, None)
                 continue
-            taken = self._taken.get(name)
             if live is None and taken is not None and taken.peer is peer and taken.live.steps:
                 # Its record's active session is behind the kept one: written without it,
                 # the next send would use message keys again.
                 raise ValueError("a peer handed out with a session ahead needs that session")
             blob = self._store.seal(name, peer.to_json().encode())
             records.append((name, blob))
-            self._store._live.pop(name, None)  # see `_current`
+            self._forget_kept(name)
             if live is not None:
                 if not peer.sessions or peer.sessions[0].session_id != live.session.session_id:
                     raise ValueError("the live session is not the peer's active session")
