@@ -29,6 +29,9 @@ class ServerSettings(BaseModel):
         "tidings.gateway.protocol:LeanWebSocketProtocol", "websockets-sansio", "websockets"
     ] = "tidings.gateway.protocol:LeanWebSocketProtocol"
     max_request_bytes: int = 2 * 1024 * 1024
+    # How long an idle HTTP/1.1 keep-alive connection stays open: longer than clients keep
+    # theirs (cli/server.py::server_config says why).
+    keep_alive_seconds: int = 30
 
 
 class DatabaseSettings(BaseModel):

@@ -76,3 +76,21 @@ def test_serve_with_demo_data_accepts_registrations_and_holds_its_data_folder(
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_the_server_keeps_idle_connections_longer_than_clients_do(tmp_path: Path) -> None:
+    """A server that closes an idle keep-alive connection as the client reuses it answers
+    nothing: the client's POST fails ("Server disconnected without sending a response")."""
+    from tidings.cli.server import server_config
+    from tidings.config import load_settings
+
+    settings = load_settings(tmp_path, server={"host": "0.0.0.0", "port": 9123})
+    config = server_config(object(), settings, "warning")
+    client_expiry = httpx.Limits().keepalive_expiry  # the SDK's client keeps httpx's default
+    assert client_expiry is not None
+    assert config.timeout_keep_alive > client_expiry
+    assert (config.host, config.port, config.ws_per_message_deflate) == ("0.0.0.0", 9123, False)
+    assert config.ws_ping_interval == settings.server.websocket_heartbeat_seconds
+
+    shorter = load_settings(tmp_path, server={"keep_alive_seconds": 2})
+    assert server_config(object(), shorter, "warning").timeout_keep_alive == 2

@@ -44,6 +44,27 @@ def lock_sqlite(settings: Settings) -> Any:
     return handle
 
 
+def server_config(app: Any, settings: Settings, log_level: str) -> uvicorn.Config:
+    server = settings.server
+    return uvicorn.Config(
+        app,
+        host=server.host,
+        port=server.port,
+        log_level=log_level,
+        # Longer than clients keep an idle connection (httpx, the SDK's client: 5 s): a server
+        # that closes first races the client's next request on that connection, which then
+        # fails with "Server disconnected without sending a response" (seen under load when
+        # both were 5 s; a POST is not retried by most clients).
+        timeout_keep_alive=server.keep_alive_seconds,
+        ws_ping_interval=server.websocket_heartbeat_seconds,
+        ws_ping_timeout=server.websocket_heartbeat_seconds,
+        # Frames carry ciphertext, which does not compress; per-connection deflate state
+        # would cost memory on every idle device connection (see docs/performance.md).
+        ws_per_message_deflate=False,
+        ws=server.websocket_implementation,
+    )
+
+
 def install(app: typer.Typer) -> None:
     admin = typer.Typer(
         help="Operator commands that act directly on a data folder.", no_args_is_help=True
@@ -88,18 +109,7 @@ def install(app: typer.Typer) -> None:
         # idle device connections one took 330-600 ms, stalling every push; 60-110 ms frozen.
         gc.collect()
         gc.freeze()
-        uvicorn.run(
-            app,
-            host=host,
-            port=port,
-            log_level=log_level,
-            ws_ping_interval=settings.server.websocket_heartbeat_seconds,
-            ws_ping_timeout=settings.server.websocket_heartbeat_seconds,
-            # Frames carry ciphertext, which does not compress; per-connection deflate state
-            # would cost memory on every idle device connection (see docs/performance.md).
-            ws_per_message_deflate=False,
-            ws=settings.server.websocket_implementation,
-        )
+        uvicorn.Server(server_config(app, settings, log_level)).run()
         if shop is not None:
             shop.stop()
         if lock is not None:
