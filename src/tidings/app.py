@@ -28,7 +28,7 @@ from tidings.business_api.media_routes import router as media_router
 from tidings.business_api.openapi import router as business_openapi_router
 from tidings.business_api.profiles import router as business_profiles_router
 from tidings.business_api.routes import router as business_router
-from tidings.business_api.send_path import SendPath, is_send
+from tidings.business_api.send_path import SendPath, send_params
 from tidings.devices.routes import router as devices_router
 from tidings.errors import AppError, PayloadTooLarge
 from tidings.gateway.dispatcher import Dispatcher
@@ -126,7 +126,8 @@ class TidingsApp(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket" and scope["path"] == GATEWAY_PATH:
             await self.gateway(scope, receive, send)
-        elif is_send(scope):
+        elif (params := send_params(scope)) is not None:
+            scope["path_params"] = params
             await self.send_path(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)

@@ -29,12 +29,20 @@ SEND_PATH = re.compile(r"/(v\d+\.\d+)/(\d+)/messages")
 ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 
+def send_params(scope: Scope) -> dict[str, str] | None:
+    """The path parameters of a Cloud API send (`version`, `phone_number_id`), or None when
+    `scope` is another request. The app puts them in `scope["path_params"]`, as a router
+    would, so the path is matched once per request."""
+    if scope["type"] != "http" or scope["method"] != "POST":
+        return None
+    matched = SEND_PATH.fullmatch(scope["path"])
+    if matched is None:
+        return None
+    return {"version": matched[1], "phone_number_id": matched[2]}
+
+
 def is_send(scope: Scope) -> bool:
-    return (
-        scope["type"] == "http"
-        and scope["method"] == "POST"
-        and SEND_PATH.fullmatch(scope["path"]) is not None
-    )
+    return send_params(scope) is not None
 
 
 class SendPath:
@@ -46,9 +54,9 @@ class SendPath:
         self.handle_error = handle_error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        matched = SEND_PATH.fullmatch(scope["path"])
-        assert matched is not None  # the app sends only what `is_send` accepts
-        version, phone_number_id = matched.groups()
+        params = scope.get("path_params") or send_params(scope)
+        assert params is not None  # the app sends only what `send_params` accepts
+        version, phone_number_id = params["version"], params["phone_number_id"]
         scope["app"] = self.app  # as Starlette sets it: handlers read `request.app.state`
         request = Request(scope, receive)
         response: Response
