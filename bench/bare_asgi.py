@@ -25,7 +25,8 @@ from tidings.db.uow import Database
 
 
 def build_app(database_url: str) -> FastAPI:
-    database = Database(make_engine(database_url))
+    # One commit, with its own fsync, per request: the baseline does not group commits.
+    database = Database(make_engine(database_url), shared_flush=False)
     sockets: set[WebSocket] = set()
 
     @asynccontextmanager

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from tidings.db.direct import read_first
 from tidings.db.engine import sqlite_statement_engine
 from tidings.db.sqlite_inline import InlineSession
+from tidings.db.wal_flush import WalFlush, commit_without_fsync, wal_of
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,16 @@ class UnitOfWork:
 
 
 class Database:
-    def __init__(self, engine: AsyncEngine, read_engine: AsyncEngine | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        read_engine: AsyncEngine | None = None,
+        *,
+        shared_flush: bool = True,
+    ) -> None:
+        """`shared_flush` (SQLite): units of work commit without an fsync and then wait for
+        one fsync of the write-ahead log per round of the event loop, shared by every unit
+        that committed in that round (see `WalFlush`). Off, each COMMIT does its own."""
         self.engine = engine
         self.read_engine = read_engine or engine
         self._sessions: async_sessionmaker[AsyncSession]
@@ -61,8 +71,15 @@ class Database:
             self._reader: Engine | None = reader
             self.statement_engines: tuple[Engine, ...] = tuple(dict.fromkeys((writer, reader)))
             self._sessions = _inline_sessions(writer, autoflush=True)
+            wal = wal_of(engine.url.database)
+            self._flush: WalFlush | None = (
+                WalFlush(wal) if shared_flush and wal is not None else None
+            )
+            if self._flush is not None:
+                commit_without_fsync(writer)
             self._read_sessions = _inline_sessions(reader, autoflush=False)
         else:
+            self._flush = None
             self._reader = None
             self.statement_engines = tuple(
                 dict.fromkeys((engine.sync_engine, self.read_engine.sync_engine))
@@ -94,7 +111,12 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
-        await self._pass_the_loop()
+        if self._flush is not None:
+            # Outside the writer's turn: the next writer commits while this one waits. The
+            # wait passes the loop as `_pass_the_loop` would.
+            await self._flush.durable()
+        else:
+            await self._pass_the_loop()
         await uow._run_after_commit()
 
     def _writer_turn(self) -> contextlib.AbstractAsyncContextManager[object]:
