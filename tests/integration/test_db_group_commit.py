@@ -150,3 +150,17 @@ async def test_without_shared_flush_each_commit_syncs_itself(
         assert await count(database) == 5
     finally:
         await database.dispose()
+
+
+async def test_a_unit_that_changed_no_row_waits_for_no_fsync(
+    database: Database, fsyncs: FsyncLog
+) -> None:
+    async with database.unit_of_work() as uow:
+        await uow.session.execute(text("SELECT count(*) FROM rows"))
+    async with database.unit_of_work() as uow:
+        await uow.session.execute(text("UPDATE rows SET n = 1 WHERE id = -1"))  # matches none
+    async with database.unit_of_work():
+        pass  # ran nothing
+    assert fsyncs.calls == 0
+    await insert(database, 1)  # a change on the same pooled connection is still synced
+    assert fsyncs.calls == 1

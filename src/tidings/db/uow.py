@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from tidings.db.direct import read_first
 from tidings.db.engine import sqlite_statement_engine
 from tidings.db.sqlite_inline import InlineSession
-from tidings.db.wal_flush import WalFlush, commit_without_fsync, wal_of
+from tidings.db.wal_flush import WalFlush, commit_without_fsync, wal_of, wrote_anything
 
 log = logging.getLogger(__name__)
 
@@ -107,11 +107,12 @@ class Database:
             uow = UnitOfWork(session)
             try:
                 yield uow
+                to_flush = self._flush is not None and wrote_anything(session.sync_session)
                 await session.commit()
             except BaseException:
                 await session.rollback()
                 raise
-        if self._flush is not None:
+        if to_flush and self._flush is not None:
             # Outside the writer's turn: the next writer commits while this one waits. The
             # wait passes the loop as `_pass_the_loop` would.
             await self._flush.durable()

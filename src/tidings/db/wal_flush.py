@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, event
+from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +79,33 @@ def fsync_file(path: Path) -> None:
         os.close(fd)
 
 
+_CHANGES_AT_BEGIN = "tidings.changes_at_begin"
+
+
 def commit_without_fsync(engine: Engine) -> None:
     """Every connection of `engine` commits with `synchronous=NORMAL` (its fsync is
-    `WalFlush`'s). Registered after the engine's own pragmas, so it overrides FULL."""
+    `WalFlush`'s). Registered after the engine's own pragmas, so it overrides FULL; and every
+    transaction notes how many rows its connection had changed when it began, for
+    `wrote_anything`."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.info[_CHANGES_AT_BEGIN] = connection.connection.driver_connection.total_changes
+
+
+def wrote_anything(session: Session) -> bool:
+    """Whether `session`'s transaction inserted, updated or deleted a row: one that did not
+    (it only read, or ran nothing) wrote nothing to the log, and has nothing to wait for.
+    Schema changes are not counted; they belong to the migrations, which sync themselves."""
+    if not session.in_transaction():
+        return False
+    connection = session.connection()
+    driver: Any = connection.connection.driver_connection
+    return bool(driver.total_changes != connection.info.get(_CHANGES_AT_BEGIN))
 
 
 def wal_of(database: str | None) -> Path | None:
