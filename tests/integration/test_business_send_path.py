@@ -11,7 +11,7 @@ import pytest
 from business_support import provision_shop
 
 from conftest import serving
-from tidings.business_api.send_path import is_send
+from tidings.business_api.send_path import send_params
 
 CUSTOMER = "+15550100001"
 
@@ -53,8 +53,8 @@ def answer(response: httpx.Response) -> tuple[int, Any, str | None]:
 def test_bad_sends_answer_as_the_routed_endpoint_does(shop, name, body) -> None:
     made, server = shop
     path = f"/v23.0/{made.phone_number_id}/messages"
-    assert is_send({"type": "http", "method": "POST", "path": path})  # served in front
-    assert not is_send({"type": "http", "method": "POST", "path": path[6:]})  # routed
+    assert send_params({"type": "http", "method": "POST", "path": path}) is not None  # in front
+    assert send_params({"type": "http", "method": "POST", "path": path[6:]}) is None  # routed
     fast = post(server, path, made.access_token, body)
     routed = post(server, f"/{made.phone_number_id}/messages", made.access_token, body)
     assert fast.status_code >= 400, name

@@ -41,10 +41,6 @@ def send_params(scope: Scope) -> dict[str, str] | None:
     return {"version": matched[1], "phone_number_id": matched[2]}
 
 
-def is_send(scope: Scope) -> bool:
-    return send_params(scope) is not None
-
-
 class SendPath:
     """The send endpoint for `app`, whose state it uses; `handle_error` answers what the
     handler raises as the app's exception handlers would."""

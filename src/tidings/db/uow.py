@@ -107,15 +107,20 @@ class Database:
             uow = UnitOfWork(session)
             try:
                 yield uow
-                to_flush = self._flush is not None and wrote_anything(session.sync_session)
+                # Only a unit that changed rows has something in the log to wait for.
+                flush = (
+                    self._flush
+                    if self._flush is not None and wrote_anything(session.sync_session)
+                    else None
+                )
                 await session.commit()
             except BaseException:
                 await session.rollback()
                 raise
-        if to_flush and self._flush is not None:
+        if flush is not None:
             # Outside the writer's turn: the next writer commits while this one waits. The
             # wait passes the loop as `_pass_the_loop` would.
-            await self._flush.durable()
+            await flush.durable()
         else:
             await self._pass_the_loop()
         await uow._run_after_commit()

@@ -33,8 +33,6 @@ class WalFlush:
     def __init__(self, wal: Path) -> None:
         self._wal = wal
         self._waiting: list[asyncio.Future[None]] | None = None  # for the scheduled fsync
-        self.flushes = 0  # fsyncs done, and units made durable by them (bench figures)
-        self.units = 0
 
     async def durable(self) -> None:
         """Return once what the caller committed is on disk: two rounds of the loop, one
@@ -46,12 +44,10 @@ class WalFlush:
         # A future per unit: a unit cancelled while it waits cancels only its own.
         mine: asyncio.Future[None] = loop.create_future()
         self._waiting.append(mine)
-        self.units += 1
         await mine
 
     def _flush(self) -> None:
         waiting, self._waiting = self._waiting or [], None  # later commits: the next fsync
-        self.flushes += 1
         failure: OSError | None = None
         try:
             fsync_file(self._wal)

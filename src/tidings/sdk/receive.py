@@ -181,19 +181,17 @@ class Receiver:
             while True:
                 if receiving is None:
                     receiving = asyncio.ensure_future(socket.recv())
+                if not self.deferred:
+                    retry = self.deferred_retry_seconds
                 # Waiting in slices, so a receipt deferred by the background flusher meanwhile
                 # is noticed without a frame.
-                done, _pending = await asyncio.wait(
-                    {receiving}, timeout=retry if self.deferred else self.deferred_retry_seconds
-                )
+                done, _pending = await asyncio.wait({receiving}, timeout=retry)
                 if receiving in done:
                     received, receiving = receiving, None
                     try:
                         raw = received.result()
                     except ConnectionClosedOK:
                         return
-                    if not self.deferred:
-                        retry = self.deferred_retry_seconds
                     yield raw
                 elif self.deferred:
                     retry = min(retry * 2, RECONNECT_MAX_SECONDS)
