@@ -4,12 +4,16 @@ status webhook to one target. The dispatcher runs in this process on a fresh sto
 (`time.process_time`), steadier than wall time on a shared machine.
 
     PYTHONPATH=src:. .venv/bin/python -m bench.webhook_cpu [--store postgresql] [--events 2000]
-        [--batch 100] [--repeat 3] [--loop uvloop|asyncio] [--host 127.0.0.1|localhost]
-        [--profile FILE]
+        [--batch 100] [--claim 100] [--trickle] [--repeat 3] [--loop uvloop|asyncio]
+        [--host 127.0.0.1|localhost] [--profile FILE]
 
 The event loop is uvloop by default, as under `tidings serve` (uvicorn picks it when installed).
 `--host localhost` names the target instead of giving its address, so every POST also pays a
 name lookup (the outbound policy checks what a name resolves to before each request).
+
+`--trickle` enqueues `--batch` events at a time and delivers them before the next, as a steady
+flow of messages does (small claims, no backlog); without it every event is queued first.
+`--claim` is the dispatcher's claim size.
 
 "posting" is the CPU spent inside the dispatcher's send step (decrypting the stored body,
 signing, the HTTP exchange), the rest is claiming and recording in the database. Each repeat
@@ -132,6 +136,7 @@ async def measure(url: str, args: argparse.Namespace, receiver: Service) -> list
 
     service = WebhookService(database, SystemClock(), sealer, secret_for, OutboundPolicy.embedded())
     dispatcher = service.dispatcher
+    dispatcher.batch_size = args.claim
     posting = [0.0]
     send_all = dispatcher._send_all
 
@@ -154,17 +159,24 @@ async def measure(url: str, args: argparse.Namespace, receiver: Service) -> list
         sample = status_webhook_value(1)
         size = len(encode_body(envelope(WABA, "messages", sample)))
         for _ in range(args.repeat):
-            await enqueue(service, database, args.events, args.batch)
+            # All queued first (a backlog), or a trickle: each enqueue delivered before the next.
+            chunk = args.batch if args.trickle else args.events
             before = await posts_received(receiver)
             profiler = cProfile.Profile(time.process_time) if args.profile else None
             posting[0] = 0.0
-            cpu, wall = time.process_time(), time.perf_counter()
-            if profiler is not None:
-                profiler.enable()
-            delivered = await deliver_all(service, args.events)
-            if profiler is not None:
-                profiler.disable()
-            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            cpu = wall = 0.0
+            delivered = 0
+            for start in range(0, args.events, chunk):
+                count = min(chunk, args.events - start)
+                await enqueue(service, database, count, args.batch)
+                cpu_at, wall_at = time.process_time(), time.perf_counter()
+                if profiler is not None:
+                    profiler.enable()
+                delivered += await deliver_all(service, count)
+                if profiler is not None:
+                    profiler.disable()
+                cpu += time.process_time() - cpu_at
+                wall += time.perf_counter() - wall_at
             got = await posts_received(receiver) - before
             if got != args.events or delivered != args.events:
                 raise RuntimeError(f"receiver got {got}, dispatcher sent {delivered}")
@@ -195,6 +207,17 @@ def main() -> None:
     parser.add_argument("--store", default="sqlite", choices=("sqlite", "postgresql"))
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=100, help="events per enqueue transaction")
+    parser.add_argument(
+        "--claim",
+        type=int,
+        default=100,
+        help="deliveries per claim (the dispatcher's batch; a few under a steady trickle)",
+    )
+    parser.add_argument(
+        "--trickle",
+        action="store_true",
+        help="deliver each enqueue batch before the next (no backlog) instead of all at once",
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--loop", default="uvloop", choices=("uvloop", "asyncio"))
     parser.add_argument("--host", default="127.0.0.1", help="the target URL's host")
@@ -216,9 +239,11 @@ def main() -> None:
     cpu = statistics.median(r["cpu_us"] for r in runs)
     posting = statistics.median(r["posting_us"] for r in runs)
     rate = statistics.median(r["per_s"] for r in runs)
+    trickle = f", a trickle of {args.batch}" if args.trickle else ""
     print(
         f"{args.store}, {args.loop}: {args.events} status webhooks of {runs[0]['bytes']:.0f} "
-        f"bytes to one target ({args.host}), median of {len(runs)}: {cpu:,.0f} µs CPU per webhook "
+        f"bytes to one target ({args.host}), claimed {args.claim} at a time{trickle}, "
+        f"median of {len(runs)}: {cpu:,.0f} µs CPU per webhook "
         f"(posting {posting:,.0f}, claim and record {cpu - posting:,.0f}), {rate:,.0f} webhooks/s"
     )
 
