@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.billing.models import MessageCharge
 from tidings.db.direct import direct
-from tidings.db.sets import one_of
+from tidings.db.sets import SetParameter
 
 _CHARGES = cast(Table, MessageCharge.__table__)
 _INSERT_CHARGE = direct(insert(_CHARGES))
@@ -28,6 +28,12 @@ _PRICING_COLUMNS = (
     _CHARGES.c.country,
     _CHARGES.c.delivered_at,
 )
+_WAMIDS = SetParameter("wamids")
+_PRICING = {
+    dialect: select(*_PRICING_COLUMNS).where(_WAMIDS.condition(dialect, _CHARGES.c.wamid))
+    for dialect in ("sqlite", "postgresql")
+}
+direct(_PRICING["sqlite"])
 _MARK_DELIVERED = direct(
     update(_CHARGES)
     .where(_CHARGES.c.wamid == bindparam("charged_wamid"), _CHARGES.c.delivered_at.is_(None))
@@ -50,8 +56,9 @@ class BillingRepository:
         """The charges of these messages (the `_PRICING_COLUMNS`), by wamid."""
         if not wamids:
             return {}
+        dialect = self.session.get_bind().dialect.name
         rows = await self.session.execute(
-            select(*_PRICING_COLUMNS).where(one_of(self.session, _CHARGES.c.wamid, wamids))
+            _PRICING[dialect], {_WAMIDS.name: _WAMIDS.values(dialect, wamids)}
         )
         return {row.wamid: row for row in rows}
 

@@ -31,3 +31,23 @@ def one_of(
         return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
     members = func.json_each(bindparam(None, json.dumps(list(values)), type_=String))
     return column.in_(select(members.table_valued("value").c.value))
+
+
+class SetParameter:
+    """`column IN (values)` for a prebuilt statement: the set is the parameter `name`, given
+    at execution as `values(dialect_name, members)`. One statement per dialect is built once
+    (`condition`), so a batch look-up pays neither building a query nor generating its cache
+    key, and on SQLite it can run direct (db/direct.py)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def condition(self, dialect_name: str, column: ColumnElement[Any]) -> ColumnElement[bool]:
+        if dialect_name == "postgresql":
+            return column == any_(bindparam(self.name, type_=ARRAY(column.type)))
+        members = func.json_each(bindparam(self.name, type_=String))
+        return column.in_(select(members.table_valued("value").c.value))
+
+    @staticmethod
+    def values(dialect_name: str, members: Collection[int | str]) -> Any:
+        return list(members) if dialect_name == "postgresql" else json.dumps(list(members))

@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, Table, bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.db.direct import direct
-from tidings.db.sets import one_of
+from tidings.db.sets import SetParameter
 from tidings.signals.models import (
     ConsentRecord,
     CustomerBlock,
@@ -41,6 +41,15 @@ _BLOCKED = direct(
 _SENDS = cast(Table, PolicySend.__table__)
 _INSERT_SEND = direct(insert(_SENDS))
 _INSERT_SIGNAL = direct(insert(cast(Table, CustomerSignal.__table__)))
+_WAMIDS = SetParameter("wamids")
+# A run of receipts asks which template each message sent.
+_TEMPLATES = {
+    dialect: select(_SENDS.c.wamid, _SENDS.c.template_id).where(
+        _WAMIDS.condition(dialect, _SENDS.c.wamid)
+    )
+    for dialect in ("sqlite", "postgresql")
+}
+direct(_TEMPLATES["sqlite"])
 
 
 class SignalsRepository:
@@ -159,10 +168,9 @@ class SignalsRepository:
         two columns for a run of receipts."""
         if not wamids:
             return {}
+        dialect = self.session.get_bind().dialect.name
         rows = await self.session.execute(
-            select(_SENDS.c.wamid, _SENDS.c.template_id).where(
-                one_of(self.session, _SENDS.c.wamid, wamids)
-            )
+            _TEMPLATES[dialect], {_WAMIDS.name: _WAMIDS.values(dialect, wamids)}
         )
         return {wamid: template_id for wamid, template_id in rows}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Table, and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -154,6 +154,53 @@ _HEALTH_SQLITE = direct(_health_upsert(sqlite_insert))
 _HEALTH_PG = _health_upsert(pg_insert)
 
 
+_subscriptions = cast(Table, WebhookSubscription.__table__)
+_apps = cast(Table, WebhookApp.__table__)
+_overrides = cast(Table, WebhookPhoneOverride.__table__)
+# Every run of statuses asks where its events go.
+_TARGET_ROUTES = direct(
+    select(
+        _overrides.c.override_callback_uri,
+        _subscriptions.c.override_callback_uri,
+        _apps.c.callback_url,
+    )
+    .select_from(
+        _subscriptions.join(_apps, _apps.c.app_id == _subscriptions.c.app_id).outerjoin(
+            _overrides,
+            and_(
+                _overrides.c.phone_number_id == bindparam("phone_number_id"),
+                _overrides.c.waba_id == _subscriptions.c.waba_id,
+            ),
+        )
+    )
+    .where(_subscriptions.c.waba_id == bindparam("waba_id"))
+    .order_by(_subscriptions.c.app_id)
+)
+
+
+_streams = cast(Table, WebhookStream.__table__)
+
+
+def _allocate(insert_for: Any) -> Any:
+    statement = insert_for(_streams).values(
+        waba_id=bindparam("waba_id"), last_position=bindparam("count")
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[_streams.c.waba_id],
+        set_={"last_position": _streams.c.last_position + statement.excluded.last_position},
+    ).returning(_streams.c.last_position)
+
+
+_ALLOCATE_SQLITE = direct(_allocate(sqlite_insert))
+_ALLOCATE_PG = _allocate(pg_insert)
+
+
+class TargetRoute(NamedTuple):
+    phone_override: str | None
+    waba_override: str | None
+    app_callback: str | None
+
+
 @dataclass(frozen=True)
 class ClaimedDelivery:
     delivery_id: int
@@ -230,6 +277,15 @@ class WebhookRepository:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    async def target_routes(self, waba_id: str, phone_number_id: str | None) -> list[TargetRoute]:
+        """Per app subscribed to the WABA, the URLs that could take its events: the number's
+        override (only while the number is still in this WABA), the subscription's, the app's
+        callback."""
+        rows = await self.session.execute(
+            _TARGET_ROUTES, {"waba_id": waba_id, "phone_number_id": phone_number_id}
+        )
+        return [TargetRoute(*row) for row in rows]
+
     async def phone_override(self, phone_number_id: str) -> WebhookPhoneOverride | None:
         return await self.session.get(WebhookPhoneOverride, phone_number_id)
 
@@ -248,16 +304,10 @@ class WebhookRepository:
     async def allocate(self, waba_id: str, count: int = 1) -> int:
         """Reserve the WABA's next `count` positions and return the last. The upsert takes the
         counter row's lock, held until commit, which is what keeps positions in commit order."""
-        statement = (
-            self._insert()(WebhookStream)
-            .values(waba_id=waba_id, last_position=count)
-            .on_conflict_do_update(
-                index_elements=[WebhookStream.waba_id],
-                set_={"last_position": WebhookStream.last_position + count},
-            )
-            .returning(WebhookStream.last_position)
-        )
-        return int((await self.session.execute(statement)).scalar_one())
+        dialect = self.session.get_bind().dialect.name
+        statement = _ALLOCATE_PG if dialect == "postgresql" else _ALLOCATE_SQLITE
+        result = await self.session.execute(statement, {"waba_id": waba_id, "count": count})
+        return int(result.scalar_one())
 
     async def insert_events(self, rows: Sequence[dict[str, Any]]) -> None:
         """Outbox events, inserted at once with one Core statement (executemany)."""

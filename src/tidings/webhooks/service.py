@@ -33,13 +33,12 @@ from tidings.webhooks.delivery import RETRY_WINDOW, Dispatcher
 from tidings.webhooks.models import (
     OVERRIDE_URL_MAX,
     URL_MAX,
-    WebhookApp,
     WebhookEvent,
     WebhookPhoneOverride,
     WebhookSubscription,
     sealed_body_aad,
 )
-from tidings.webhooks.repository import PENDING, WebhookRepository
+from tidings.webhooks.repository import PENDING, TargetRoute, WebhookRepository
 from tidings.webhooks.signing import encode_body, envelope
 from tidings.webhooks.views import (
     DeliverySummary,
@@ -58,19 +57,12 @@ GRAPH_CALLBACK_VERIFICATION_FAILED = 2200
 GRAPH_INVALID_PARAMETER = 100
 
 
-def resolve_targets(
-    subscriptions: Sequence[tuple[WebhookSubscription, WebhookApp]],
-    phone_override: WebhookPhoneOverride | None,
-) -> list[str]:
+def resolve_targets(routes: Sequence[TargetRoute]) -> list[str]:
     """Where an event goes: per subscribed app, phone override > WABA override > app callback.
     Apps that resolve to the same URL share one delivery."""
     targets: list[str] = []
-    for subscription, app in subscriptions:
-        url = (
-            (phone_override.override_callback_uri if phone_override else None)
-            or subscription.override_callback_uri
-            or app.callback_url
-        )
+    for route in routes:
+        url = route.phone_override or route.waba_override or route.app_callback
         if url and url not in targets:
             targets.append(url)
     return targets
@@ -255,13 +247,7 @@ class WebhookService:
     async def _targets(
         self, repository: WebhookRepository, waba_id: str, phone_number_id: str | None
     ) -> list[str]:
-        subscriptions = await repository.subscriptions(waba_id)
-        if not subscriptions:
-            return []
-        override = await repository.phone_override(phone_number_id) if phone_number_id else None
-        if override is not None and override.waba_id != waba_id:
-            override = None  # a number moved to another WABA keeps no stale override
-        return resolve_targets(subscriptions, override)
+        return resolve_targets(await repository.target_routes(waba_id, phone_number_id))
 
     # -- subscriptions ----------------------------------------------------------------------
 

@@ -8,8 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from tidings.webhooks.delivery import BACKOFF, RETRY_WINDOW, after_failure, backoff
-from tidings.webhooks.models import WebhookApp, WebhookPhoneOverride, WebhookSubscription
-from tidings.webhooks.repository import DEAD, PENDING
+from tidings.webhooks.repository import DEAD, PENDING, TargetRoute
 from tidings.webhooks.service import resolve_targets
 from tidings.webhooks.signing import encode_body, envelope, sign, signature_matches
 
@@ -53,18 +52,16 @@ def test_retries_stop_at_the_end_of_the_window() -> None:
     assert after_failure(21, expires, expires) == (DEAD, expires)
 
 
-def _subscription(app: str, override: str | None = None) -> tuple[WebhookSubscription, WebhookApp]:
-    app_row = WebhookApp(app_id=app, name=app, callback_url=f"https://{app}.example/app")
-    return WebhookSubscription(waba_id="w", app_id=app, override_callback_uri=override), app_row
-
-
 def test_precedence_phone_then_waba_then_app() -> None:
-    phone = WebhookPhoneOverride(
-        phone_number_id="p", waba_id="w", override_callback_uri="https://p"
-    )
-    assert resolve_targets([_subscription("a")], None) == ["https://a.example/app"]
-    assert resolve_targets([_subscription("a", "https://w")], None) == ["https://w"]
-    assert resolve_targets([_subscription("a", "https://w")], phone) == ["https://p"]
+    app_a = TargetRoute(None, None, "https://a.example/app")
+    app_b = TargetRoute(None, None, "https://b.example/app")
+    assert resolve_targets([app_a]) == ["https://a.example/app"]
+    assert resolve_targets([app_a._replace(waba_override="https://w")]) == ["https://w"]
+    both = app_a._replace(phone_override="https://p", waba_override="https://w")
+    assert resolve_targets([both]) == ["https://p"]
     # Two apps at one URL share a delivery.
-    assert resolve_targets([_subscription("a"), _subscription("b")], phone) == ["https://p"]
-    assert resolve_targets([], phone) == []
+    phone = "https://p"
+    routes = [app_a._replace(phone_override=phone), app_b._replace(phone_override=phone)]
+    assert resolve_targets(routes) == ["https://p"]
+    assert resolve_targets([app_a, app_b]) == ["https://a.example/app", "https://b.example/app"]
+    assert resolve_targets([]) == []
