@@ -337,9 +337,19 @@ async def test_a_server_closing_without_an_answer_is_a_protocol_error() -> None:
     [
         b"SMTP ready\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",  # then the close
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n wo",
         b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\n",  # and never the answer
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\n",
     ],
-    ids=["not-http", "truncated-body", "oversized-headers"],
+    ids=[
+        "not-http",
+        "truncated-body",
+        "truncated-chunks",
+        "oversized-headers",
+        "informational-only",
+        "unasked-upgrade",
+    ],
 )
 async def test_broken_answers_are_protocol_errors(raw: bytes) -> None:
     async def respond(_seen: Seen, writer: asyncio.StreamWriter) -> None:
@@ -351,6 +361,63 @@ async def test_broken_answers_are_protocol_errors(raw: bytes) -> None:
         with pytest.raises(httpx.RemoteProtocolError):
             await client.post(server.url(), BODY, HEADERS)
         assert client.idle_connections == 0
+
+
+@pytest.mark.parametrize("complete", [True, False], ids=["whole", "endless"])
+async def test_an_oversized_head_is_a_protocol_error_on_an_open_connection(complete: bool) -> None:
+    async def respond(_seen: Seen, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Big: " + b"a" * 200_000)
+        if complete:
+            writer.write(b"\r\n\r\nok")
+        await writer.drain()
+        await asyncio.Event().wait()  # the client must stop by itself
+
+    async with receiver(respond) as server, poster() as client:
+        with pytest.raises(httpx.RemoteProtocolError, match="head is longer"):
+            await client.post(server.url(), BODY, HEADERS)
+        assert client.idle_connections == 0
+
+
+async def test_a_long_head_within_the_limit_is_read_with_the_body_behind_it() -> None:
+    # Status line and headers of nearly 100 KB and a 50 KB body, in one write: the head
+    # limit cuts the bytes it inspects, not the answer.
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 50000\r\nX-Big: " + b"a" * 100_000
+    raw = head + b"\r\n\r\n" + b"x" * 50_000
+    async with receiver(answer(raw)) as server, poster() as client:
+        assert await client.post(server.url(), BODY, HEADERS) == 200
+        assert client.idle_connections == 1
+        assert await client.post(server.url(), BODY, HEADERS) == 200
+    assert server.connections == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        (b"X-Note", b"a\r\nX-Injected: 1"),
+        (b"X-Note", b"a\nb"),
+        (b"X-Note", b"a\rb"),
+        (b"X-Note", b"a\x00b"),
+        (b"X-Note", b" padded"),
+        (b"X-Note\r\nX-Injected", b"1"),
+        (b"X-Note:", b"a"),
+        (b"X Note", b"a"),
+        (b"", b"a"),
+        (b"Content-Length", b"0"),
+        (b"transfer-encoding", b"chunked"),
+        (b"Host", b"elsewhere.example"),
+    ],
+)
+async def test_a_header_that_could_end_its_line_or_reframe_the_request_is_never_sent(
+    name: bytes, value: bytes
+) -> None:
+    async with receiver(answer(OK)) as server, poster() as client:
+        assert await client.post(server.url(), BODY, HEADERS) == 200
+        with pytest.raises(httpx.LocalProtocolError):
+            await client.post(server.url(), BODY, (*HEADERS, (name, value)))
+        assert client.idle_connections == 1  # the kept connection was left as it was
+        assert await client.post(server.url(), BODY, HEADERS) == 200
+    assert server.connections == 1
+    assert len(server.seen) == 2
 
 
 # -- the outbound policy, on every request --------------------------------------------------------
