@@ -5,11 +5,16 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.accounts.models import Account, AccountBlock, VerificationCode
+from tidings.db.direct import direct
 from tidings.db.sets import one_of
+
+_accounts = Account.__table__
+# Every receipt a device posts names the account it answers.
+_ID_OF_PHONE = direct(select(_accounts.c.id).where(_accounts.c.phone == bindparam("phone")))
 
 
 class AccountRepository:
@@ -21,6 +26,10 @@ class AccountRepository:
         if for_update:
             query = query.with_for_update()
         result: Account | None = await self.session.scalar(query)
+        return result
+
+    async def id_of_phone(self, phone: str) -> int | None:
+        result: int | None = (await self.session.execute(_ID_OF_PHONE, {"phone": phone})).scalar()
         return result
 
     async def by_phones(self, phones: Collection[str]) -> list[Account]:

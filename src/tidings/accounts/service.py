@@ -182,6 +182,14 @@ class AccountService:
             raise not_registered(phone)
         return account
 
+    async def id_of(self, uow: UnitOfWork, raw_phone: str) -> int:
+        """The id of the account registered at `raw_phone` (as `find`, without loading it)."""
+        phone = check_phone(raw_phone)
+        account_id = await AccountRepository(uow.session).id_of_phone(phone)
+        if account_id is None:
+            raise not_registered(phone)
+        return account_id
+
     async def find_many(self, uow: UnitOfWork, phones: Collection[str]) -> dict[str, Account]:
         """The registered accounts among `phones` (E.164, as `check_phone` answers them), by
         phone, in one query; an unknown phone is left out (`not_registered` is what `find`

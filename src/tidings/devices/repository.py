@@ -41,6 +41,14 @@ _COUNT_ONE_TIME_KEYS = direct(
 )
 
 
+# Every receipt is filed for the active devices of the sender it answers.
+_ACTIVE_PKS = direct(
+    select(_devices.c.id)
+    .where(_devices.c.account_id == bindparam("account_id"), _devices.c.status == "active")
+    .order_by(_devices.c.device_id)
+)
+
+
 class DeviceRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -64,6 +72,10 @@ class DeviceRepository:
             .order_by(Device.device_id)
         )
         return list(await self.session.scalars(query))
+
+    async def active_pks(self, account_id: int) -> list[int]:
+        rows = await self.session.execute(_ACTIVE_PKS, {"account_id": account_id})
+        return [pk for (pk,) in rows]
 
     async def of_accounts(
         self, account_ids: Collection[int], statuses: Sequence[str]

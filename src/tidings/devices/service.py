@@ -403,6 +403,10 @@ class DeviceService:
     async def active_devices(self, uow: UnitOfWork, account_id: int) -> list[Device]:
         return await DeviceRepository(uow.session).of_account(account_id)
 
+    async def active_device_pks(self, uow: UnitOfWork, account_id: int) -> list[int]:
+        """The row ids of `active_devices`, read without loading the devices."""
+        return await DeviceRepository(uow.session).active_pks(account_id)
+
     async def all_devices_of(
         self, uow: UnitOfWork, account_ids: Collection[int]
     ) -> dict[int, list[Device]]:

@@ -171,11 +171,11 @@ class MailboxService:
             .encode()
         )
         async with self._database.unit_of_work() as uow:
-            sender = await self._accounts.find(uow, request.to)
-            devices = await self._devices.active_devices(uow, sender.id)
-            if request.type == "read" and sender.id != ctx.account_id:
-                devices += await self._devices.active_devices(uow, ctx.account_id)
-            devices = [d for d in devices if d.id != ctx.device_pk]
+            sender_id = await self._accounts.id_of(uow, request.to)
+            devices = await self._devices.active_device_pks(uow, sender_id)
+            if request.type == "read" and sender_id != ctx.account_id:
+                devices += await self._devices.active_device_pks(uow, ctx.account_id)
+            devices = [pk for pk in devices if pk != ctx.device_pk]
             await self._file_notices(uow, devices, "receipt", ctx.phone, ctx.device_id, body)
             return len(devices)
 
@@ -185,13 +185,13 @@ class MailboxService:
         async with self._database.unit_of_work() as uow:
             account = await self._accounts.find(uow, phone)
             devices = await self._devices.active_devices(uow, account.id)
-            others = [d for d in devices if d.id != publisher_pk]
+            others = [d.id for d in devices if d.id != publisher_pk]
             await self._file_notices(uow, others, "device_list", phone, 0, body)
 
     async def _file_notices(
         self,
         uow: UnitOfWork,
-        devices: Sequence[Device],
+        device_pks: Sequence[int],
         kind: str,
         sender: str,
         sender_device: int,
@@ -200,7 +200,7 @@ class MailboxService:
         now = self._clock.now()
         rows: list[dict[str, Any]] = [
             {
-                "device_pk": device.id,
+                "device_pk": device_pk,
                 "kind": kind,
                 "message_id": new_uuid(),
                 "sender_phone": sender,
@@ -209,7 +209,7 @@ class MailboxService:
                 "body": body,
                 "server_ts": now,
             }
-            for device in devices
+            for device_pk in device_pks
         ]
         self._ring(uow, await self._insert(MailboxRepository(uow.session), rows))
 

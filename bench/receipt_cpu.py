@@ -1,0 +1,103 @@
+"""CPU per receipt a customer's device posts, in one process: `POST /v1/receipts` through the
+whole app (httpx's ASGI transport, no sockets), filing a notice for each device of the sender
+(and, for reads, the reader's other devices). In the sustained scenario every message brings
+four of them (delivered and read from two devices), so the device's own request is a large
+share of the server's CPU per message. CPU time of this process.
+
+    PYTHONPATH=src:. python -m bench.receipt_cpu [--store postgresql] [--receipts 2000]
+        [--profile out]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import os
+import pstats
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.core_filing import register
+from bench.harness import BENCH_SETTINGS, REDIS_URL, customer_phone, scratch_database
+from tidings.app import create_app
+from tidings.config import load_settings
+from tidings.runtime import Runtime, build_runtime
+
+CONCURRENCY = 16
+
+
+async def measure(runtime: Runtime, receipts: int, profile: Path | None) -> float:
+    """CPU µs per receipt at concurrency 16, delivered and read alternating, after a warm-up."""
+    transport = httpx.ASGITransport(app=create_app(runtime))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        business = "+15550109999"
+        await register(runtime, client, business, companion=False)
+        customers = [
+            (await register(runtime, client, customer_phone(n), companion=False))[0]
+            for n in range(8)
+        ]
+
+        async def one(n: int) -> None:
+            answer = await client.post(
+                "/v1/receipts",
+                json={
+                    "to": business,
+                    "type": "delivered" if n % 2 == 0 else "read",
+                    "message_ids": [uuid.uuid4().hex],
+                },
+                headers={"Authorization": f"Bearer {customers[n % len(customers)]}"},
+            )
+            assert answer.status_code == 200, answer.text
+
+        for n in range(CONCURRENCY):
+            await one(n)
+        queue = iter(range(receipts))
+
+        async def worker() -> None:
+            for n in queue:
+                await one(n)
+
+        profiler = cProfile.Profile() if profile is not None else None
+        cpu = time.process_time()
+        if profiler is not None:
+            profiler.enable()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        if profiler is not None:
+            profiler.disable()
+        cpu = time.process_time() - cpu
+        if profiler is not None and profile is not None:
+            profiler.dump_stats(str(profile))
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+        return cpu / receipts * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--store", default="sqlite", choices=("sqlite", "postgresql"))
+    parser.add_argument("--receipts", type=int, default=2000)
+    parser.add_argument("--profile", type=Path)
+    args = parser.parse_args()
+    os.environ.update(BENCH_SETTINGS)
+    if args.store == "postgresql":
+        os.environ.update({"TIDINGS_BUS__KIND": "redis", "TIDINGS_BUS__REDIS_URL": REDIS_URL})
+    with scratch_database(args.store, "receipt-cpu") as (data, url):
+        settings = load_settings(data, database={"url": url})
+
+        async def run() -> float:
+            runtime = build_runtime(settings)
+            try:
+                return await measure(runtime, args.receipts, args.profile)
+            finally:
+                await runtime.close()
+
+        cpu: Any = asyncio.run(run())
+    print(f"{args.store}: {cpu:,.0f} µs CPU per receipt ({args.receipts}, {CONCURRENCY} at a time)")
+
+
+if __name__ == "__main__":
+    main()
