@@ -32,6 +32,10 @@ class ServerSettings(BaseModel):
     # How long an idle HTTP/1.1 keep-alive connection stays open: longer than clients keep
     # theirs (cli/server.py::server_config says why).
     keep_alive_seconds: int = 30
+    # How often the event loop's thread offers the GIL to another thread that waits for it
+    # (`sys.setswitchinterval`): SQLite's group commit fsyncs in a thread, and every commit
+    # waits until that thread gets the GIL back (db/wal_flush.py). Python's default is 5 ms.
+    switch_interval_ms: float = Field(default=0.5, gt=0, le=100)
 
 
 class DatabaseSettings(BaseModel):

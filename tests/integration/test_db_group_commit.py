@@ -1,11 +1,12 @@
 """SQLite group commit: units of work commit without an fsync, then wait for one fsync of the
-write-ahead log per round of the event loop, shared by every unit that committed in it."""
+write-ahead log, run in a thread, shared by every unit that committed before it started."""
 
 from __future__ import annotations
 
 import asyncio
 import errno
 import os
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,11 +23,17 @@ class FsyncLog:
     def __init__(self, monkeypatch: pytest.MonkeyPatch, wal: Path) -> None:
         self.calls = 0
         self.fail = False
+        # When set, an fsync of the log holds until `release` is set (`started` tells when).
+        self.hold: threading.Event | None = None
+        self.started = threading.Event()
         real = os.fsync
 
         def fsync(fd: int) -> None:
             if os.readlink(f"/proc/self/fd/{fd}") == str(wal):
                 self.calls += 1
+                self.started.set()
+                if self.hold is not None:
+                    self.hold.wait(timeout=30)
                 if self.fail:
                     raise OSError(errno.EIO, "disk said no")
             real(fd)
@@ -164,3 +171,24 @@ async def test_a_unit_that_changed_no_row_waits_for_no_fsync(
     assert fsyncs.calls == 0
     await insert(database, 1)  # a change on the same pooled connection is still synced
     assert fsyncs.calls == 1
+
+
+async def test_the_loop_runs_while_the_log_syncs_and_later_commits_wait_for_the_next_fsync(
+    database: Database, fsyncs: FsyncLog
+) -> None:
+    fsyncs.hold = threading.Event()
+    first = asyncio.create_task(insert(database, 1))
+    await asyncio.to_thread(fsyncs.started.wait, 30)  # the first fsync is under way
+    fsyncs.started.clear()
+    # The loop is free meanwhile: a read and a whole write of another unit happen.
+    assert await count(database) == 1
+    second = asyncio.create_task(insert(database, 2))
+    third = asyncio.create_task(insert(database, 3))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert not (first.done() or second.done() or third.done())
+    assert fsyncs.calls == 1
+    fsyncs.hold.set()  # the disk answers; the units behind it need an fsync of their own
+    await asyncio.gather(first, second, third)
+    assert fsyncs.calls == 2
+    assert await count(database) == 3

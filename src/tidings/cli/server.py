@@ -7,6 +7,7 @@ import fcntl
 import gc
 import json
 import logging
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -109,6 +110,7 @@ def install(app: typer.Typer) -> None:
         # idle device connections one took 330-600 ms, stalling every push; 60-110 ms frozen.
         gc.collect()
         gc.freeze()
+        sys.setswitchinterval(settings.server.switch_interval_ms / 1000)
         uvicorn.Server(server_config(app, settings, log_level)).run()
         if shop is not None:
             shop.stop()

@@ -165,6 +165,8 @@ class Database:
             await asyncio.sleep(0)
 
     async def dispose(self) -> None:
+        if self._flush is not None:
+            self._flush.close()
         if self.dialect == "sqlite":  # the synchronous twins are ours to close
             for statement_engine in self.statement_engines:
                 statement_engine.dispose()
