@@ -4,6 +4,7 @@ receipts become customer signals."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from sqlalchemy import func, select
 
 from tidings.billing.models import MessageCharge
 from tidings.business.models import BusinessMessage
+from tidings.business.repository import BusinessRepository
 from tidings.business.service import PhoneInfo
 from tidings.runtime import Runtime
 from tidings.signals.models import CustomerSignal, CustomerWindow
@@ -105,3 +107,24 @@ async def test_a_batch_moves_each_message_forward_only_and_queues_webhooks_in_or
         (CUSTOMERS[0], "read", 1),
         (CUSTOMERS[1], "delivered", 1),
     ]
+
+
+async def test_a_journal_page_is_taken_once_by_moving_the_cursor_from_where_it_was(
+    local: Runtime, phone: PhoneInfo
+) -> None:
+    async def move(cursor: int, to: int) -> bool:
+        async with local.database.unit_of_work() as uow:
+            return await BusinessRepository(uow.session).move_journal_cursor(
+                phone.phone_pk, cursor, to
+            )
+
+    assert await BusinessRepository.journal_cursor(local.database, phone.phone_pk) == 0
+    assert await move(0, 7)
+    # A second pass that read the cursor before the first moved it takes nothing.
+    assert not await move(0, 7)
+    assert not await move(3, 9)
+    assert await BusinessRepository.journal_cursor(local.database, phone.phone_pk) == 7
+    # Two passes at once from the same cursor: exactly one takes the page.
+    taken = await asyncio.gather(move(7, 12), move(7, 12))
+    assert sorted(taken) == [False, True]
+    assert await BusinessRepository.journal_cursor(local.database, phone.phone_pk) == 12

@@ -427,10 +427,10 @@ class BusinessMessaging:
             used: set[int] = set()
             try:
                 async with self._database.unit_of_work() as uow:
-                    number = await BusinessRepository(uow.session).phone_by_pk(
-                        phone.phone_pk, for_update=True
-                    )
-                    if number is None or number.journal_cursor != cursor:
+                    # The whole page is applied in this transaction, or none of it is.
+                    if not await BusinessRepository(uow.session).move_journal_cursor(
+                        phone.phone_pk, cursor, entries[-1][0]
+                    ):
                         continue  # applied meanwhile; read the cursor again
                     # Status changes are recorded a run at a time, and the run is recorded
                     # before any other entry, so webhooks keep the journal's order.
@@ -446,7 +446,6 @@ class BusinessMessaging:
                             if await self._apply(uow, phone, event, received) and received:
                                 self._media.record(uow, received)
                                 used.add(position)
-                        number.journal_cursor = position
                         applied += 1
                     await self._statuses.advance(uow, phone, run)
                 unrecorded.clear()  # committed with the entries

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.business.models import (
@@ -16,6 +16,7 @@ from tidings.business.models import (
     BusinessPhone,
 )
 from tidings.db.direct import direct
+from tidings.db.sets import SetParameter
 from tidings.db.uow import Database
 
 _tokens = AccessToken.__table__
@@ -70,6 +71,32 @@ _JOURNAL_CURSOR = direct(
 )
 
 _INSERT_MESSAGE = direct(insert(cast(Table, BusinessMessage.__table__)))
+# A journal pass takes the number by moving its cursor, compare-and-set.
+_MOVE_JOURNAL_CURSOR = direct(
+    update(cast(Table, _phones))
+    .where(_phones.c.id == bindparam("phone_pk"), _phones.c.journal_cursor == bindparam("cursor"))
+    .values(journal_cursor=bindparam("moved_to"))
+)
+# The messages a run of statuses or receipts names, prebuilt per dialect: building the query
+# with an IN list and generating its cache key cost more than loading the rows.
+_IDS = SetParameter("ids")
+_E2E_IDS = SetParameter("e2e_ids")
+_DIALECTS = ("sqlite", "postgresql")
+_MESSAGES_BY_IDS = {
+    dialect: select(BusinessMessage)
+    .where(_IDS.condition(dialect, _messages.c.id))
+    .order_by(BusinessMessage.id)
+    .with_for_update()
+    for dialect in _DIALECTS
+}
+_MESSAGES_BY_E2E = {
+    dialect: select(BusinessMessage).where(
+        BusinessMessage.phone_id == bindparam("phone_pk"),
+        BusinessMessage.direction == bindparam("direction"),
+        _E2E_IDS.condition(dialect, _messages.c.e2e_id),
+    )
+    for dialect in _DIALECTS
+}
 
 
 class BusinessRepository:
@@ -150,26 +177,31 @@ class BusinessRepository:
     async def messages_by_e2e(
         self, phone_pk: int, e2e_ids: Sequence[str], direction: str
     ) -> list[BusinessMessage]:
-        return list(
-            await self.session.scalars(
-                select(BusinessMessage).where(
-                    BusinessMessage.phone_id == phone_pk,
-                    BusinessMessage.direction == direction,
-                    BusinessMessage.e2e_id.in_(e2e_ids),
-                )
-            )
-        )
+        dialect = self.session.get_bind().dialect.name
+        params = {
+            "phone_pk": phone_pk,
+            "direction": direction,
+            _E2E_IDS.name: _E2E_IDS.values(dialect, e2e_ids),
+        }
+        return list(await self.session.scalars(_MESSAGES_BY_E2E[dialect], params))
 
     async def messages_by_ids(self, ids: Sequence[int]) -> dict[int, BusinessMessage]:
         """The messages, locked for update (in id order, so concurrent lockers cannot
         deadlock)."""
+        dialect = self.session.get_bind().dialect.name
         rows = await self.session.scalars(
-            select(BusinessMessage)
-            .where(BusinessMessage.id.in_(ids))
-            .order_by(BusinessMessage.id)
-            .with_for_update()
+            _MESSAGES_BY_IDS[dialect], {_IDS.name: _IDS.values(dialect, ids)}
         )
         return {row.id: row for row in rows}
+
+    async def move_journal_cursor(self, phone_pk: int, cursor: int, moved_to: int) -> bool:
+        """Move the number's journal cursor from `cursor` to `moved_to`; False when it was
+        not at `cursor` (another pass applied those entries). The row stays locked until
+        commit, so no other pass applies the same entries meanwhile."""
+        result = await self.session.execute(
+            _MOVE_JOURNAL_CURSOR, {"phone_pk": phone_pk, "cursor": cursor, "moved_to": moved_to}
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def count_pending_outbound(self, phone_pk: int) -> int:
         count: int | None = await self.session.scalar(_COUNT_PENDING, {"phone_pk": phone_pk})
