@@ -34,6 +34,7 @@ from tidings.errors import AppError, PayloadTooLarge
 from tidings.gateway.dispatcher import Dispatcher
 from tidings.gateway.routes import PATH as GATEWAY_PATH
 from tidings.gateway.routes import Gateway
+from tidings.mailbox.receipt_path import ReceiptPath, is_receipt
 from tidings.mailbox.routes import router as mailbox_router
 from tidings.protocol.codes import ErrorCode
 from tidings.runtime import Runtime
@@ -122,15 +123,26 @@ class TidingsApp(FastAPI):
 
     gateway: Gateway
     send_path: ASGIApp  # a `SendPath` behind the app's `BodyLimit`
+    receipt_path: ASGIApp  # a `ReceiptPath` behind the app's `BodyLimit`
+    # False: every request goes through FastAPI (tests compare the two ways of answering).
+    fast_paths = True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket" and scope["path"] == GATEWAY_PATH:
             await self.gateway(scope, receive, send)
+        elif not self.fast_paths:
+            await super().__call__(scope, receive, send)
         elif (params := send_params(scope)) is not None:
             scope["path_params"] = params
             await self.send_path(scope, receive, send)
+        elif is_receipt(scope):
+            await self.receipt_path(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
+
+    async def routed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The request through FastAPI, whatever its path."""
+        await super().__call__(scope, receive, send)
 
 
 def create_app(runtime: Runtime) -> TidingsApp:
@@ -280,4 +292,5 @@ def create_app(runtime: Runtime) -> TidingsApp:
         return await answered if inspect.isawaitable(answered) else answered
 
     app.send_path = BodyLimit(SendPath(app, handle_error), limit_for=body_limit)
+    app.receipt_path = BodyLimit(ReceiptPath(app, app.routed, handle_error), limit_for=body_limit)
     return app
