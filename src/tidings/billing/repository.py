@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.billing.models import MessageCharge
 from tidings.db.direct import direct
-from tidings.db.sets import SetParameter
+from tidings.db.sets import SetParameter, per_dialect
 
 _CHARGES = cast(Table, MessageCharge.__table__)
 _INSERT_CHARGE = direct(insert(_CHARGES))
@@ -29,11 +29,10 @@ _PRICING_COLUMNS = (
     _CHARGES.c.delivered_at,
 )
 _WAMIDS = SetParameter("wamids")
-_PRICING = {
-    dialect: select(*_PRICING_COLUMNS).where(_WAMIDS.condition(dialect, _CHARGES.c.wamid))
-    for dialect in ("sqlite", "postgresql")
-}
-direct(_PRICING["sqlite"])
+_PRICING = per_dialect(
+    lambda dialect: select(*_PRICING_COLUMNS).where(_WAMIDS.condition(dialect, _CHARGES.c.wamid)),
+    direct_on_sqlite=True,
+)
 _MARK_DELIVERED = direct(
     update(_CHARGES)
     .where(_CHARGES.c.wamid == bindparam("charged_wamid"), _CHARGES.c.delivered_at.is_(None))

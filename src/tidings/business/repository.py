@@ -16,7 +16,7 @@ from tidings.business.models import (
     BusinessPhone,
 )
 from tidings.db.direct import direct
-from tidings.db.sets import SetParameter
+from tidings.db.sets import SetParameter, per_dialect
 from tidings.db.uow import Database
 
 _tokens = AccessToken.__table__
@@ -81,22 +81,23 @@ _MOVE_JOURNAL_CURSOR = direct(
 # with an IN list and generating its cache key cost more than loading the rows.
 _IDS = SetParameter("ids")
 _E2E_IDS = SetParameter("e2e_ids")
-_DIALECTS = ("sqlite", "postgresql")
-_MESSAGES_BY_IDS = {
-    dialect: select(BusinessMessage)
-    .where(_IDS.condition(dialect, _messages.c.id))
-    .order_by(BusinessMessage.id)
-    .with_for_update()
-    for dialect in _DIALECTS
-}
-_MESSAGES_BY_E2E = {
-    dialect: select(BusinessMessage).where(
+_MESSAGES_BY_IDS = per_dialect(
+    lambda dialect: (
+        select(BusinessMessage)
+        .where(_IDS.condition(dialect, _messages.c.id))
+        .order_by(BusinessMessage.id)
+        .with_for_update()
+    ),
+    direct_on_sqlite=False,
+)
+_MESSAGES_BY_E2E = per_dialect(
+    lambda dialect: select(BusinessMessage).where(
         BusinessMessage.phone_id == bindparam("phone_pk"),
         BusinessMessage.direction == bindparam("direction"),
         _E2E_IDS.condition(dialect, _messages.c.e2e_id),
-    )
-    for dialect in _DIALECTS
-}
+    ),
+    direct_on_sqlite=False,
+)
 
 
 class BusinessRepository:

@@ -11,14 +11,19 @@ FROM json_each(?))`); both still look each value up in the column's index.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
-from typing import Any
+from collections.abc import Callable, Collection
+from typing import Any, TypeVar
 
 from sqlalchemy import String, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ClauseElement, ColumnElement
+
+from tidings.db.direct import direct
+
+Statement = TypeVar("Statement", bound=ClauseElement)
+DIALECTS = ("sqlite", "postgresql")
 
 
 def one_of(
@@ -51,3 +56,14 @@ class SetParameter:
     @staticmethod
     def values(dialect_name: str, members: Collection[int | str]) -> Any:
         return list(members) if dialect_name == "postgresql" else json.dumps(list(members))
+
+
+def per_dialect(
+    build: Callable[[str], Statement], *, direct_on_sqlite: bool
+) -> dict[str, Statement]:
+    """`build(dialect_name)` for each dialect we run on, built once; the SQLite one marked
+    `direct` when asked (a Core statement; an ORM select must load objects, not rows)."""
+    built = {dialect: build(dialect) for dialect in DIALECTS}
+    if direct_on_sqlite:
+        direct(built["sqlite"])
+    return built

@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, Table, bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.db.direct import direct
-from tidings.db.sets import SetParameter
+from tidings.db.sets import SetParameter, per_dialect
 from tidings.signals.models import (
     ConsentRecord,
     CustomerBlock,
@@ -43,13 +43,12 @@ _INSERT_SEND = direct(insert(_SENDS))
 _INSERT_SIGNAL = direct(insert(cast(Table, CustomerSignal.__table__)))
 _WAMIDS = SetParameter("wamids")
 # A run of receipts asks which template each message sent.
-_TEMPLATES = {
-    dialect: select(_SENDS.c.wamid, _SENDS.c.template_id).where(
+_TEMPLATES = per_dialect(
+    lambda dialect: select(_SENDS.c.wamid, _SENDS.c.template_id).where(
         _WAMIDS.condition(dialect, _SENDS.c.wamid)
-    )
-    for dialect in ("sqlite", "postgresql")
-}
-direct(_TEMPLATES["sqlite"])
+    ),
+    direct_on_sqlite=True,
+)
 
 
 class SignalsRepository:

@@ -118,13 +118,12 @@ def _health_upsert(insert_for: Any) -> Any:
     """A pass's outcomes for one target folded into its health row, in one prebuilt upsert:
     failures count on from the stored run unless the pass had a success, and a time, code or
     error the pass did not produce keeps its stored value."""
-    failure_at = bindparam("failure_at", type_=_health.c.last_failure_at.type)
     statement = insert_for(_health).values(
         waba_id=bindparam("waba_id"),
         target_url=bindparam("target_url"),
         consecutive_failures=bindparam("trailing"),
         last_success_at=bindparam("success_at", type_=_health.c.last_success_at.type),
-        last_failure_at=failure_at,
+        last_failure_at=bindparam("failure_at", type_=_health.c.last_failure_at.type),
         last_failure_code=bindparam("failure_code", type_=_health.c.last_failure_code.type),
         last_failure_error=bindparam("failure_error", type_=_health.c.last_failure_error.type),
     )
