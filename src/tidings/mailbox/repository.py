@@ -13,6 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.db.direct import direct
+from tidings.db.sets import SetParameter, per_dialect
 from tidings.mailbox.models import EnvelopeRow, Mailbox
 
 _MAILBOXES = cast(Table, Mailbox.__table__)
@@ -91,6 +92,17 @@ _PAGE = direct(
 )
 
 
+# Every ack a device sends (one per push it is given) deletes what it acknowledged.
+_SEQS = SetParameter("seqs")
+_ACKED = per_dialect(
+    lambda dialect: delete(_ENVELOPES).where(
+        _ENVELOPES.c.device_pk == bindparam("device_pk"),
+        _SEQS.condition(dialect, _ENVELOPES.c.seq),
+    ),
+    direct_on_sqlite=True,
+)
+
+
 class MailboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -146,8 +158,9 @@ class MailboxRepository:
         return list(rows)
 
     async def delete(self, device_pk: int, seqs: Sequence[int]) -> int:
+        dialect = self.session.get_bind().dialect.name
         result = await self.session.execute(
-            delete(EnvelopeRow).where(EnvelopeRow.device_pk == device_pk, EnvelopeRow.seq.in_(seqs))
+            _ACKED[dialect], {"device_pk": device_pk, _SEQS.name: _SEQS.values(dialect, seqs)}
         )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
