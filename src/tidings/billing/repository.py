@@ -56,9 +56,7 @@ class BillingRepository:
         if not wamids:
             return {}
         dialect = self.session.get_bind().dialect.name
-        rows = await self.session.execute(
-            _PRICING[dialect], {_WAMIDS.name: _WAMIDS.values(dialect, wamids)}
-        )
+        rows = await self.session.execute(_PRICING[dialect], _WAMIDS.bind(dialect, wamids))
         return {row.wamid: row for row in rows}
 
     async def mark_delivered(self, wamids: Sequence[str], at: datetime) -> None:

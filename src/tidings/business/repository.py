@@ -146,13 +146,6 @@ class BusinessRepository:
         )
         return result
 
-    async def phone_by_pk(self, phone_pk: int, *, for_update: bool = False) -> BusinessPhone | None:
-        query = select(BusinessPhone).where(BusinessPhone.id == phone_pk)
-        if for_update:
-            query = query.with_for_update()
-        result: BusinessPhone | None = await self.session.scalar(query)
-        return result
-
     async def phones(self) -> list[BusinessPhone]:
         return list(await self.session.scalars(select(BusinessPhone).order_by(BusinessPhone.id)))
 
@@ -182,7 +175,7 @@ class BusinessRepository:
         params = {
             "phone_pk": phone_pk,
             "direction": direction,
-            _E2E_IDS.name: _E2E_IDS.values(dialect, e2e_ids),
+            **_E2E_IDS.bind(dialect, e2e_ids),
         }
         return list(await self.session.scalars(_MESSAGES_BY_E2E[dialect], params))
 
@@ -190,9 +183,7 @@ class BusinessRepository:
         """The messages, locked for update (in id order, so concurrent lockers cannot
         deadlock)."""
         dialect = self.session.get_bind().dialect.name
-        rows = await self.session.scalars(
-            _MESSAGES_BY_IDS[dialect], {_IDS.name: _IDS.values(dialect, ids)}
-        )
+        rows = await self.session.scalars(_MESSAGES_BY_IDS[dialect], _IDS.bind(dialect, ids))
         return {row.id: row for row in rows}
 
     async def move_journal_cursor(self, phone_pk: int, cursor: int, moved_to: int) -> bool:

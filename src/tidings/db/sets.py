@@ -32,15 +32,14 @@ def one_of(
     values: Collection[int | str],
 ) -> ColumnElement[bool]:
     """`column` is one of `values` (ints or strings, as the column holds them)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
-    members = func.json_each(bindparam(None, json.dumps(list(values)), type_=String))
-    return column.in_(select(members.table_valued("value").c.value))
+    dialect = session.get_bind().dialect.name
+    value = _encoded(dialect, values)
+    return _member_of(dialect, column, lambda type_: bindparam(None, value, type_=type_))
 
 
 class SetParameter:
     """`column IN (values)` for a prebuilt statement: the set is the parameter `name`, given
-    at execution as `values(dialect_name, members)`. One statement per dialect is built once
+    at execution as `**bind(dialect_name, members)`. One statement per dialect is built once
     (`condition`), so a batch look-up pays neither building a query nor generating its cache
     key, and on SQLite it can run direct (db/direct.py)."""
 
@@ -48,14 +47,28 @@ class SetParameter:
         self.name = name
 
     def condition(self, dialect_name: str, column: ColumnElement[Any]) -> ColumnElement[bool]:
-        if dialect_name == "postgresql":
-            return column == any_(bindparam(self.name, type_=ARRAY(column.type)))
-        members = func.json_each(bindparam(self.name, type_=String))
-        return column.in_(select(members.table_valued("value").c.value))
+        return _member_of(dialect_name, column, lambda type_: bindparam(self.name, type_=type_))
 
-    @staticmethod
-    def values(dialect_name: str, members: Collection[int | str]) -> Any:
-        return list(members) if dialect_name == "postgresql" else json.dumps(list(members))
+    def bind(self, dialect_name: str, members: Collection[int | str]) -> dict[str, Any]:
+        """The statement's parameter for this set."""
+        return {self.name: _encoded(dialect_name, members)}
+
+
+def _member_of(
+    dialect_name: str,
+    column: QueryableAttribute[Any] | ColumnElement[Any],
+    parameter: Callable[[Any], Any],
+) -> ColumnElement[bool]:
+    """`column` is a member of the set bound by `parameter(type)`: an array on PostgreSQL, a
+    JSON array on SQLite."""
+    if dialect_name == "postgresql":
+        return column == any_(parameter(ARRAY(column.type)))
+    members = func.json_each(parameter(String()))
+    return column.in_(select(members.table_valued("value").c.value))
+
+
+def _encoded(dialect_name: str, members: Collection[int | str]) -> Any:
+    return list(members) if dialect_name == "postgresql" else json.dumps(list(members))
 
 
 def per_dialect(

@@ -53,8 +53,8 @@ class Database:
         shared_flush: bool = True,
     ) -> None:
         """`shared_flush` (SQLite): units of work commit without an fsync and then wait for
-        one fsync of the write-ahead log per round of the event loop, shared by every unit
-        that committed in that round (see `WalFlush`). Off, each COMMIT does its own."""
+        an fsync of the write-ahead log that started after their commit, shared by every unit
+        that committed before it started (see `WalFlush`). Off, each COMMIT does its own."""
         self.engine = engine
         self.read_engine = read_engine or engine
         self._sessions: async_sessionmaker[AsyncSession]

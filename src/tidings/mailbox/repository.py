@@ -160,7 +160,7 @@ class MailboxRepository:
     async def delete(self, device_pk: int, seqs: Sequence[int]) -> int:
         dialect = self.session.get_bind().dialect.name
         result = await self.session.execute(
-            _ACKED[dialect], {"device_pk": device_pk, _SEQS.name: _SEQS.values(dialect, seqs)}
+            _ACKED[dialect], {"device_pk": device_pk, **_SEQS.bind(dialect, seqs)}
         )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

@@ -168,9 +168,7 @@ class SignalsRepository:
         if not wamids:
             return {}
         dialect = self.session.get_bind().dialect.name
-        rows = await self.session.execute(
-            _TEMPLATES[dialect], {_WAMIDS.name: _WAMIDS.values(dialect, wamids)}
-        )
+        rows = await self.session.execute(_TEMPLATES[dialect], _WAMIDS.bind(dialect, wamids))
         return {wamid: template_id for wamid, template_id in rows}
 
     async def insert_signals(self, rows: Sequence[dict[str, Any]]) -> None:
