@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import os
 import pstats
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 import httpx
 
 from bench.bare_asgi import build_app as build_bare_app
-from bench.harness import BENCH_SETTINGS, REDIS_URL, customer_phone, scratch_database
+from bench.harness import customer_phone, scratch_database, use_bench_settings
 from tidings.app import create_app
 from tidings.cli.business import _create
 from tidings.config import load_settings
@@ -128,9 +127,7 @@ def main() -> None:
     parser.add_argument("--profile", type=Path)
     parser.add_argument("--calls", action="store_true", help="count function calls per send")
     args = parser.parse_args()
-    os.environ.update(BENCH_SETTINGS)  # the scenario's server runs with the same limits
-    if args.store == "postgresql":
-        os.environ.update({"TIDINGS_BUS__KIND": "redis", "TIDINGS_BUS__REDIS_URL": REDIS_URL})
+    use_bench_settings(args.store)  # the scenario's server runs with the same limits
     with scratch_database(args.store, "accept-cpu") as (data, url):
         cpu, wall, calls, base_cpu, base_wall, base_calls = compare(args, data, url)
     print(

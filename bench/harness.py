@@ -241,9 +241,7 @@ class Store:
         return self.tidings_url
 
     def env(self) -> dict[str, str]:
-        if self.kind == "sqlite":
-            return {}
-        return {"TIDINGS_BUS__KIND": "redis", "TIDINGS_BUS__REDIS_URL": REDIS_URL}
+        return bus_env(self.kind)
 
     def create(self) -> None:
         if self.kind == "postgresql":
@@ -319,6 +317,20 @@ BENCH_SETTINGS = {
     "TIDINGS_MESSAGING_LIMITS__PAIR_BURST": "1000000",
     "TIDINGS_LIMITS__KEY_CLAIMS_PER_MINUTE": "1000000",
 }
+
+
+def bus_env(store: str) -> dict[str, str]:
+    """The bus a node runs with on `store`: in process on SQLite, Redis beside PostgreSQL."""
+    if store == "sqlite":
+        return {}
+    return {"TIDINGS_BUS__KIND": "redis", "TIDINGS_BUS__REDIS_URL": REDIS_URL}
+
+
+def use_bench_settings(store: str) -> None:
+    """For a micro-benchmark that runs the app in this process: the scenarios' limits and the
+    store's bus, in this process's environment (the settings read it)."""
+    os.environ.update({**BENCH_SETTINGS, **bus_env(store)})
+
 
 # Set by `python -m bench --profile`: py-spy samples the Tidings server of each scenario.
 PROFILE: dict[str, str] = {}

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import os
 import pstats
 import time
 import uuid
@@ -23,7 +22,7 @@ from typing import Any
 import httpx
 
 from bench.core_filing import register
-from bench.harness import BENCH_SETTINGS, REDIS_URL, customer_phone, scratch_database
+from bench.harness import customer_phone, scratch_database, use_bench_settings
 from tidings.app import create_app
 from tidings.config import load_settings
 from tidings.runtime import Runtime, build_runtime
@@ -86,9 +85,7 @@ def main() -> None:
     parser.add_argument("--profile", type=Path)
     parser.add_argument("--routed", action="store_true", help="through FastAPI's router")
     args = parser.parse_args()
-    os.environ.update(BENCH_SETTINGS)
-    if args.store == "postgresql":
-        os.environ.update({"TIDINGS_BUS__KIND": "redis", "TIDINGS_BUS__REDIS_URL": REDIS_URL})
+    use_bench_settings(args.store)
     with scratch_database(args.store, "receipt-cpu") as (data, url):
         settings = load_settings(data, database={"url": url})
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import os
 import pstats
 import time
 from pathlib import Path
 
 from bench.accept_cpu import open_windows
-from bench.harness import BENCH_SETTINGS, REDIS_URL, customer_phone, scratch_database
+from bench.harness import customer_phone, scratch_database, use_bench_settings
 from tidings.cli.business import _create
 from tidings.config import load_settings
 from tidings.runtime import Runtime, build_runtime
@@ -83,9 +82,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--profile", type=Path)
     args = parser.parse_args()
-    os.environ.update(BENCH_SETTINGS)
-    if args.store == "postgresql":
-        os.environ.update({"TIDINGS_BUS__KIND": "redis", "TIDINGS_BUS__REDIS_URL": REDIS_URL})
+    use_bench_settings(args.store)
     with scratch_database(args.store, "status-cpu") as (data, url):
         settings = load_settings(data, database={"url": url})
         made = asyncio.run(_create(settings, "Bench Shop", "+15550109999"))
