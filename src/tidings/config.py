@@ -79,6 +79,13 @@ class OutboundSettings(BaseModel):
     mode: Literal["embedded", "production"] = "embedded"
 
 
+class WebhookSettings(BaseModel):
+    # Requests one target (a WABA's callback URL) may have in flight at once. Meta delivers
+    # concurrently; 1 sends a target's events strictly one after the other, at one per round
+    # trip (webhooks/delivery.py).
+    per_target_in_flight: int = Field(default=8, ge=1, le=64)
+
+
 class BusinessSettings(BaseModel):
     # Upper bound on how long a lost doorbell can delay a business's deliveries.
     worker_poll_seconds: float = 30.0
@@ -163,6 +170,7 @@ class Settings(BaseSettings):
     verification: VerificationSettings = Field(default_factory=VerificationSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     outbound: OutboundSettings = Field(default_factory=OutboundSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     business: BusinessSettings = Field(default_factory=BusinessSettings)
     templates: TemplatesSettings = Field(default_factory=TemplatesSettings)
     messaging_limits: MessagingLimitsSettings = Field(default_factory=MessagingLimitsSettings)

@@ -193,7 +193,14 @@ def build_runtime(
         if settings.outbound.mode == "production"
         else OutboundPolicy.embedded()
     )
-    webhooks = WebhookService(database, clock, sealer, businesses.app_secret, policy)
+    webhooks = WebhookService(
+        database,
+        clock,
+        sealer,
+        businesses.app_secret,
+        policy,
+        per_target_in_flight=settings.webhooks.per_target_in_flight,
+    )
 
     async def announce_webhooks() -> None:
         await bus.publish(WEBHOOK_DOORBELL, {})

@@ -6,11 +6,13 @@ thread, that records exactly what it received and fails on command.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -77,6 +79,9 @@ class Receiver:
         return self.post_status, self.post_headers, self.post_body
 
 
+ReceiverT = TypeVar("ReceiverT", bound=Receiver)
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
@@ -120,10 +125,9 @@ class _Server(ThreadingHTTPServer):
         pass  # a client closing a kept-alive connection is not news
 
 
-@pytest.fixture
-def receiver() -> object:
-    """A receiver listening before the test starts (the socket is bound up front)."""
-    state = Receiver()
+@contextlib.contextmanager
+def serving(state: ReceiverT) -> Iterator[ReceiverT]:
+    """`state` answering on a loopback port, bound before this returns."""
     server = _Server(("127.0.0.1", 0), _Handler)
     server.receiver = state
     state.port = server.server_address[1]
@@ -134,6 +138,13 @@ def receiver() -> object:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A receiver listening before the test starts (the socket is bound up front)."""
+    with serving(Receiver()) as state:
+        yield state
 
 
 def closed_port() -> int:

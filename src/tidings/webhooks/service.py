@@ -92,6 +92,7 @@ class WebhookService:
         app_id: str = DEFAULT_APP_ID,
         batch_size: int = 100,
         max_in_flight: int = 32,
+        per_target_in_flight: int = 8,
     ) -> None:
         self._database = database
         self._clock = clock
@@ -107,6 +108,7 @@ class WebhookService:
             policy=policy,
             batch_size=batch_size,
             max_in_flight=max_in_flight,
+            per_target_in_flight=per_target_in_flight,
         )
         # Tells the other nodes' dispatchers (set by the runtime to a bus publish).
         self.announce: Callable[[], Awaitable[None]] | None = None
@@ -199,12 +201,13 @@ class WebhookService:
             routes[(waba_id, phone_number_id)] = targets
         last = await repository.allocate(waba_id, len(bodies))
         event_ids = [new_uuid() for _ in bodies]
+        first = last - len(bodies) + 1
         await repository.insert_events(
             [
                 {
                     "id": event_id,
                     "waba_id": waba_id,
-                    "position": last - len(bodies) + 1 + index,
+                    "position": first + index,
                     "phone_number_id": phone_number_id,
                     "field": field,
                     "body_sealed": self._sealer.seal(body, sealed_body_aad(event_id)),
@@ -219,13 +222,14 @@ class WebhookService:
                     "event_id": event_id,
                     "waba_id": waba_id,
                     "target_url": url,
+                    "position": first + index,
                     "status": PENDING,
                     "attempts": 0,
                     "next_attempt_at": now,
                     "expires_at": now + RETRY_WINDOW,
                     "created_at": now,
                 }
-                for event_id in event_ids
+                for index, event_id in enumerate(event_ids)
                 for url in targets
             ]
         )
@@ -465,7 +469,7 @@ class WebhookService:
                 if not targets:
                     raise Conflict("no webhook callback is configured for this WABA")
                 for url in targets:
-                    await repository.requeue(event.id, waba_id, url, now, now + RETRY_WINDOW)
+                    await repository.requeue(event, url, now, now + RETRY_WINDOW)
                     queued += 1
             if queued:
                 self._ring_after_commit(uow)
