@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -128,17 +129,23 @@ class TidingsApp(FastAPI):
     fast_paths = True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and scope["path"] == GATEWAY_PATH:
-            await self.gateway(scope, receive, send)
-        elif not self.fast_paths:
-            await super().__call__(scope, receive, send)
-        elif (params := send_params(scope)) is not None:
-            scope["path_params"] = params
-            await self.send_path(scope, receive, send)
-        elif is_receipt(scope):
-            await self.receipt_path(scope, receive, send)
-        else:
-            await super().__call__(scope, receive, send)
+        try:
+            if scope["type"] == "websocket" and scope["path"] == GATEWAY_PATH:
+                await self.gateway(scope, receive, send)
+            elif not self.fast_paths:
+                await super().__call__(scope, receive, send)
+            elif (params := send_params(scope)) is not None:
+                scope["path_params"] = params
+                await self.send_path(scope, receive, send)
+            elif is_receipt(scope):
+                await self.receipt_path(scope, receive, send)
+            else:
+                await super().__call__(scope, receive, send)
+        except ClientDisconnect:
+            # The client left before its request's body arrived (a device's request timing
+            # out under load): nothing was done and nobody is left to answer. Raised on, the
+            # server logs it as a crash, with a traceback, once per such request.
+            log.debug("client disconnected before its request body arrived: %s", scope["path"])
 
     async def routed(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The request through FastAPI, whatever its path."""

@@ -4,6 +4,7 @@ and bad requests, and file the same notices."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -101,6 +102,28 @@ async def test_a_receipt_is_filed_and_answered_alike_on_both_paths(local, people
     assert await receipts_in(local) == before + 4
 
 
+async def test_receipts_arriving_together_are_each_filed_or_refused_on_their_own(
+    local, people
+) -> None:
+    """Receipts that arrive in one turn of the loop share a unit of work (db/batches.py):
+    each still gets its own answer, and a refused one files nothing."""
+    alice, bob = people
+    fast, _routed = apps(local)
+    before = await receipts_in(local)
+    unknown = GOOD.replace(ALICE.encode(), NOBODY.encode())
+    read_by_alice = b'{"to": "+15550100002", "type": "read", "message_ids": ["m-2", "m-3"]}'
+    got = await asyncio.gather(
+        post(fast, bob.token, GOOD, "application/json"),
+        post(fast, bob.token, unknown, "application/json"),
+        post(fast, alice.token, read_by_alice, "application/json"),
+    )
+    assert [r.status_code for r in got] == [200, 404, 200]
+    assert got[0].json() == {"filed": 2}  # Alice's primary and companion
+    assert "error" in got[1].json()
+    assert got[2].json() == {"filed": 2}  # Bob's primary, and Alice's companion (a read)
+    assert await receipts_in(local) == before + 4
+
+
 @pytest.mark.parametrize(("name", "content_type", "body"), BAD, ids=[case[0] for case in BAD])
 async def test_bad_receipts_answer_as_the_routed_endpoint_does(
     local, people, name, content_type, body
@@ -134,3 +157,50 @@ async def test_an_oversized_receipt_is_refused_before_it_is_read(local, people) 
     got = await post(fast, bob.token, body, "application/json")
     assert got.status_code == 413
     assert got.json()["error"]["code"]
+
+
+def sent_to(sent: list[dict[str, Any]]) -> Any:
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    return send
+
+
+async def test_a_client_gone_before_its_body_arrived_is_let_go_without_an_error(
+    local, people, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A device whose request timed out disconnects while the request waits its turn: the
+    body's read finds the disconnect. Nothing is filed and nothing logged as a crash."""
+    alice, _bob = people
+    before = await receipts_in(local)
+    for app in apps(local):
+        sent: list[dict[str, Any]] = []
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/v1/receipts",
+            "raw_path": b"/v1/receipts",
+            "root_path": "",
+            "query_string": b"",
+            "headers": [
+                (b"authorization", f"Bearer {alice.token}".encode()),
+                (b"content-type", b"application/json"),
+                (b"host", b"t"),
+            ],
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 80),
+        }
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.disconnect"}
+
+        with caplog.at_level("ERROR"):
+            await app(scope, receive, sent_to(sent))
+        assert [r for r in caplog.records if r.levelname == "ERROR"] == []
+        # In front, nothing is answered; FastAPI answers its "error parsing the body" 400.
+        expected = [] if app.fast_paths else [400]
+        assert [m.get("status") for m in sent if m["type"] == "http.response.start"] == expected
+    assert await receipts_in(local) == before

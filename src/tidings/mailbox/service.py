@@ -6,12 +6,14 @@ import binascii
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from tidings.accounts.models import Account
 from tidings.accounts.service import AccountService, check_phone, not_registered
 from tidings.bus.base import Bus
 from tidings.config import LimitsSettings
+from tidings.db.batches import SharedUnits
 from tidings.db.uow import Database, UnitOfWork
 from tidings.devices.models import Device
 from tidings.devices.service import DeviceContext, DeviceService
@@ -48,6 +50,7 @@ class MailboxService:
         self._accounts = accounts
         self._devices = devices
         self._limits = limits
+        self._receipts = SharedUnits(database, self._file_receipts)
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -159,25 +162,43 @@ class MailboxService:
 
     async def receipt(self, ctx: DeviceContext, request: api.ReceiptRequest) -> int:
         """File a receipt for every device of the original sender (and, for reads, for the
-        reader's own other devices, so they can mark the chat read too)."""
-        body = (
-            api.ReceiptBody(
-                type=request.type,
-                message_ids=request.message_ids,
-                by=ctx.phone,
-                by_device=ctx.device_id,
-            )
-            .model_dump_json()
-            .encode()
-        )
-        async with self._database.unit_of_work() as uow:
-            sender_id = await self._accounts.id_of(uow, request.to)
+        reader's own other devices, so they can mark the chat read too); how many were filed.
+        Receipts that arrive together are filed in one unit of work (`_file_receipts`)."""
+        return await self._receipts.run((ctx, request))
+
+    async def _file_receipts(
+        self, uow: UnitOfWork, receipts: Sequence[tuple[DeviceContext, api.ReceiptRequest]]
+    ) -> list[int | AppError]:
+        """File each receipt, or answer the error that refuses it; a refused one files
+        nothing (its devices are looked up before anything is written)."""
+        now = self._clock.now()
+        rows: list[dict[str, Any]] = []
+        answers: list[int | AppError] = []
+        for ctx, request in receipts:
+            try:
+                sender_id = await self._accounts.id_of(uow, request.to)
+            except AppError as refused:
+                answers.append(refused)
+                continue
             devices = await self._devices.active_device_pks(uow, sender_id)
             if request.type == "read" and sender_id != ctx.account_id:
                 devices += await self._devices.active_device_pks(uow, ctx.account_id)
             devices = [pk for pk in devices if pk != ctx.device_pk]
-            await self._file_notices(uow, devices, "receipt", ctx.phone, ctx.device_id, body)
-            return len(devices)
+            body = (
+                api.ReceiptBody(
+                    type=request.type,
+                    message_ids=request.message_ids,
+                    by=ctx.phone,
+                    by_device=ctx.device_id,
+                )
+                .model_dump_json()
+                .encode()
+            )
+            rows += _notices(devices, "receipt", ctx.phone, ctx.device_id, body, now)
+            answers.append(len(devices))
+        if rows:
+            self._ring(uow, await self._insert(MailboxRepository(uow.session), rows))
+        return answers
 
     async def notify_device_list(self, phone: str, version: int, publisher_pk: int) -> None:
         """Tell an account's other devices that its device list changed."""
@@ -197,20 +218,7 @@ class MailboxService:
         sender_device: int,
         body: bytes,
     ) -> None:
-        now = self._clock.now()
-        rows: list[dict[str, Any]] = [
-            {
-                "device_pk": device_pk,
-                "kind": kind,
-                "message_id": new_uuid(),
-                "sender_phone": sender,
-                "sender_device": sender_device,
-                "olm_type": 0,
-                "body": body,
-                "server_ts": now,
-            }
-            for device_pk in device_pks
-        ]
+        rows = _notices(device_pks, kind, sender, sender_device, body, self._clock.now())
         self._ring(uow, await self._insert(MailboxRepository(uow.session), rows))
 
     @staticmethod
@@ -394,3 +402,27 @@ def to_wire(row: Any) -> api.Envelope:
         body=b64encode(row.body),
         server_ts=to_millis(row.server_ts),
     )
+
+
+def _notices(
+    device_pks: Sequence[int],
+    kind: str,
+    sender: str,
+    sender_device: int,
+    body: bytes,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The rows of one notice (a receipt, a device list change) for each of `device_pks`."""
+    return [
+        {
+            "device_pk": device_pk,
+            "kind": kind,
+            "message_id": new_uuid(),
+            "sender_phone": sender,
+            "sender_device": sender_device,
+            "olm_type": 0,
+            "body": body,
+            "server_ts": now,
+        }
+        for device_pk in device_pks
+    ]
