@@ -4,8 +4,12 @@ whole app (httpx's ASGI transport, no sockets), filing a notice for each device 
 four of them (delivered and read from two devices), so the device's own request is a large
 share of the server's CPU per message. CPU time of this process.
 
+`--acks` then measures what the sender's device pays to acknowledge those notices, one
+`MailboxService.ack` per notice at the same concurrency (the gateway's websocket and
+`POST /v1/mailbox/ack` both end there; every message brings one per device).
+
     PYTHONPATH=src:. python -m bench.receipt_cpu [--store postgresql] [--receipts 2000]
-        [--profile out] [--routed]
+        [--profile out] [--routed] [--acks]
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import pstats
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -30,15 +33,18 @@ from tidings.runtime import Runtime, build_runtime
 CONCURRENCY = 16
 
 
-async def measure(runtime: Runtime, receipts: int, profile: Path | None, routed: bool) -> float:
+async def measure(
+    runtime: Runtime, receipts: int, profile: Path | None, routed: bool
+) -> tuple[float, float]:
     """CPU µs per receipt at concurrency 16, delivered and read alternating, after a warm-up;
-    `routed`: through FastAPI rather than the path in front of it."""
+    `routed`: through FastAPI rather than the path in front of it. Then CPU µs per ack of the
+    notices they filed, one per call at the same concurrency."""
     app = create_app(runtime)
     app.fast_paths = not routed
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         business = "+15550109999"
-        await register(runtime, client, business, companion=False)
+        business_token = (await register(runtime, client, business, companion=False))[0]
         customers = [
             (await register(runtime, client, customer_phone(n), companion=False))[0]
             for n in range(8)
@@ -75,7 +81,21 @@ async def measure(runtime: Runtime, receipts: int, profile: Path | None, routed:
         if profiler is not None and profile is not None:
             profiler.dump_stats(str(profile))
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
-        return cpu / receipts * 1e6
+        return cpu / receipts * 1e6, await _acks(runtime, business_token, CONCURRENCY + receipts)
+
+
+async def _acks(runtime: Runtime, token: str, filed: int) -> float:
+    """CPU µs per `MailboxService.ack` of one notice, at concurrency 16."""
+    device = await runtime.devices.authenticate(token)
+    seqs = iter(range(1, filed + 1))
+
+    async def worker() -> None:
+        for seq in seqs:
+            assert await runtime.mailbox.ack(device, [seq]) == 1
+
+    cpu = time.process_time()
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return (time.process_time() - cpu) / filed * 1e6
 
 
 def main() -> None:
@@ -84,21 +104,24 @@ def main() -> None:
     parser.add_argument("--receipts", type=int, default=2000)
     parser.add_argument("--profile", type=Path)
     parser.add_argument("--routed", action="store_true", help="through FastAPI's router")
+    parser.add_argument("--acks", action="store_true", help="also CPU per ack of the notices")
     args = parser.parse_args()
     use_bench_settings(args.store)
     with scratch_database(args.store, "receipt-cpu") as (data, url):
         settings = load_settings(data, database={"url": url})
 
-        async def run() -> float:
+        async def run() -> tuple[float, float]:
             runtime = build_runtime(settings)
             try:
                 return await measure(runtime, args.receipts, args.profile, args.routed)
             finally:
                 await runtime.close()
 
-        cpu: Any = asyncio.run(run())
+        cpu, ack_cpu = asyncio.run(run())
     how = "through FastAPI" if args.routed else "in front of FastAPI"
     print(f"{args.store}, {how}: {cpu:,.0f} µs CPU per receipt ({args.receipts} receipts)")
+    if args.acks:
+        print(f"{args.store}: {ack_cpu:,.0f} µs CPU per ack, MailboxService.ack in process")
 
 
 if __name__ == "__main__":

@@ -204,3 +204,28 @@ async def test_a_client_gone_before_its_body_arrived_is_let_go_without_an_error(
         expected = [] if app.fast_paths else [400]
         assert [m.get("status") for m in sent if m["type"] == "http.response.start"] == expected
     assert await receipts_in(local) == before
+
+
+async def test_acks_arriving_together_each_delete_their_own_devices_envelopes(
+    local, people
+) -> None:
+    """Acks that arrive in one turn share a unit of work (db/batches.py); each deletes only
+    envelopes of its own device's mailbox and is answered with its own count."""
+    alice, bob = people
+    fast, _routed = apps(local)
+    read_by_alice = b'{"to": "+15550100002", "type": "read", "message_ids": ["m-2"]}'
+    assert (await post(fast, bob.token, GOOD, "application/json")).status_code == 200
+    assert (await post(fast, alice.token, read_by_alice, "application/json")).status_code == 200
+    alice_device = await local.devices.authenticate(alice.token)
+    bob_device = await local.devices.authenticate(bob.token)
+    alice_seqs = [e.seq for e in (await local.mailbox.fetch(alice_device, 0)).envelopes]
+    bob_seqs = [e.seq for e in (await local.mailbox.fetch(bob_device, 0)).envelopes]
+    assert alice_seqs and bob_seqs
+    deleted = await asyncio.gather(
+        local.mailbox.ack(alice_device, alice_seqs),
+        local.mailbox.ack(bob_device, [max(alice_seqs + bob_seqs) + 100]),
+        local.mailbox.ack(bob_device, bob_seqs),
+    )
+    assert deleted == [len(alice_seqs), 0, len(bob_seqs)]
+    assert (await local.mailbox.fetch(alice_device, 0)).envelopes == []
+    assert (await local.mailbox.fetch(bob_device, 0)).envelopes == []

@@ -51,6 +51,7 @@ class MailboxService:
         self._devices = devices
         self._limits = limits
         self._receipts = SharedUnits(database, self._file_receipts)
+        self._acks = SharedUnits(database, self._delete_acked)
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -267,8 +268,16 @@ class MailboxService:
             )
 
     async def ack(self, ctx: DeviceContext, seqs: Sequence[int]) -> int:
-        async with self._database.unit_of_work() as uow:
-            return await MailboxRepository(uow.session).delete(ctx.device_pk, sorted(set(seqs)))
+        """Delete the device's envelopes at `seqs`; how many there were. Acks that arrive
+        together are deleted in one unit of work."""
+        return await self._acks.run((ctx.device_pk, sorted(set(seqs))))
+
+    @staticmethod
+    async def _delete_acked(
+        uow: UnitOfWork, acks: Sequence[tuple[int, list[int]]]
+    ) -> list[int | AppError]:
+        repository = MailboxRepository(uow.session)
+        return [await repository.delete(device_pk, seqs) for device_pk, seqs in acks]
 
     async def purge_devices(self, uow: UnitOfWork, device_pks: list[int]) -> None:
         """Removal hook: a removed device's mailbox goes, and its live connections are told."""
