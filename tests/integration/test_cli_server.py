@@ -94,3 +94,35 @@ def test_the_server_keeps_idle_connections_longer_than_clients_do(tmp_path: Path
 
     shorter = load_settings(tmp_path, server={"keep_alive_seconds": 2})
     assert server_config(object(), shorter, "warning").timeout_keep_alive == 2
+
+
+def test_serve_sets_the_interpreters_switch_interval_from_its_settings(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The group commit's fsync runs in a thread that must get the GIL back promptly from a
+    busy event loop (db/wal_flush.py): `serve` sets `server.switch_interval_ms` before the
+    server runs. The server itself is not started here: its `run` records what it found."""
+    import gc
+
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from tidings.cli.main import app
+
+    found: dict[str, float] = {}
+
+    def run(_server: uvicorn.Server, *_args: object, **_kwargs: object) -> None:
+        found["interval"] = sys.getswitchinterval()
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
+    monkeypatch.setenv("TIDINGS_SERVER__SWITCH_INTERVAL_MS", "2.5")
+    before = sys.getswitchinterval()
+    try:
+        result = CliRunner().invoke(
+            app, ["serve", "--data", str(tmp_path), "--port", str(free_port())]
+        )
+    finally:
+        sys.setswitchinterval(before)
+        gc.unfreeze()  # serve freezes what it loaded; this process goes on running tests
+    assert result.exit_code == 0, result.output
+    assert found["interval"] == 0.0025
