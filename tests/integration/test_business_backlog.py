@@ -4,6 +4,7 @@ is sent (and counted again), sends are accepted again."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -90,3 +91,26 @@ async def test_no_bound_when_it_is_off(settings, clock) -> None:
     async with graph_api(settings, clock, 0) as (_runtime, api, url):
         for n in range(5):
             assert (await api.post(url, json=text(n))).status_code == 200
+
+
+async def test_sends_arriving_together_are_each_stored_or_refused_on_their_own(
+    settings, clock
+) -> None:
+    """Sends that arrive in one turn of the loop share a unit of work (db/batches.py): each
+    gets its own wamid, and one refused (a quoted message that is not this number's) stores
+    nothing while the others are stored."""
+    async with graph_api(settings, clock, 0) as (runtime, api, url):
+        bad = {**text(99), "context": {"message_id": "wamid.not-one-of-ours"}}
+        answers = await asyncio.gather(
+            *(api.post(url, json=text(n)) for n in range(3)),
+            api.post(url, json=bad),
+            *(api.post(url, json=text(n)) for n in range(3, 5)),
+        )
+        assert [a.status_code for a in answers] == [200, 200, 200, 400, 200, 200]
+        assert answers[3].json()["error"]["code"] == 100
+        assert "context.message_id" in answers[3].json()["error"]["error_data"]["details"]
+        wamids = [a.json()["messages"][0]["id"] for a in answers if a.status_code == 200]
+        assert len(set(wamids)) == 5
+        async with runtime.database.read_only() as uow:
+            stored = set(await uow.session.scalars(select(BusinessMessage.wamid)))
+        assert stored == set(wamids)

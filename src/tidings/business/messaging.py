@@ -17,8 +17,8 @@ import base64
 import json
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tidings.business.api_devices import ApiDeviceHost
@@ -44,8 +44,9 @@ from tidings.business.repository import BusinessRepository
 from tidings.business.service import PhoneInfo
 from tidings.business.statuses import Advance, StatusRecorder
 from tidings.crypto.sealing import Sealer
+from tidings.db.batches import SharedUnits
 from tidings.db.uow import Database, UnitOfWork
-from tidings.errors import NotFound, ValidationFailed
+from tidings.errors import AppError, NotFound, ValidationFailed
 from tidings.kit.clock import Clock
 from tidings.policy.evaluate import Decision
 from tidings.policy.reasons import Reporting
@@ -110,6 +111,8 @@ class BusinessMessaging:
     ) -> None:
         self._database = database
         self._backlog = backlog
+        # Sends that arrive together are stored in one unit of work (db/batches.py).
+        self._accepts = SharedUnits(database, self._accept_many)
         self._clock = clock
         self._sealer = sealer
         self._devices = devices
@@ -187,21 +190,36 @@ class BusinessMessaging:
         """
         if self._backlog is not None:
             await self._backlog.admit(phone.phone_pk)
-        async with self._database.unit_of_work() as uow:
-            wamid = await self.accept_in(
-                uow,
-                phone,
-                customer,
-                kind,
-                payload,
-                context_wamid=context_wamid,
-                callback_data=callback_data,
-                template=template,
-            )
-            assert wamid is not None  # only `if_allowed` sends come back without one
+        wamid = await self._accepts.run(
+            _Send(phone, customer, kind, payload, context_wamid, callback_data, template)
+        )
         if self._backlog is not None:
             self._backlog.accepted(phone.phone_pk)
         return wamid
+
+    async def _accept_many(self, uow: UnitOfWork, sends: Sequence[_Send]) -> list[str | AppError]:
+        """`accept_in` for each send, in one unit of work (the sends that arrived together,
+        see `db/batches.py`): its wamid, or the error that refused it. A send is refused
+        before anything of it is written (the context and the policy are checked first)."""
+        answers: list[str | AppError] = []
+        for send in sends:
+            try:
+                wamid = await self.accept_in(
+                    uow,
+                    send.phone,
+                    send.customer,
+                    send.kind,
+                    send.payload,
+                    context_wamid=send.context_wamid,
+                    callback_data=send.callback_data,
+                    template=send.template,
+                )
+            except AppError as refused:
+                answers.append(refused)
+                continue
+            assert wamid is not None  # only `if_allowed` sends come back without one
+            answers.append(wamid)
+        return answers
 
     async def accept_in(
         self,
@@ -575,3 +593,16 @@ class BusinessMessaging:
                     # the business is not told (as for 131026), and its read still counts.
                     if exc.code != "blocked":
                         raise
+
+
+@dataclass(frozen=True)
+class _Send:
+    """One `BusinessMessaging.accept`, waiting for the unit of work it shares."""
+
+    phone: PhoneInfo
+    customer: str
+    kind: str
+    payload: dict[str, Any]
+    context_wamid: str | None
+    callback_data: str | None
+    template: TemplateUse | None
