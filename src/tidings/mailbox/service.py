@@ -205,9 +205,9 @@ class MailboxService:
         """Tell an account's other devices that its device list changed."""
         body = api.DeviceListNotice(phone=phone, version=version).model_dump_json().encode()
         async with self._database.unit_of_work() as uow:
-            account = await self._accounts.find(uow, phone)
-            devices = await self._devices.active_devices(uow, account.id)
-            others = [d.id for d in devices if d.id != publisher_pk]
+            account_id = await self._accounts.id_of(uow, phone)
+            devices = await self._devices.active_device_pks(uow, account_id)
+            others = [pk for pk in devices if pk != publisher_pk]
             await self._file_notices(uow, others, "device_list", phone, 0, body)
 
     async def _file_notices(

@@ -5,9 +5,9 @@ One pass (`run_once`):
 1. claim up to `batch_size` due rows in one short transaction, leasing them (PostgreSQL skips
    rows another node is claiming; a lease that runs out makes a row due again, so a node that
    dies mid-send loses nothing);
-2. POST each target's events in commit order (the claim hands a target the run of due events
-   behind its earliest waiting one), targets concurrently: at most `max_in_flight` requests
-   overall. One event per POST: the stored body is sent as is, so a retry or replay is
+2. POST each target's run of events (the claim hands a target the run of due events behind
+   its earliest waiting one, in commit order), targets concurrently: at most `max_in_flight`
+   requests overall. One event per POST: the stored body is sent as is, so a retry or replay is
    byte-identical (merging events would change the bytes between attempts). POSTs go through
    `WebhookPoster` (keep-alive connections, the outbound policy checked before every request,
    the whole exchange capped at the policy's timeout);
@@ -15,13 +15,14 @@ One pass (`run_once`):
    connection error is retried on the backoff schedule until 7 days after the event, then the
    delivery is dead (kept, visible in health and replayable).
 
-A target has up to `per_target_in_flight` of its events in flight at once, each started after
-the one before it, the way Meta delivers concurrently (reference/cloud-api.md: receivers are
-asked to take three status webhooks per message sent). One at a time, a target's rate is one
-event per round trip, and a round trip through a loaded event loop is tens of milliseconds:
-the sustained benchmark's 100 customers at 400 sends/s left 17,000 webhooks queued behind
-one receiver taking about 50 a second. Concurrent requests may arrive out of order; 1 keeps a
-target strictly one after the other (each leaves once the previous was answered). A run opens
+A target has up to `per_target_in_flight` of its events in flight at once, the way Meta
+delivers concurrently (reference/cloud-api.md: receivers are asked to take three status
+webhooks per message sent); each customer's events leave one after the other in commit order,
+the next once the previous was answered (`ordering_key` says whose an event is). One at a
+time, a target's rate is one event per round trip, and a round trip through a loaded event
+loop is tens of milliseconds: the sustained benchmark's 100 customers at 400 sends/s left
+17,000 webhooks queued behind one receiver taking about 50 a second. Different customers'
+requests may arrive out of order; 1 keeps the whole target strictly one after the other. A run opens
 its window like TCP's slow start: one request first, and twice as many in flight after each
 success, so a receiver that is down costs one request per pass; a target that kept
 succeeding starts its next run with the window its last one reached.
