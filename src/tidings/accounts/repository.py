@@ -10,11 +10,30 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.accounts.models import Account, AccountBlock, VerificationCode
 from tidings.db.direct import direct
-from tidings.db.sets import one_of
+from tidings.db.sets import SetParameter, per_dialect
 
 _accounts = Account.__table__
+_blocks = AccountBlock.__table__
 # Every receipt a device posts names the account it answers.
 _ID_OF_PHONE = direct(select(_accounts.c.id).where(_accounts.c.phone == bindparam("phone")))
+
+# Every send the core files (a Cloud API batch of the business worker's, a device's message)
+# checks its recipients with these two, prebuilt, as rows rather than ORM objects.
+_PHONES = SetParameter("phones")
+_IDS_OF_PHONES = per_dialect(
+    lambda dialect: select(_accounts.c.phone, _accounts.c.id).where(
+        _PHONES.condition(dialect, _accounts.c.phone)
+    ),
+    direct_on_sqlite=True,
+)
+_ACCOUNT_IDS = SetParameter("account_ids")
+_BLOCKERS = per_dialect(
+    lambda dialect: select(_blocks.c.account_id).where(
+        _blocks.c.blocked_phone == bindparam("phone"),
+        _ACCOUNT_IDS.condition(dialect, _blocks.c.account_id),
+    ),
+    direct_on_sqlite=True,
+)
 
 
 class AccountRepository:
@@ -32,12 +51,17 @@ class AccountRepository:
         result: int | None = (await self.session.execute(_ID_OF_PHONE, {"phone": phone})).scalar()
         return result
 
-    async def by_phones(self, phones: Collection[str]) -> list[Account]:
-        """The accounts of those of `phones` that are registered, in one statement."""
+    @property
+    def _dialect(self) -> str:
+        return self.session.get_bind().dialect.name
+
+    async def ids_of_phones(self, phones: Collection[str]) -> dict[str, int]:
+        """The account ids of those of `phones` that are registered, by phone."""
         if not phones:
-            return []
-        query = select(Account).where(one_of(self.session, Account.phone, phones))
-        return list(await self.session.scalars(query))
+            return {}
+        dialect = self._dialect
+        rows = await self.session.execute(_IDS_OF_PHONES[dialect], _PHONES.bind(dialect, phones))
+        return {phone: account_id for phone, account_id in rows}
 
     async def by_id(self, account_id: int, *, for_update: bool = False) -> Account | None:
         query = select(Account).where(Account.id == account_id)
@@ -116,10 +140,8 @@ class AccountRepository:
         """Those of `account_ids` that blocked `phone`, in one statement."""
         if not account_ids:
             return set()
-        rows = await self.session.scalars(
-            select(AccountBlock.account_id).where(
-                AccountBlock.blocked_phone == phone,
-                one_of(self.session, AccountBlock.account_id, account_ids),
-            )
+        dialect = self._dialect
+        rows = await self.session.execute(
+            _BLOCKERS[dialect], {"phone": phone, **_ACCOUNT_IDS.bind(dialect, account_ids)}
         )
-        return set(rows)
+        return {account_id for (account_id,) in rows}

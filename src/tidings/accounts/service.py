@@ -190,11 +190,11 @@ class AccountService:
             raise not_registered(phone)
         return account_id
 
-    async def find_many(self, uow: UnitOfWork, phones: Collection[str]) -> dict[str, Account]:
-        """The registered accounts among `phones` (E.164, as `check_phone` answers them), by
-        phone, in one query; an unknown phone is left out (`not_registered` is what `find`
-        raises for it)."""
-        return {a.phone: a for a in await AccountRepository(uow.session).by_phones(phones)}
+    async def ids_of(self, uow: UnitOfWork, phones: Collection[str]) -> dict[str, int]:
+        """The account ids of the registered phones among `phones` (E.164, as `check_phone`
+        answers them), by phone, in one query; an unknown phone is left out
+        (`not_registered` is what `find` raises for it)."""
+        return await AccountRepository(uow.session).ids_of_phones(phones)
 
     async def take_device_id(self, uow: UnitOfWork, account_id: int) -> int:
         account = await self.get(uow, account_id, for_update=True)

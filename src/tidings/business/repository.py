@@ -22,6 +22,7 @@ from tidings.db.uow import Database
 _tokens = AccessToken.__table__
 _businesses = Business.__table__
 _phones = BusinessPhone.__table__
+_apps = BusinessApp.__table__
 # Every Business API request on a phone number asks this (prebuilt: building and compiling
 # the ORM queries cost more than running one Core statement).
 _TOKEN_AND_PHONE = direct(
@@ -43,6 +44,13 @@ _TOKEN_AND_PHONE = direct(
         )
     )
     .where(_tokens.c.token_hash == bindparam("token_hash"))
+)
+
+# The webhook dispatcher signs every batch it posts with this (prebuilt, as above).
+_APP_SECRET_OF_WABA = direct(
+    select(_apps.c.app_secret_sealed)
+    .select_from(_businesses.join(_apps, _apps.c.business_id == _businesses.c.id))
+    .where(_businesses.c.waba_id == bindparam("waba_id"))
 )
 
 _messages = BusinessMessage.__table__
@@ -124,6 +132,12 @@ class BusinessRepository:
             _TOKEN_AND_PHONE, {"token_hash": token_hash, "phone_number_id": phone_number_id}
         )
 
+    @staticmethod
+    async def sealed_app_secret(database: Database, waba_id: str) -> bytes | None:
+        """The sealed app secret of the business with `waba_id` (None: no such business)."""
+        row = await database.first(_APP_SECRET_OF_WABA, {"waba_id": waba_id})
+        return None if row is None else cast(bytes, row.app_secret_sealed)
+
     async def business(self, business_id: int) -> Business | None:
         result: Business | None = await self.session.get(Business, business_id)
         return result
@@ -131,12 +145,6 @@ class BusinessRepository:
     async def business_by_waba(self, waba_id: str) -> Business | None:
         result: Business | None = await self.session.scalar(
             select(Business).where(Business.waba_id == waba_id)
-        )
-        return result
-
-    async def app_of(self, business_id: int) -> BusinessApp | None:
-        result: BusinessApp | None = await self.session.scalar(
-            select(BusinessApp).where(BusinessApp.business_id == business_id)
         )
         return result
 

@@ -257,17 +257,11 @@ class BusinessService:
             )
 
     async def app_secret(self, waba_id: str) -> str | None:
-        async with self._database.read_only() as uow:
-            repository = BusinessRepository(uow.session)
-            business = await repository.business_by_waba(waba_id)
-            if business is None:
-                return None
-            app = await repository.app_of(business.id)
-            if app is None:
-                return None
-            return self._sealer.open(
-                app.app_secret_sealed, f"app-secret/{waba_id}".encode()
-            ).decode()
+        """The secret that signs the WABA's webhooks (None: no such business)."""
+        sealed = await BusinessRepository.sealed_app_secret(self._database, waba_id)
+        if sealed is None:
+            return None
+        return self._sealer.open(sealed, f"app-secret/{waba_id}".encode()).decode()
 
     async def all_phones(self) -> list[PhoneInfo]:
         async with self._database.read_only() as uow:

@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 
 from sqlalchemy import String, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 
@@ -24,17 +23,6 @@ from tidings.db.direct import direct
 
 Statement = TypeVar("Statement", bound=ClauseElement)
 DIALECTS = ("sqlite", "postgresql")
-
-
-def one_of(
-    session: AsyncSession,
-    column: QueryableAttribute[Any] | ColumnElement[Any],
-    values: Collection[int | str],
-) -> ColumnElement[bool]:
-    """`column` is one of `values` (ints or strings, as the column holds them)."""
-    dialect = session.get_bind().dialect.name
-    value = _encoded(dialect, values)
-    return _member_of(dialect, column, lambda type_: bindparam(None, value, type_=type_))
 
 
 class SetParameter:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import BindParameter
 
 from tidings.accounts.models import Account
 from tidings.db.direct import direct
-from tidings.db.sets import one_of
+from tidings.db.sets import SetParameter, per_dialect
 from tidings.db.uow import Database
 from tidings.devices.models import Device, FallbackKeyRow, Link, OneTimeKeyRow
 
@@ -39,6 +40,49 @@ _COUNT_ONE_TIME_KEYS = direct(
     .select_from(OneTimeKeyRow.__table__)
     .where(OneTimeKeyRow.__table__.c.device_pk == bindparam("device_pk"))
 )
+
+
+_fallbacks = FallbackKeyRow.__table__
+_device_pk: BindParameter[int] = bindparam("device_pk")
+# Every sync's first mailbox page carries the device's key status (the business worker's API
+# device starts one per drain): one prebuilt statement for the three figures.
+_KEY_STATUS = direct(
+    select(
+        _COUNT_ONE_TIME_KEYS.scalar_subquery().label("one_time_keys"),
+        select(func.count())
+        .where(_fallbacks.c.device_pk == _device_pk)
+        .scalar_subquery()
+        .label("fallbacks"),
+        select(func.count())
+        .where(_fallbacks.c.device_pk == _device_pk, _fallbacks.c.used_at.is_not(None))
+        .scalar_subquery()
+        .label("fallbacks_used"),
+    )
+)
+
+
+# Every send the core files checks the device sets of its recipients and of its sender.
+_ACCOUNT_IDS = SetParameter("account_ids")
+_DEVICES_OF_ACCOUNTS = per_dialect(
+    lambda dialect: (
+        select(_devices.c.id, _devices.c.account_id, _devices.c.device_id, _devices.c.status)
+        .where(
+            _ACCOUNT_IDS.condition(dialect, _devices.c.account_id),
+            _devices.c.status.in_(("active", "pending", "removed")),
+        )
+        .order_by(_devices.c.account_id, _devices.c.device_id)
+    ),
+    direct_on_sqlite=True,
+)
+
+
+class DeviceSummary(NamedTuple):
+    """What a send's checks read of a device."""
+
+    id: int
+    account_id: int
+    device_id: int
+    status: str
 
 
 # Every receipt is filed for the active devices of the sender it answers.
@@ -77,19 +121,16 @@ class DeviceRepository:
         rows = await self.session.execute(_ACTIVE_PKS, {"account_id": account_id})
         return [pk for (pk,) in rows]
 
-    async def of_accounts(
-        self, account_ids: Collection[int], statuses: Sequence[str]
-    ) -> list[Device]:
-        """The devices of several accounts in one statement, by account, then device id."""
+    async def summaries_of_accounts(self, account_ids: Collection[int]) -> list[DeviceSummary]:
+        """The devices (active, pending and removed) of several accounts in one statement, by
+        account, then device id."""
         if not account_ids:
             return []
-        query = (
-            select(Device)
-            .where(one_of(self.session, Device.account_id, account_ids))
-            .where(Device.status.in_(statuses))
-            .order_by(Device.account_id, Device.device_id)
+        dialect = self.session.get_bind().dialect.name
+        rows = await self.session.execute(
+            _DEVICES_OF_ACCOUNTS[dialect], _ACCOUNT_IDS.bind(dialect, account_ids)
         )
-        return list(await self.session.scalars(query))
+        return [DeviceSummary._make(row) for row in rows]
 
     async def touch(self, device_pk: int, now: datetime, stale_before: datetime) -> None:
         await self.session.execute(
@@ -145,6 +186,11 @@ class DeviceRepository:
     async def count_one_time_keys(self, device_pk: int) -> int:
         count = await self.session.scalar(_COUNT_ONE_TIME_KEYS, {"device_pk": device_pk})
         return int(count or 0)
+
+    async def key_counts(self, device_pk: int) -> tuple[int, bool, bool]:
+        """(one-time keys left, has a fallback key, its fallback key has been used)."""
+        row = (await self.session.execute(_KEY_STATUS, {"device_pk": device_pk})).one()
+        return int(row.one_time_keys), row.fallbacks > 0, row.fallbacks_used > 0
 
     async def take_one_time_key(self, device_pk: int) -> OneTimeKeyRow | None:
         """Remove and return one key. SKIP LOCKED lets concurrent claimers take different keys

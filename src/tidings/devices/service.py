@@ -15,7 +15,7 @@ from tidings.crypto.errors import CryptoError, DeviceListRollback
 from tidings.db.ratelimit import RateLimiter
 from tidings.db.uow import Database, UnitOfWork
 from tidings.devices.models import Device, FallbackKeyRow, OneTimeKeyRow
-from tidings.devices.repository import DeviceRepository
+from tidings.devices.repository import DeviceRepository, DeviceSummary
 from tidings.errors import (
     AppError,
     Conflict,
@@ -185,12 +185,13 @@ class DeviceService:
         return await DeviceRepository(uow.session).count_one_time_keys(device_pk)
 
     async def _key_status(self, uow: UnitOfWork, device_pk: int) -> api.KeyStatus:
-        repository = DeviceRepository(uow.session)
-        fallback = await repository.fallback_key(device_pk)
+        count, has_fallback, fallback_used = await DeviceRepository(uow.session).key_counts(
+            device_pk
+        )
         return api.KeyStatus(
-            one_time_key_count=await repository.count_one_time_keys(device_pk),
-            fallback_key_used=fallback is not None and fallback.used_at is not None,
-            has_fallback_key=fallback is not None,
+            one_time_key_count=count,
+            fallback_key_used=fallback_used,
+            has_fallback_key=has_fallback,
         )
 
     async def _store_keys(
@@ -409,13 +410,11 @@ class DeviceService:
 
     async def all_devices_of(
         self, uow: UnitOfWork, account_ids: Collection[int]
-    ) -> dict[int, list[Device]]:
+    ) -> dict[int, list[DeviceSummary]]:
         """Every device (active, pending and removed) of each of `account_ids`, in device id
         order, in one query; an account without devices maps to an empty list."""
-        found: dict[int, list[Device]] = {account_id: [] for account_id in account_ids}
-        for device in await DeviceRepository(uow.session).of_accounts(
-            found, ("active", "pending", "removed")
-        ):
+        found: dict[int, list[DeviceSummary]] = {account_id: [] for account_id in account_ids}
+        for device in await DeviceRepository(uow.session).summaries_of_accounts(found):
             found[device.account_id].append(device)
         return found
 

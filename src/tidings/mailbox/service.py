@@ -9,13 +9,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tidings.accounts.models import Account
 from tidings.accounts.service import AccountService, check_phone, not_registered
 from tidings.bus.base import Bus
 from tidings.config import LimitsSettings
 from tidings.db.batches import SharedUnits
 from tidings.db.uow import Database, UnitOfWork
-from tidings.devices.models import Device
+from tidings.devices.repository import DeviceSummary
 from tidings.devices.service import DeviceContext, DeviceService
 from tidings.errors import AppError, Conflict, Forbidden, ValidationFailed
 from tidings.kit.clock import Clock, to_millis
@@ -93,8 +92,8 @@ class MailboxService:
         not and of the sender's own account. Three queries whatever the number of phones."""
         if not phones:
             return _Lookups()
-        accounts = await self._accounts.find_many(uow, phones)
-        others = {a.id for a in accounts.values() if a.id != ctx.account_id}
+        accounts = await self._accounts.ids_of(uow, phones)
+        others = {account_id for account_id in accounts.values() if account_id != ctx.account_id}
         blockers = await self._accounts.blockers(uow, others, ctx.phone)
         devices = await self._devices.all_devices_of(uow, {ctx.account_id, *(others - blockers)})
         return _Lookups(accounts, blockers, devices)
@@ -305,9 +304,9 @@ class _Send:
 class _Lookups:
     """What one transaction read about the accounts a batch addresses."""
 
-    accounts: dict[str, Account] = field(default_factory=dict)  # phone -> registered account
+    accounts: dict[str, int] = field(default_factory=dict)  # phone -> registered account's id
     blockers: set[int] = field(default_factory=set)  # recipients (ids) blocking the sender
-    devices: dict[int, list[Device]] = field(default_factory=dict)  # account id -> all devices
+    devices: dict[int, list[DeviceSummary]] = field(default_factory=dict)  # account id -> all
 
 
 # A send checked without the database: its recipient, its bodies, its device ids by account.
@@ -324,11 +323,11 @@ def _check(
     recipient = lookups.accounts.get(to_phone)
     if recipient is None:
         raise not_registered(to_phone)
-    if recipient.id in lookups.blockers:
+    if recipient in lookups.blockers:
         raise Forbidden(
             f"{to_phone} does not accept messages from {ctx.phone}", code=ErrorCode.BLOCKED
         )
-    targets = _resolve_targets(ctx, recipient, by_phone, lookups.devices)
+    targets = _resolve_targets(ctx, (to_phone, recipient), by_phone, lookups.devices)
     device_pks = [
         targets[(check_phone(envelope.phone), envelope.device_id)].id
         for envelope in request.envelopes
@@ -338,14 +337,16 @@ def _check(
 
 def _resolve_targets(
     ctx: DeviceContext,
-    recipient: Account,
+    recipient: tuple[str, int],
     by_phone: dict[str, list[int]],
-    devices: dict[int, list[Device]],
-) -> dict[tuple[str, int], Device]:
-    """Compare the sender's device set with ours; answer like Signal's MismatchedDevices."""
-    accounts = {recipient.phone: recipient.id, ctx.phone: ctx.account_id}
+    devices: dict[int, list[DeviceSummary]],
+) -> dict[tuple[str, int], DeviceSummary]:
+    """Compare the sender's device set with ours (`recipient`: phone and account id); answer
+    like Signal's MismatchedDevices."""
+    recipient_phone, recipient_id = recipient
+    accounts = {recipient_phone: recipient_id, ctx.phone: ctx.account_id}
     mismatches: dict[str, dict[str, list[int]]] = {}
-    targets: dict[tuple[str, int], Device] = {}
+    targets: dict[tuple[str, int], DeviceSummary] = {}
     for phone, account_id in accounts.items():
         given = by_phone.get(phone, [])
         if len(set(given)) != len(given):
@@ -370,8 +371,8 @@ def _resolve_targets(
             code=ErrorCode.MISMATCHED_DEVICES,
             details={"accounts": mismatches},
         )
-    if not any(phone == recipient.phone for phone, _ in targets) and recipient.phone != ctx.phone:
-        raise Conflict(f"{recipient.phone} has no active device", code=ErrorCode.UNKNOWN_ACCOUNT)
+    if not any(phone == recipient_phone for phone, _ in targets) and recipient_phone != ctx.phone:
+        raise Conflict(f"{recipient_phone} has no active device", code=ErrorCode.UNKNOWN_ACCOUNT)
     return targets
 
 
