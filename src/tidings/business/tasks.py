@@ -85,9 +85,18 @@ class BusinessWorker:
                     # Receipts are drained after every batch, so `delivered` and `read` never
                     # wait behind the whole outbound queue; the batch's `sent` statuses are
                     # recorded in the journal's transaction (one writer turn for both).
+                    # A pass that found nothing to send after one that did skips its drain:
+                    # whatever reached the mailbox since the last drain rang the doorbell,
+                    # so the next wake-up drains it (at 20 messages/s a third of the drains
+                    # were these, each a mailbox page and a journal read for nothing).
+                    first = True
                     while True:
                         taken, statuses = await self._messaging.send_pending(phone)
-                        await self._messaging.drain(phone, statuses)
+                        if taken:
+                            await _let_pushes_start()
+                        if first or taken or statuses:
+                            await self._messaging.drain(phone, statuses)
+                        first = False
                         if not taken:
                             break
                 except Exception:  # keep serving; the next wake-up retries from the database
@@ -99,3 +108,15 @@ class BusinessWorker:
                 # left behind by a busy pass had cost more than the pass itself).
                 while await doorbell.get(timeout=0) is not None:
                     pass
+
+
+async def _let_pushes_start() -> None:
+    """Give the loop to the pushes a send pass's filing rang before the drain takes it.
+
+    The core rings each mailbox after its commit; the gateway's reader takes the ring in one
+    round of the event loop and its push task starts in the next. A drain's first steps read
+    the API device's mailbox and its journal without suspending, so without these rounds the
+    customers' devices heard of the message only after them (2-3 ms later at 20 messages/s,
+    traced)."""
+    for _round in range(3):
+        await asyncio.sleep(0)
