@@ -85,6 +85,17 @@ _MOVE_JOURNAL_CURSOR = direct(
     .where(_phones.c.id == bindparam("phone_pk"), _phones.c.journal_cursor == bindparam("cursor"))
     .values(journal_cursor=bindparam("moved_to"))
 )
+# A run of status changes, written by id in one executemany (not as dirty ORM objects: the
+# session's flush of a run cost more than everything else in recording it).
+_SET_STATUS = direct(
+    update(cast(Table, _messages))
+    .where(_messages.c.id == bindparam("message_id"))
+    .values(
+        status=bindparam("new_status"),
+        error_code=bindparam("new_error"),
+        updated_at=bindparam("new_updated_at"),
+    )
+)
 # The messages a run of statuses or receipts names, prebuilt per dialect: building the query
 # with an IN list and generating its cache key cost more than loading the rows.
 _IDS = SetParameter("ids")
@@ -193,6 +204,23 @@ class BusinessRepository:
         dialect = self.session.get_bind().dialect.name
         rows = await self.session.scalars(_MESSAGES_BY_IDS[dialect], _IDS.bind(dialect, ids))
         return {row.id: row for row in rows}
+
+    async def set_statuses(self, changes: Sequence[BusinessMessage]) -> None:
+        """Write each message's status, error code and update time as it now holds them (the
+        caller set them as committed values, so the session has nothing to flush)."""
+        if changes:
+            await self.session.execute(
+                _SET_STATUS,
+                [
+                    {
+                        "message_id": m.id,
+                        "new_status": m.status,
+                        "new_error": m.error_code,
+                        "new_updated_at": m.updated_at,
+                    }
+                    for m in changes
+                ],
+            )
 
     async def move_journal_cursor(self, phone_pk: int, cursor: int, moved_to: int) -> bool:
         """Move the number's journal cursor from `cursor` to `moved_to`; False when it was

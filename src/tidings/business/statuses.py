@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.orm.attributes import set_committed_value
+
 from tidings.business.messaging_ports import (
     ChargeLedger,
     CustomerObserver,
@@ -20,6 +22,7 @@ from tidings.business.messaging_ports import (
     WebhookSink,
 )
 from tidings.business.models import BusinessMessage
+from tidings.business.repository import BusinessRepository
 from tidings.business.service import PhoneInfo
 from tidings.db.uow import UnitOfWork
 from tidings.kit.clock import Clock
@@ -72,11 +75,16 @@ class StatusRecorder:
             ):
                 continue
             taken.append((change, message.status))
-            message.status = change.status
-            message.error_code = change.error
-            message.updated_at = now
+            # Committed values, written below in one statement: as attribute changes the
+            # session would flush them one UPDATE at a time at its next query.
+            set_committed_value(message, "status", change.status)
+            set_committed_value(message, "error_code", change.error)
+            set_committed_value(message, "updated_at", now)
         if not taken:
             return
+        await BusinessRepository(uow.session).set_statuses(
+            list({id(c.message): c.message for c, _previous in taken}.values())
+        )
         pricing = await self._pricing(uow, [change for change, _previous in taken], now)
         when = int(now.timestamp())
         values = []
