@@ -4,6 +4,7 @@ cancelled while they run (a client that hangs up cancels its request's task)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 from sqlalchemy import text
@@ -79,3 +80,27 @@ async def test_units_of_work_in_a_row_let_other_tasks_run_between_them(
 
     await asyncio.gather(units(), other())
     assert order.index("other 1") < order.index("unit 4")
+
+
+async def test_actions_registered_once_per_key_run_once_after_commit(local: Runtime) -> None:
+    ran: list[str] = []
+
+    def action(name: str) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            ran.append(name)
+
+        return run
+
+    async with local.database.unit_of_work() as uow:
+        uow.after_commit_once(("outbound", 1), action("first ring of 1"))
+        uow.after_commit_once(("outbound", 1), action("second ring of 1"))
+        uow.after_commit_once(("outbound", 2), action("ring of 2"))
+        uow.after_commit(action("plain"))
+        assert ran == []
+    assert ran == ["first ring of 1", "ring of 2", "plain"]
+
+    with pytest.raises(RuntimeError):
+        async with local.database.unit_of_work() as uow:
+            uow.after_commit_once(("outbound", 1), action("rolled back"))
+            raise RuntimeError("the unit fails")
+    assert ran == ["first ring of 1", "ring of 2", "plain"]

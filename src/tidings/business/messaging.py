@@ -293,7 +293,7 @@ class BusinessMessaging:
         async def ring() -> None:
             await self._ring(phone.phone_pk)
 
-        uow.after_commit(ring)
+        uow.after_commit_once(("outbound", phone.phone_pk), ring)
         return wamid
 
     async def deliver_pending(self, phone: PhoneInfo, batch: int = 100) -> int:

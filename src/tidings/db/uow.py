@@ -32,9 +32,17 @@ class UnitOfWork:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self._after_commit: list[AfterCommit] = []
+        self._once: set[object] = set()
 
     def after_commit(self, action: AfterCommit) -> None:
         self._after_commit.append(action)
+
+    def after_commit_once(self, key: object, action: AfterCommit) -> None:
+        """`after_commit`, unless an action was already registered under `key` in this unit:
+        sends that share a unit of work ring their number's worker once."""
+        if key not in self._once:
+            self._once.add(key)
+            self._after_commit.append(action)
 
     async def _run_after_commit(self) -> None:
         for action in self._after_commit:
