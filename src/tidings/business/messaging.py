@@ -42,7 +42,14 @@ from tidings.business.policy_gate import (
 )
 from tidings.business.repository import BusinessRepository
 from tidings.business.service import PhoneInfo
-from tidings.business.statuses import Advance, StatusRecorder
+from tidings.business.statuses import (
+    UNDELIVERABLE,
+    Advance,
+    StatusChange,
+    StatusRecorder,
+    is_transient,
+    receipt_advances,
+)
 from tidings.crypto.sealing import Sealer
 from tidings.db.batches import SharedUnits
 from tidings.db.uow import Database, UnitOfWork
@@ -55,38 +62,9 @@ from tidings.sdk.errors import SdkError
 
 log = logging.getLogger(__name__)
 
-UNDELIVERABLE = 131026
-# An outbound message's new status after a delivery attempt: (row id, status, error code).
-StatusChange = tuple[int, str, int | None]
-
 
 class _RollBack(Exception):
     """Ends a unit of work without committing it."""
-
-
-def is_transient(exc: SdkError) -> bool:
-    """A failure worth retrying later (the core was unreachable, failed or asked us to slow
-    down), not a refusal."""
-    return (
-        exc.status is None
-        or exc.status >= 500
-        or exc.status == 429  # rate limited (e.g. one-time-key claims): wait, then retry
-        or exc.code in ("network_error", "timeout")
-    )
-
-
-def receipt_advances(
-    event: dict[str, Any], receipted: dict[str, list[BusinessMessage]]
-) -> list[Advance]:
-    """What a receipt entry changes: the named outbound messages sent to its reader."""
-    status = "delivered" if event["type"] == "delivered" else "read"
-    ts = int(event.get("server_ts", 0)) // 1000 or None
-    return [
-        Advance(message, status, ts=ts)
-        for message_id in event["message_ids"]
-        for message in receipted.get(message_id, ())
-        if message.customer == event["by"]
-    ]
 
 
 def new_wamid() -> str:

@@ -26,6 +26,11 @@ from tidings.business.repository import BusinessRepository
 from tidings.business.service import PhoneInfo
 from tidings.db.uow import UnitOfWork
 from tidings.kit.clock import Clock
+from tidings.sdk.errors import SdkError
+
+UNDELIVERABLE = 131026
+# An outbound message's new status after a delivery attempt: (row id, status, error code).
+StatusChange = tuple[int, str, int | None]
 
 # Status order: a late "delivered" must never undo a "read".
 _RANK = {"accepted": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
@@ -134,3 +139,28 @@ class StatusRecorder:
             )
         )
         return [next(found) if c.message.direction == "out" else None for c in changes]
+
+
+def is_transient(exc: SdkError) -> bool:
+    """A failure worth retrying later (the core was unreachable, failed or asked us to slow
+    down), not a refusal."""
+    return (
+        exc.status is None
+        or exc.status >= 500
+        or exc.status == 429  # rate limited (e.g. one-time-key claims): wait, then retry
+        or exc.code in ("network_error", "timeout")
+    )
+
+
+def receipt_advances(
+    event: dict[str, Any], receipted: dict[str, list[BusinessMessage]]
+) -> list[Advance]:
+    """What a receipt entry changes: the named outbound messages sent to its reader."""
+    status = "delivered" if event["type"] == "delivered" else "read"
+    ts = int(event.get("server_ts", 0)) // 1000 or None
+    return [
+        Advance(message, status, ts=ts)
+        for message_id in event["message_ids"]
+        for message in receipted.get(message_id, ())
+        if message.customer == event["by"]
+    ]
