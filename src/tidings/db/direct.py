@@ -14,8 +14,8 @@ autoflushes, as `Session.execute` does; parameters and results go through the sa
 processors SQLAlchemy would apply (UTC datetimes, JSON, enums), compiled once per set of
 parameter names; driver errors are wrapped as SQLAlchemy's. A statement that needs more than
 that (Python-side column defaults, expanding parameters) and a session whose engine has
-cursor listeners (the tests that count statements) take the ordinary path. On PostgreSQL
-nothing changes: `Session.execute` runs every statement.
+cursor listeners (the tests that count statements) take the ordinary path. On PostgreSQL the
+same plans run on asyncpg inside the session's transaction (db/direct_pg.py).
 
 `Database.first` reads one row of a marked select outside any unit of work (`read_first`): a
 single SQLite statement is atomic, and a session's transaction costs several times the read
@@ -68,7 +68,7 @@ Processor = Callable[[Any], Any] | None
 
 
 @dataclass(frozen=True)
-class _Plan:
+class Plan:
     sql: str
     names: tuple[str, ...]  # the positional parameters' names, in order
     binds: tuple[Processor, ...]  # one per positional parameter
@@ -100,11 +100,14 @@ class _Plan:
 
 _DRIVER = "tidings.direct.driver"  # the key of (transaction, driver connection) in Session.info
 
-# (statement id, parameter names) -> plan, or None when the statement takes the ordinary path.
-_PLANS: dict[tuple[int, tuple[str, ...]], _Plan | None] = {}
+# (statement id, parameter names, dialect) -> plan, or None when the statement takes the
+# ordinary path.
+_PLANS: dict[tuple[int, tuple[str, ...], str], Plan | None] = {}
+# The drivers a plan can run on: SQLite's here, asyncpg's in db/direct_pg.py.
+_DRIVERS = ("pysqlite", "asyncpg")
 
 
-def _plan(statement: ClauseElement, keys: tuple[str, ...], dialect: Dialect) -> _Plan | None:
+def _plan(statement: ClauseElement, keys: tuple[str, ...], dialect: Dialect) -> Plan | None:
     compiled = statement.compile(dialect=dialect, column_keys=list(keys))
     assert isinstance(compiled, SQLCompiler)
     if (
@@ -125,19 +128,26 @@ def _plan(statement: ClauseElement, keys: tuple[str, ...], dialect: Dialect) -> 
     binds = tuple(compiled.binds[name].type._cached_bind_processor(dialect) for name in names)
     columns = compiled._result_columns
     if not columns:
-        return _Plan(str(compiled), names, binds, None, (), constants)
+        return Plan(str(compiled), names, binds, None, (), constants)
     row = namedtuple("Row", [column.keyname for column in columns], rename=True)  # type: ignore[misc]
     results = tuple(column.type._cached_result_processor(dialect, None) for column in columns)
-    return _Plan(str(compiled), names, binds, row, results, constants)
+    return Plan(str(compiled), names, binds, row, results, constants)
+
+
+def session_plan(
+    session: Session, statement: ClauseElement, params: Any, driver: str
+) -> Plan | None:
+    """The plan of a marked `statement` on the session's engine if that runs on `driver`."""
+    bind = session.bind
+    if not isinstance(bind, Engine) or bind.dialect.driver != driver:
+        return None
+    return plan_for(bind, statement, params)
 
 
 def run_direct(session: Session, statement: ClauseElement, params: Any) -> DirectResult | None:
     """Run a marked `statement` on the session's SQLite connection; None when it must take
     the ordinary path (see the module's docstring)."""
-    bind = session.bind
-    if not isinstance(bind, Engine):
-        return None
-    plan = plan_for(bind, statement, params)
+    plan = session_plan(session, statement, params, "pysqlite")
     if plan is None:
         return None
     if session.autoflush:
@@ -156,7 +166,7 @@ def read_first(engine: Engine, statement: ClauseElement, params: Mapping[str, An
     """The first row of a marked select, read on a connection of its own outside any
     transaction (one SQLite statement is atomic): none of a session's setup, which costs
     several times the statement. `NotImplemented` when it must take the ordinary path."""
-    plan = plan_for(engine, statement, params)
+    plan = plan_for(engine, statement, params) if engine.dialect.driver == "pysqlite" else None
     if plan is None or plan.row is None:
         return NotImplemented
     connection = engine.raw_connection()
@@ -166,10 +176,10 @@ def read_first(engine: Engine, statement: ClauseElement, params: Mapping[str, An
         connection.close()
 
 
-def plan_for(engine: Engine, statement: ClauseElement, params: Any) -> _Plan | None:
+def plan_for(engine: Engine, statement: ClauseElement, params: Any) -> Plan | None:
     """The statement's plan on `engine`, or None when it takes the ordinary path there."""
     if (
-        engine.dialect.name != "sqlite"
+        engine.dialect.driver not in _DRIVERS
         or engine.dispatch.before_cursor_execute
         or engine.dispatch.after_cursor_execute
     ):
@@ -178,7 +188,7 @@ def plan_for(engine: Engine, statement: ClauseElement, params: Any) -> _Plan | N
     if many and not params:
         return None
     first: Mapping[str, Any] = params[0] if many else (params or {})
-    key = (id(statement), tuple(first))
+    key = (id(statement), tuple(first), engine.dialect.name)
     if key in _PLANS:
         plan = _PLANS[key]
     else:
@@ -188,7 +198,7 @@ def plan_for(engine: Engine, statement: ClauseElement, params: Any) -> _Plan | N
     return plan
 
 
-def run_plan(driver: Any, plan: _Plan, params: Any) -> DirectResult:
+def run_plan(driver: Any, plan: Plan, params: Any) -> DirectResult:
     assert isinstance(driver, sqlite3.Connection)
     try:
         if isinstance(params, list):

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from tidings.db.direct import read_first
+from tidings.db.direct_pg import DirectSession, first_pg
 from tidings.db.engine import sqlite_statement_engine
 from tidings.db.sqlite_inline import InlineSession
 from tidings.db.wal_flush import WalFlush, commit_without_fsync, wal_of, wrote_anything
@@ -93,9 +94,11 @@ class Database:
             self.statement_engines = tuple(
                 dict.fromkeys((engine.sync_engine, self.read_engine.sync_engine))
             )
-            self._sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
+            self._sessions = async_sessionmaker(
+                engine, class_=DirectSession, expire_on_commit=False, autoflush=True
+            )
             self._read_sessions = async_sessionmaker(
-                self.read_engine, expire_on_commit=False, autoflush=False
+                self.read_engine, class_=DirectSession, expire_on_commit=False, autoflush=False
             )
             # A single read needs no transaction: without one it saves the BEGIN and ROLLBACK
             # round trips (`first`).
@@ -163,7 +166,10 @@ class Database:
                 return row
         if self._autocommit is not None:
             async with self._autocommit.connect() as connection:
-                return (await connection.execute(statement, params)).first()
+                row = await first_pg(connection, statement, params)
+                if row is NotImplemented:
+                    row = (await connection.execute(statement, params)).first()
+                return row
         async with self.read_only() as uow:
             return (await uow.session.execute(statement, params)).first()
 
