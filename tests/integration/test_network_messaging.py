@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
+import pytest
 from network_support import Listener, link_companion, messages, receipts, register, texts
 
 from tidings.protocol import api
@@ -373,27 +374,42 @@ async def test_listen_fetches_a_deferred_envelope_again_without_another_frame(
         await bob.close()
 
 
-def _failing(call, times: int):  # type: ignore[no-untyped-def]
-    """`call`, failing its first `times` calls as an unreachable server would; the calls."""
+UNREACHABLE = SdkError(sdk_errors.NETWORK_ERROR, "cannot reach the server")
+
+
+def _failing(call, times: int, error: SdkError = UNREACHABLE):  # type: ignore[no-untyped-def]
+    """`call`, failing its first `times` calls with `error` (by default as an unreachable
+    server would); the calls."""
     seen: list[object] = []
 
     async def flaky(request):  # type: ignore[no-untyped-def]
         seen.append(request)
         if len(seen) <= times:
-            raise SdkError(sdk_errors.NETWORK_ERROR, "cannot reach the server")
+            raise error
         return await call(request)
 
     return flaky, seen
 
 
-async def test_a_read_receipt_the_network_refused_is_posted_later(server, invite, tmp_path) -> None:
+@pytest.mark.parametrize(
+    "error",
+    [
+        UNREACHABLE,
+        SdkError("internal_error", "internal error; the server logged the details", 500),
+        SdkError("http_error", "HTTP 503: Service Unavailable", 503),
+    ],
+    ids=["unreachable", "server-error", "proxy-unavailable"],
+)
+async def test_a_read_receipt_the_network_refused_is_posted_later(
+    server, invite, tmp_path, error: SdkError
+) -> None:
     alice = await register(server, invite, tmp_path, ALICE, "alice")
     bob = await register(server, invite, tmp_path, BOB, "bob")
     try:
         sent = await alice.send_text(BOB, "read me")
         assert [m.id for m in messages(await bob.sync())] == [sent]
         await bob.post_receipts()  # the delivered receipt
-        bob.api.receipt, seen = _failing(bob.api.receipt, 1)  # type: ignore[method-assign]
+        bob.api.receipt, seen = _failing(bob.api.receipt, 1, error)  # type: ignore[method-assign]
         await bob.mark_read(ALICE, [sent])  # queued; the post fails, nothing is raised
         assert [r.type for r in receipts(await alice.sync())] == ["delivered"]
         await bob.sync()  # posts what is queued

@@ -66,6 +66,12 @@ DEFERRED_RETRY_SECONDS = 1.0
 _TRANSIENT = (errors.NETWORK_ERROR, errors.TIMEOUT, ErrorCode.RATE_LIMITED, "http_error")
 
 
+def _passing(exc: SdkError) -> bool:
+    """A failure worth another try: the network, a rate limit, or the server's own fault
+    (any 5xx, whatever its code: a 500 or a proxy's 503 says nothing against the request)."""
+    return exc.code in _TRANSIENT or (exc.status is not None and exc.status >= 500)
+
+
 def _envelope_key(envelope: api.Envelope) -> str:
     return f"{envelope.sender}:{envelope.sender_device}:{envelope.message_id}"
 
@@ -297,7 +303,7 @@ class Receiver:
                 if envelope.kind == "device_list":
                     events.extend(await self._device_list(envelope))
             except SdkError as exc:
-                if exc.code in _TRANSIENT:
+                if _passing(exc):
                     log.warning("envelope %s deferred: %s", envelope.seq, exc)
                     self.deferred = True
                     continue
@@ -332,7 +338,7 @@ class Receiver:
                         " is not in their signed list",
                     )
             except SdkError as exc:
-                if exc.code in _TRANSIENT:
+                if _passing(exc):
                     log.warning("envelope %s deferred: %s", envelope.seq, exc)
                     self.deferred = True
                     continue  # not acknowledged: it comes back (see `listen`)
@@ -541,7 +547,7 @@ class Receiver:
                     )
                     await self.client.api.receipt(request)
             except SdkError as exc:
-                if exc.code in _TRANSIENT:
+                if _passing(exc):
                     self.deferred = True  # a live listener tries again (see `listen`)
                     continue
                 log.warning("receipt to %s dropped: %s", to, exc)
