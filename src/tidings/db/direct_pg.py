@@ -20,7 +20,7 @@ first, as autoflush would; engines with cursor listeners take the ordinary path.
 from __future__ import annotations
 
 import re
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
@@ -88,14 +88,15 @@ async def run_plan_pg(adapted: Any, engine: Engine, plan: Plan, params: Any) -> 
 
 def _raise_translated(
     adapted: Any, dialect: Any, plan: Plan, params: Any, error: Exception
-) -> None:
+) -> NoReturn:
     """Raise `error` as the ordinary path would: the adapter's DBAPI error, wrapped as
     SQLAlchemy's."""
     dbapi_error = dialect.loaded_dbapi.Error
     try:
-        adapted._handle_exception(error)
+        adapted._handle_exception(error)  # raises the DBAPI's error for it
     except dbapi_error as translated:
         raise DBAPIError.instance(plan.sql, params, translated, dbapi_error) from error
+    raise error
 
 
 class DirectSession(AsyncSession):
