@@ -22,7 +22,7 @@ from typing import Any
 import uvloop
 
 from bench.harness import stop_requested, worker_spec, write_result, write_status
-from tidings.sdk import DeviceClient, IncomingMessage
+from tidings.sdk import DeviceClient, IncomingMessage, SecurityNotice
 
 log = logging.getLogger("bench.devices")
 SETUP_CONCURRENCY = 8
@@ -92,6 +92,9 @@ class Listener:
         flusher = asyncio.create_task(self.flush_reads(client, unread)) if reads else None
         try:
             async for event in client.listen():
+                if isinstance(event, SecurityNotice):  # a message it could not decrypt
+                    self.failures.append(f"{client.phone}/{client.device_id}: {event.message}")
+                    continue
                 if not isinstance(event, IncomingMessage) or not event.text:
                     continue
                 words = event.text.split()
