@@ -103,8 +103,6 @@ _DRIVER = "tidings.direct.driver"  # the key of (transaction, driver connection)
 # (statement id, parameter names, dialect) -> plan, or None when the statement takes the
 # ordinary path.
 _PLANS: dict[tuple[int, tuple[str, ...], str], Plan | None] = {}
-# The drivers a plan can run on: SQLite's here, asyncpg's in db/direct_pg.py.
-_DRIVERS = ("pysqlite", "asyncpg")
 
 
 def _plan(statement: ClauseElement, keys: tuple[str, ...], dialect: Dialect) -> Plan | None:
@@ -139,9 +137,7 @@ def session_plan(
 ) -> Plan | None:
     """The plan of a marked `statement` on the session's engine if that runs on `driver`."""
     bind = session.bind
-    if not isinstance(bind, Engine) or bind.dialect.driver != driver:
-        return None
-    return plan_for(bind, statement, params)
+    return plan_for(bind, statement, params, driver) if isinstance(bind, Engine) else None
 
 
 def run_direct(session: Session, statement: ClauseElement, params: Any) -> DirectResult | None:
@@ -166,7 +162,7 @@ def read_first(engine: Engine, statement: ClauseElement, params: Mapping[str, An
     """The first row of a marked select, read on a connection of its own outside any
     transaction (one SQLite statement is atomic): none of a session's setup, which costs
     several times the statement. `NotImplemented` when it must take the ordinary path."""
-    plan = plan_for(engine, statement, params) if engine.dialect.driver == "pysqlite" else None
+    plan = plan_for(engine, statement, params, "pysqlite")
     if plan is None or plan.row is None:
         return NotImplemented
     connection = engine.raw_connection()
@@ -176,10 +172,11 @@ def read_first(engine: Engine, statement: ClauseElement, params: Mapping[str, An
         connection.close()
 
 
-def plan_for(engine: Engine, statement: ClauseElement, params: Any) -> Plan | None:
-    """The statement's plan on `engine`, or None when it takes the ordinary path there."""
+def plan_for(engine: Engine, statement: ClauseElement, params: Any, driver: str) -> Plan | None:
+    """The statement's plan on `engine` if it runs on `driver` (pysqlite here, asyncpg in
+    db/direct_pg.py); None when it takes the ordinary path there."""
     if (
-        engine.dialect.driver not in _DRIVERS
+        engine.dialect.driver != driver
         or engine.dispatch.before_cursor_execute
         or engine.dispatch.after_cursor_execute
     ):

@@ -57,7 +57,7 @@ async def first_pg(connection: AsyncConnection, statement: ClauseElement, params
     """The first row of a marked select on `connection` (autocommit, outside any unit of
     work); `NotImplemented` when it must take the ordinary path."""
     bind = connection.sync_engine
-    plan = plan_for(bind, statement, params) if bind.dialect.driver == "asyncpg" else None
+    plan = plan_for(bind, statement, params, "asyncpg")
     if plan is None or plan.row is None:
         return NotImplemented
     adapted = (await connection.get_raw_connection()).dbapi_connection
@@ -118,8 +118,6 @@ class DirectSession(AsyncSession):
         return await super().scalar(statement, params, **kw)
 
     async def scalars(self, statement: Any, params: Any = None, **kw: Any) -> Any:
-        if not kw and is_direct(statement):
-            result = await run_direct_pg(self, statement, params)
-            if result is not None:
-                return result.scalars()
-        return await super().scalars(statement, params, **kw)
+        # `AsyncSession.scalars` calls `execute` with its default options spelled out, which
+        # would send every statement the ordinary way.
+        return (await self.execute(statement, params, **kw)).scalars()

@@ -112,8 +112,6 @@ class WebhookService:
         )
         # Tells the other nodes' dispatchers (set by the runtime to a bus publish).
         self.announce: Callable[[], Awaitable[None]] | None = None
-        # Units of work that already ring the doorbell at commit: once per transaction.
-        self._ringing: weakref.WeakSet[UnitOfWork] = weakref.WeakSet()
         # Where a transaction's events go, per (WABA, phone number id): resolved once per
         # transaction, however many events it queues (a batch of statuses queues dozens).
         self._routes: weakref.WeakKeyDictionary[
@@ -237,16 +235,15 @@ class WebhookService:
         return event_ids
 
     def _ring_after_commit(self, uow: UnitOfWork) -> None:
-        if uow in self._ringing:
-            return
-        self._ringing.add(uow)
+        """Ring the dispatcher's doorbell once the unit commits: once per unit, however many
+        events it queues."""
 
         async def ring() -> None:
             self.dispatcher.ring()
             if self.announce is not None:
                 await self.announce()
 
-        uow.after_commit(ring)
+        uow.after_commit_once((self, "doorbell"), ring)
 
     async def _targets(
         self, repository: WebhookRepository, waba_id: str, phone_number_id: str | None
