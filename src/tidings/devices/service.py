@@ -401,11 +401,8 @@ class DeviceService:
             raise Unauthorized("invalid or revoked device credentials")
         return device
 
-    async def active_devices(self, uow: UnitOfWork, account_id: int) -> list[Device]:
-        return await DeviceRepository(uow.session).of_account(account_id)
-
     async def active_device_pks(self, uow: UnitOfWork, account_id: int) -> list[int]:
-        """The row ids of `active_devices`, read without loading the devices."""
+        """The row ids of the account's active devices, in device id order."""
         return await DeviceRepository(uow.session).active_pks(account_id)
 
     async def all_devices_of(
