@@ -37,9 +37,9 @@ from typing import Any
 import vodozemac
 
 from bench.harness import Report, customer_phone, run_worker, stack
-from tidings.protocol.e2e import Address, PlainKind, Plaintext
+from tidings.protocol.e2e import Address, Plaintext
 from tidings.sdk import DeviceClient
-from tidings.sdk.outgoing import OutgoingItem, Target
+from tidings.sdk.outgoing import OutgoingItem, SameForAll, Target
 
 NAME = "crypto"
 TITLE = "encrypt cost per recipient device"
@@ -91,10 +91,6 @@ def plaintext_like_the_path(sender: DeviceClient, to: str) -> bytes:
     )
 
 
-def _same_content(_phone: str, _device: int) -> tuple[PlainKind, dict[str, Any]]:
-    return "message", CONTENT
-
-
 class SendPath:
     """Batches of one message to each customer, encrypted as `Sender.send_batch` does."""
 
@@ -109,7 +105,7 @@ class SendPath:
             self.sent += 1
             message_id = f"wamid.bench-{self.sent:016d}"
             record = self.sender._outgoing_record(phone, message_id, CONTENT)
-            made.append(OutgoingItem(phone, message_id, _same_content, record))
+            made.append(OutgoingItem(phone, message_id, SameForAll("message", CONTENT), record))
         return made
 
     async def batch(self, phones: list[str]) -> tuple[int, list[float], list[float]]:

@@ -14,7 +14,7 @@ from tidings.crypto.errors import CryptoError
 
 
 def b64(data: bytes) -> str:
-    return binascii.b2a_base64(data, newline=False).decode("ascii").rstrip("=")
+    return binascii.b2a_base64(data, newline=False).rstrip(b"=").decode("ascii")
 
 
 def unb64(text: str) -> bytes:

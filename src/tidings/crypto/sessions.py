@@ -18,7 +18,7 @@ is always pickled after it encrypts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import vodozemac
 
@@ -290,22 +290,29 @@ class SeenMessages:
         return seen
 
 
-@dataclass(frozen=True)
-class LiveSession:
+class LiveSession(NamedTuple):
     """A peer's active session kept unpickled, `steps` encryptions on its sending chain ahead
     of the pickle in the peer's record (0: the record holds exactly this session). Only
-    `OpenSessions.close` makes one: its session has encrypted since it last decrypted."""
+    `OpenSessions.close` makes one: its session has encrypted since it last decrypted. (A
+    tuple: the send path makes one per device per batch, at a third of a frozen dataclass's
+    cost.)"""
 
     session: vodozemac.Session
     steps: int = 0
+    # The session's id when its maker knew it without asking vodozemac (which hashes the
+    # session's keys for it): `OpenSessions.adopt` checks it against the record's.
+    session_id: str | None = None
 
 
 class _Open:
-    __slots__ = ("peer", "session", "steps")
+    __slots__ = ("peer", "session", "session_id", "steps")
 
-    def __init__(self, peer: PeerSessions, session: vodozemac.Session, steps: int | None):
+    def __init__(
+        self, peer: PeerSessions, session: vodozemac.Session, session_id: str, steps: int | None
+    ):
         self.peer = peer
         self.session = session
+        self.session_id = session_id
         # Steps ahead of peer.sessions[0]; None while the chain state is not known to be
         # active (unpickled here: its next encryption may draw a new ratchet key).
         self.steps = steps
@@ -331,18 +338,20 @@ class OpenSessions:
         """Use `live.session` as `peer`'s active session. It must be exactly what
         `peer.sessions[0]` holds pickled, advanced by `live.steps`: one step behind or ahead
         would reuse a message key or break the chain."""
-        if not peer.sessions or peer.sessions[0].session_id != live.session.session_id:
+        session_id = live.session_id or live.session.session_id
+        if not peer.sessions or peer.sessions[0].session_id != session_id:
             raise CryptoError("the session handed in is not the peer's active session")
         if live.steps < 0:
             raise CryptoError("a session cannot be behind its record")
-        self._live[id(peer)] = _Open(peer, live.session, live.steps)
+        self._live[id(peer)] = _Open(peer, live.session, session_id, live.steps)
 
     def encrypt(self, peer: PeerSessions, plaintext: bytes) -> tuple[int, str]:
         entry = self._live.get(id(peer))
         if entry is None:
             if not peer.sessions:
                 raise CryptoError("no session with this peer device")
-            entry = _Open(peer, _unpickle(peer.sessions[0], self._key), None)
+            record = peer.sessions[0]
+            entry = _Open(peer, _unpickle(record, self._key), record.session_id, None)
             self._live[id(peer)] = entry
         msg_type, ciphertext = entry.session.encrypt(plaintext).to_parts()
         if entry.steps is not None:
@@ -359,7 +368,7 @@ class OpenSessions:
             if steps is None or steps > self._max_steps:
                 entry.peer.sessions[0] = SessionRecord.of(entry.session, self._key)
                 steps = 0
-            kept[key] = LiveSession(entry.session, steps)
+            kept[key] = LiveSession(entry.session, steps, entry.session_id)
         self._live.clear()
         return kept
 

@@ -41,7 +41,7 @@ from tidings.sdk import attachments, errors, messages
 from tidings.sdk.errors import SdkError
 from tidings.sdk.events import Event, SecurityNotice, StoredMessage
 from tidings.sdk.http import ServerApi
-from tidings.sdk.outgoing import ContentFor, OutgoingItem, Sender
+from tidings.sdk.outgoing import ContentFor, OutgoingItem, SameForAll, Sender
 from tidings.sdk.store import RECEIPT_OUTBOX, ProfileStore, State
 from tidings.sdk.trust import ContactTrust, VerifiedDevices, verify_served_list
 
@@ -353,7 +353,7 @@ class DeviceClient:
         to = check_phone(to)
         message_id = message_id or new_message_id()
         record = self._outgoing_record(to, message_id, content)
-        await self.sender.fan_out(to, message_id, lambda _p, _d: ("message", content), record)
+        await self.sender.fan_out(to, message_id, SameForAll("message", content), record)
         return message_id
 
     async def upload_attachment(
@@ -369,7 +369,7 @@ class DeviceClient:
 
     async def send_typing(self, to: str) -> None:
         """Show a typing indicator on every device of `to` (nothing is stored)."""
-        await self.sender.fan_out(check_phone(to), new_message_id(), lambda _p, _d: ("typing", {}))
+        await self.sender.fan_out(check_phone(to), new_message_id(), SameForAll("typing", {}))
 
     def enable_journal(self) -> None:
         """Record received messages and receipts in the store's event journal from now on."""
@@ -402,7 +402,7 @@ class DeviceClient:
         for to, content, message_id in messages:
             to = check_phone(to)
             record = self._outgoing_record(to, message_id, content)
-            items.append(OutgoingItem(to, message_id, _same_for_all(content), record))
+            items.append(OutgoingItem(to, message_id, SameForAll("message", content), record))
         return await self.sender.send_batch(items, stop)
 
     async def start_sessions(self, phone: str, entries: list[DeviceEntry]) -> None:
@@ -568,10 +568,6 @@ class DeviceClient:
         await self.publish_devices(account_key, keep, version=own.devices.version + 1)
         with self.store.transaction() as state:
             state.delete_peer(self.phone, device_id)
-
-
-def _same_for_all(content: dict[str, Any]) -> ContentFor:
-    return lambda _phone, _device: ("message", content)
 
 
 def _required(value: str | None) -> str:

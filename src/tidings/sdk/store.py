@@ -109,14 +109,19 @@ RECEIPT_OUTBOX = "outbox/receipts"
 LIVE_SESSIONS = 4096
 
 
-@dataclasses.dataclass
 class _LivePeer:
-    blob: bytes  # the stored record, sealed, exactly as written with `session`
-    peer: PeerSessions
-    live: LiveSession  # peer.sessions[0], unpickled, its steps as stored in ratchet_steps
-    # The database's `data_version` when the record and steps were last known to be these:
-    # while it stands, no other connection has written anything, so neither needs reading.
-    version: int | None
+    __slots__ = ("blob", "live", "peer", "version")
+
+    def __init__(
+        self, blob: bytes, peer: PeerSessions, live: LiveSession, version: int | None
+    ) -> None:
+        self.blob = blob  # the stored record, sealed, exactly as written with `session`
+        self.peer = peer
+        self.live = live  # peer.sessions[0], unpickled, its steps as stored in ratchet_steps
+        # The database's `data_version` when the record and steps were last known to be
+        # these: while it stands, no other connection has written anything, so neither needs
+        # reading.
+        self.version = version
 
 
 def _write_master_key(path: Path) -> bytes:
@@ -414,7 +419,13 @@ class State:
         are still the ones written with it."""
         names = self._peer_names(peers)
         taken = {name: self._store._take_live(name) for name in names}
-        unread = {name for name, live in taken.items() if not self._current(live)}
+        # `_current` for each, with data_version read once (and only if something was kept).
+        version = self.data_version() if any(taken.values()) else None
+        unread = {
+            name
+            for name, live in taken.items()
+            if live is None or live.version is None or live.version != version
+        }
         stored = self._stored_blobs(list(unread))
         found: dict[tuple[str, int], tuple[PeerSessions, LiveSession | None]] = {}
         for name, key in names.items():
@@ -457,7 +468,11 @@ class State:
                 if taken is None or taken.peer is not peer:
                     raise ValueError("a session ahead of its record needs the record it came with")
                 advanced.append((name, live.steps))
-                self._kept[name] = _LivePeer(taken.blob, peer, live, None)
+                # Out of the cache since `sending_peers` took it: changed in place, it is
+                # kept again only by the commit (a rollback drops it).
+                taken.live = live
+                taken.version = None
+                self._kept[name] = taken
                 continue
             if live is None and taken is not None and taken.peer is peer and taken.live.steps:
                 # Its record's active session is behind the kept one: written without it,

@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from tidings.protocol.e2e import Address, Plaintext
-from tidings.sdk.outgoing import PlaintextWriter
+from tidings.sdk.outgoing import PlaintextWriter, SameForAll
 
 SENDER = Address(phone="+15550100001", device_id=3)
 CONTENTS = [
@@ -18,10 +18,16 @@ CONTENTS = [
 ]
 
 
+def _per_device(kind, content):
+    return lambda _phone, _device_id: (kind, content)
+
+
 @pytest.mark.parametrize("content", CONTENTS)
 @pytest.mark.parametrize("kind", ["message", "typing"])
-def test_the_template_writes_what_the_model_writes(content, kind) -> None:
+@pytest.mark.parametrize("shared", [False, True], ids=["per-device", "same-for-all"])
+def test_the_template_writes_what_the_model_writes(content, kind, shared) -> None:
     writer = PlaintextWriter('wamid."odd\\id', 1_700_000_000_123, SENDER, "+15550100002")
+    content_for = SameForAll(kind, content) if shared else _per_device(kind, content)
     for phone, device_id in [("+15550100002", 1), ("+15550100002", 7), ("+15550100001", 2)]:
         expected = Plaintext(
             id='wamid."odd\\id',
@@ -32,8 +38,9 @@ def test_the_template_writes_what_the_model_writes(content, kind) -> None:
             kind=kind,
             content=content,
         ).model_dump_json()
-        written = writer.write(phone, device_id, kind, content)
+        written = writer.write_for(content_for, phone, device_id)
         assert written == expected.encode()
+        assert writer.write(phone, device_id, kind, content) == written
         assert Plaintext.model_validate_json(written).recipient.device_id == device_id
 
 
@@ -43,6 +50,11 @@ def test_the_template_validates_what_the_model_validates() -> None:
         writer.write("+15550100002", 1, "shout", {})  # type: ignore[arg-type]
     with pytest.raises(ValidationError):
         writer.write("+15550100002", 1, "message", {1: "not a str key"})  # type: ignore[dict-item]
+    odd = SameForAll("message", {1: "not a str key"})  # type: ignore[dict-item]
+    with pytest.raises(ValidationError):
+        writer.write_for(odd, "+15550100002", 1)
+    with pytest.raises(ValidationError):
+        writer.write_for(SameForAll("shout", {}), "+15550100002", 1)  # type: ignore[arg-type]
 
 
 def test_content_built_or_changed_per_device_is_written_as_it_is_then() -> None:
@@ -51,5 +63,19 @@ def test_content_built_or_changed_per_device_is_written_as_it_is_then() -> None:
     first = writer.write("+15550100002", 1, "message", content)  # type: ignore[arg-type]
     content["n"] = 2
     second = writer.write("+15550100002", 2, "message", content)  # type: ignore[arg-type]
+    assert Plaintext.model_validate_json(first).content == {"n": 1}
+    assert Plaintext.model_validate_json(second).content == {"n": 2}
+
+
+def test_content_the_same_for_all_is_written_for_each_message_as_it_is_then() -> None:
+    content: dict[str, object] = {"n": 1}
+    shared = SameForAll("message", content)  # type: ignore[arg-type]
+    first = PlaintextWriter("wamid.1", 1, SENDER, "+15550100002").write_for(
+        shared, "+15550100002", 1
+    )
+    content["n"] = 2
+    second = PlaintextWriter("wamid.2", 1, SENDER, "+15550100002").write_for(
+        shared, "+15550100002", 1
+    )
     assert Plaintext.model_validate_json(first).content == {"n": 1}
     assert Plaintext.model_validate_json(second).content == {"n": 2}
