@@ -39,6 +39,7 @@ from tidings.crypto.linking import (
 )
 from tidings.crypto.sealing import Sealer, new_master_key
 from tidings.crypto.sessions import (
+    MAX_UNPICKLED_STEPS,
     LiveSession,
     OpenSessions,
     PeerSessions,
@@ -49,6 +50,7 @@ from tidings.crypto.sessions import (
 )
 
 __all__ = [
+    "MAX_UNPICKLED_STEPS",
     "AccountKey",
     "AccountKeyChanged",
     "BadSignature",

@@ -98,6 +98,8 @@ class DeviceClient:
         # DEVICE_LIST_CACHE old (a contact who registered again may get device ids the
         # core cannot tell from the old ones), and is then fetched and verified again.
         self.cache_device_lists = False
+        # Each with the time it stops being used (compared, not subtracted: it is read per
+        # recipient of every send).
         self._device_lists: dict[str, tuple[VerifiedDevices, datetime]] = {}
         # Whether the messages this device sends and receives are kept in its local history (a
         # person's client shows it). A business's API device turns it off: the platform's own
@@ -272,10 +274,11 @@ class DeviceClient:
         """Fetch `phone`'s device list, verify it against what we pinned, and remember it."""
         return self.accept_device_list(phone, await self.api.device_list(phone))
 
-    async def devices_for_send(self, phone: str) -> VerifiedDevices:
-        """The list to encrypt to: the one verified last if caching is on, else a fresh one."""
+    async def devices_for_send(self, phone: str, now: datetime | None = None) -> VerifiedDevices:
+        """The list to encrypt to: the one verified last if caching is on, else a fresh one.
+        `now`: the clock as the caller read it (a batch reads it once for all recipients)."""
         cached = self._device_lists.get(phone) if self.cache_device_lists else None
-        if cached is not None and self.clock.now() - cached[1] < DEVICE_LIST_CACHE:
+        if cached is not None and (now or self.clock.now()) < cached[1]:
             return cached[0]
         return await self.verified_devices(phone)
 
@@ -302,7 +305,7 @@ class DeviceClient:
                 notice = f"{phone} registered again: their security key changed"
                 state.append(NOTICES, {"phone": phone, "message": notice})
         if self.cache_device_lists and not newer_stored:
-            self._device_lists[phone] = (verified, self.clock.now())
+            self._device_lists[phone] = (verified, self.clock.now() + DEVICE_LIST_CACHE)
         else:
             self._device_lists.pop(phone, None)
         return verified

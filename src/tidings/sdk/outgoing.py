@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, get_args
 
 from pydantic import BaseModel
@@ -146,13 +147,14 @@ class Sender:
         listed: list[tuple[int, list[Target]]] = []
         prepared: dict[str, list[Target]] = {}  # per recipient: its lists are verified
         mine: list[Target] | None = None  # our own other devices, the same for every item
+        now = self.client.clock.now()  # how old each cached list is, read once
         for index, item in enumerate(items):
             try:
                 targets = prepared.get(item.to)
                 if targets is None:
                     if mine is None:
                         mine = await self._own_targets()
-                    targets = prepared[item.to] = await self._targets(item.to, mine)
+                    targets = prepared[item.to] = await self._targets(item.to, mine, now)
             except SdkError as exc:
                 batch.outcomes[index] = exc
                 if stop(exc):
@@ -165,7 +167,11 @@ class Sender:
             [target for _index, targets in listed for target in targets], stop
         )
         for index, targets in listed:
-            refused = next((unstarted[p] for p, _e in targets if p in unstarted), None)
+            refused = (
+                next((unstarted[p] for p, _e in targets if p in unstarted), None)
+                if unstarted
+                else None
+            )
             if refused is None:
                 batch.ready.append((index, targets))
                 continue
@@ -240,13 +246,16 @@ class Sender:
         own = await self.client.devices_for_send(self.client.phone)
         return [(self.client.phone, e) for e in own.served if e.device_id != self.client.device_id]
 
-    async def _targets(self, to: str, mine: list[Target] | None = None) -> list[Target]:
-        """The devices of `to` and our own other devices (`mine`, when the caller has them)."""
+    async def _targets(
+        self, to: str, mine: list[Target] | None = None, now: datetime | None = None
+    ) -> list[Target]:
+        """The devices of `to` and our own other devices (`mine`, when the caller has them);
+        `now`, the clock as the caller read it."""
         if mine is None:
             mine = await self._own_targets()
         if to == self.client.phone:
             return mine
-        recipient = await self.client.devices_for_send(to)
+        recipient = await self.client.devices_for_send(to, now)
         return [(to, e) for e in recipient.served] + mine
 
     async def ensure_sessions(self, targets: list[Target]) -> None:

@@ -24,11 +24,18 @@ the transaction that wrote it has committed: a rolled-back transaction drops it,
 never runs ahead of the disk.
 
 A kept session that encrypts again is usually not pickled: the transaction writes how many
-steps its sending chain is ahead of the record's pickle (`ratchet_steps`, see
+steps its sending chain may be ahead of the record's pickle (`ratchet_steps`, see
 `tidings.crypto.sessions`), and every read of the record for use replays them. The count is
-stored in the clear: it is at most `MAX_UNPICKLED_STEPS`, says no more than the message
-history's row count does, and lowering it would be a rollback of the record, which the
-sealing of single records does not prevent either (the whole file is the unit of trust).
+a reservation, not the exact position: when a session steps past the stored count, the
+transaction stores `STEPS_RESERVED` more than it needs (up to `MAX_UNPICKLED_STEPS`), so a
+session that sends one message a batch writes its count once every few batches instead of in
+every one. The stored count is never below the steps taken, which is what keeps message keys
+from being used twice; a reader replays to the reservation and so starts a few message
+indices further on, which the peer's ratchet takes as messages it never got (it keeps their
+keys, a handful at most). The count is stored in the clear: it is at most
+`MAX_UNPICKLED_STEPS`, says no more than the message history's row count does, and lowering
+it would be a rollback of the record, which the sealing of single records does not prevent
+either (the whole file is the unit of trust).
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from tidings.crypto import (
+    MAX_UNPICKLED_STEPS,
     AccountKey,
     DeviceCrypto,
     LiveSession,
@@ -104,20 +112,31 @@ SEEN_MESSAGES = "seen/messages"
 # Receipts (delivered, read) queued in the transaction that produced them, posted after.
 RECEIPT_OUTBOX = "outbox/receipts"
 
+# Steps stored ahead of a kept session's position when it steps past its stored count (see the
+# module's docstring): a row written every 8 batches instead of every batch, and at most 7
+# message indices a reader skips after a restart.
+STEPS_RESERVED = 8
+
 # Peers whose active session the send path keeps unpickled (a few KB each). A business's API
 # device serves many customers; the ones it is talking to now are the ones that pay off.
 LIVE_SESSIONS = 4096
 
 
 class _LivePeer:
-    __slots__ = ("blob", "live", "peer", "version")
+    __slots__ = ("blob", "live", "peer", "stored", "version")
 
     def __init__(
-        self, blob: bytes, peer: PeerSessions, live: LiveSession, version: int | None
+        self,
+        blob: bytes,
+        peer: PeerSessions,
+        live: LiveSession,
+        stored: int,
+        version: int | None,
     ) -> None:
         self.blob = blob  # the stored record, sealed, exactly as written with `session`
         self.peer = peer
-        self.live = live  # peer.sessions[0], unpickled, its steps as stored in ratchet_steps
+        self.live = live  # peer.sessions[0], unpickled, with its steps ahead of the pickle
+        self.stored = stored  # the steps stored in ratchet_steps: at least live.steps
         # The database's `data_version` when the record and steps were last known to be
         # these: while it stands, no other connection has written anything, so neither needs
         # reading.
@@ -263,18 +282,18 @@ class State:
         # Kept sessions `sending_peers` handed out, by record name: the records they were
         # read with, which a step count written for them applies to.
         self._taken: dict[str, _LivePeer] = {}
-        self._data_version: int | None = None  # read on first use, see `_current`
+        self._data_version: int | None = None  # read on first use, see `_vouching_version`
 
-    def _current(self, live: _LivePeer | None) -> bool:
-        """Whether a kept session's record and steps are certainly still the stored ones
-        without reading them: no other connection (in this process or another) has written
-        to the database since they were (SQLite's `data_version` moves with every commit of
-        another connection, and this one drops its kept sessions of any record it writes
-        otherwise). Inside a transaction nobody else can write; in a snapshot, what it
-        reads is as of its start."""
-        if live is None or live.version is None:
-            return False
-        return live.version == self.data_version()
+    def _vouching_version(self, any_kept: bool) -> int | None:
+        """The version a kept session must carry for its record and steps to be certainly
+        still the stored ones without reading them (None: nothing kept, nothing read). While
+        it matches, no other connection (in this process or another) has written to the
+        database since they were: SQLite's `data_version` moves with every commit of another
+        connection, and this one drops its kept sessions of any record it writes otherwise.
+        Inside a transaction nobody else can write; in a snapshot, what it reads is as of
+        its start. Callers compare per record (`live.version == version`, with None never
+        matching), without a call per record."""
+        return self.data_version() if any_kept else None
 
     def data_version(self) -> int:
         if self._data_version is None:
@@ -313,7 +332,7 @@ class State:
 
     def _forget_kept(self, name: str) -> None:
         """Drop the session kept for a record this connection is about to write otherwise:
-        our own writes leave data_version as it is, so `_current` relies on this."""
+        our own writes leave data_version as it is, so `_vouching_version` relies on this."""
         self._store._live.pop(name, None)
 
     def get_json(self, name: str) -> Any:
@@ -374,10 +393,11 @@ class State:
         names = self._peer_names(peers)
         found: dict[tuple[str, int], str] = {}
         unread: list[str] = []
+        kept = self._store._live
+        version = self._vouching_version(bool(kept))
         for name, key in names.items():
-            live = self._store._live.get(name)
-            if self._current(live):
-                assert live is not None
+            live = kept.get(name)
+            if live is not None and version is not None and live.version == version:
                 if live.peer.sessions and live.peer.identity_key is not None:
                     found[key] = live.peer.identity_key
             else:
@@ -419,12 +439,11 @@ class State:
         are still the ones written with it."""
         names = self._peer_names(peers)
         taken = {name: self._store._take_live(name) for name in names}
-        # `_current` for each, with data_version read once (and only if something was kept).
-        version = self.data_version() if any(taken.values()) else None
+        version = self._vouching_version(any(taken.values()))
         unread = {
             name
             for name, live in taken.items()
-            if live is None or live.version is None or live.version != version
+            if live is None or version is None or live.version != version
         }
         stored = self._stored_blobs(list(unread))
         found: dict[tuple[str, int], tuple[PeerSessions, LiveSession | None]] = {}
@@ -435,7 +454,7 @@ class State:
                     found[key] = (PeerSessions(), None)
                     continue
                 blob, steps = stored[name]
-                if live is None or live.blob != blob or live.live.steps != steps:
+                if live is None or live.blob != blob or live.stored != steps:
                     found[key] = (self._read_peer(name, blob, steps), None)
                     continue
             assert live is not None
@@ -457,8 +476,8 @@ class State:
     def save_peers(self, peers: list[tuple[str, int, PeerSessions, LiveSession | None]]) -> None:
         """`save_peer` for each (phone, device id, sessions, live session), in one statement
         each (the send path writes every device of a batch). A live session steps ahead of
-        the record `sending_peers` handed it out with leaves that record as it is and writes
-        only its steps."""
+        the record `sending_peers` handed it out with leaves that record as it is, and writes
+        its steps only when they pass the count stored (see `STEPS_RESERVED`)."""
         records = []
         advanced = []
         for phone, device_id, peer, live in peers:
@@ -467,9 +486,14 @@ class State:
             if live is not None and live.steps:
                 if taken is None or taken.peer is not peer:
                     raise ValueError("a session ahead of its record needs the record it came with")
-                advanced.append((name, live.steps))
+                if live.steps > taken.stored:
+                    reserved = max(
+                        live.steps, min(live.steps + STEPS_RESERVED - 1, MAX_UNPICKLED_STEPS)
+                    )
+                    advanced.append((name, reserved))
+                    taken.stored = reserved
                 # Out of the cache since `sending_peers` took it: changed in place, it is
-                # kept again only by the commit (a rollback drops it).
+                # kept again only by the commit (a rollback drops it, stored count and all).
                 taken.live = live
                 taken.version = None
                 self._kept[name] = taken
@@ -484,7 +508,7 @@ class State:
             if live is not None:
                 if not peer.sessions or peer.sessions[0].session_id != live.session.session_id:
                     raise ValueError("the live session is not the peer's active session")
-                self._kept[name] = _LivePeer(blob, peer, live, None)
+                self._kept[name] = _LivePeer(blob, peer, live, 0, None)
             else:
                 self._kept.pop(name, None)
         if records:

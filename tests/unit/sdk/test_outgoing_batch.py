@@ -9,7 +9,14 @@ from types import SimpleNamespace
 import pytest
 from pydantic import ValidationError
 
-from tidings.crypto import DeviceCrypto, DeviceEntry, PeerSessions, SessionManager
+from tidings.crypto import (
+    DeviceCrypto,
+    DeviceEntry,
+    PeerSessions,
+    SessionManager,
+    SessionRecord,
+    replay_steps,
+)
 from tidings.protocol import api
 from tidings.sdk import ProfileStore
 from tidings.sdk.outgoing import OutgoingItem, Sender, _trusted_envelope
@@ -62,13 +69,17 @@ def test_a_batch_commits_its_advanced_ratchets_before_handing_back_the_envelopes
         envelopes, failed, _written = sender._encrypt_batch(items, [(i, targets) for i in range(3)])
         assert not failed and store.commits == commits + 1
         assert [len(envelopes[i]) for i in range(3)] == [2, 2, 2]
-        # What a crash right now would restart from: each session exactly as the batch left
-        # it (the one kept unpickled for the next batch), past every message it encrypted.
+        # What a crash right now would restart from: each session as the batch left it (the
+        # one kept unpickled for the next batch), moved on by what its stored count reserves
+        # ahead: past every message it encrypted.
         for device_id in (1, 2):
             stored = _on_disk(tmp_path, device_id)
             assert stored != before[device_id - 1]
-            live = store._live[f"peer/{PEER}/{device_id}"].live.session
-            assert stored == live.pickle(store.session_pickle_key)
+            kept = store._live[f"peer/{PEER}/{device_id}"]
+            assert kept.stored >= kept.live.steps
+            key = store.session_pickle_key
+            record = SessionRecord(kept.live.session.session_id, kept.live.session.pickle(key))
+            assert stored == replay_steps(record, kept.stored - kept.live.steps, key).pickle
             before[device_id - 1] = stored
     store.close()
 

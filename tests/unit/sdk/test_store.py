@@ -6,9 +6,18 @@ import stat
 
 import pytest
 
-from tidings.crypto import AccountKey, DeviceCrypto, OpenSessions, PeerSessions, SessionManager
+from tidings.crypto import (
+    MAX_UNPICKLED_STEPS,
+    AccountKey,
+    DeviceCrypto,
+    OpenSessions,
+    PeerSessions,
+    SessionManager,
+    SessionRecord,
+    replay_steps,
+)
 from tidings.sdk import ProfileStore, SdkError, StoredMessage
-from tidings.sdk.store import MASTER_KEY_FILE, STATE_FILE
+from tidings.sdk.store import MASTER_KEY_FILE, STATE_FILE, STEPS_RESERVED
 
 
 def test_records_are_sealed_and_bound_to_their_name(tmp_path) -> None:
@@ -169,23 +178,32 @@ def _raw_record(store: ProfileStore) -> tuple[bytes, int | None]:
     return blob, None if steps is None else steps[0]
 
 
+def _ahead(store: ProfileStore, kept, steps: int) -> str:
+    """The pickle of the kept session `steps` further along its sending chain."""
+    key = store.session_pickle_key
+    record = SessionRecord(kept.session.session_id, kept.session.pickle(key))
+    return replay_steps(record, steps, key).pickle
+
+
 def test_a_kept_session_that_sends_again_writes_its_steps_and_not_its_pickle(tmp_path) -> None:
     store, _live = _open_session(tmp_path)
     blob, steps = _raw_record(store)
     assert steps is None
     _wires, kept = _send_on_kept(store, [b"two", b"three"])
-    assert _raw_record(store) == (blob, 2)
+    # Two steps taken; the count stored reserves the next few as well.
+    assert _raw_record(store) == (blob, 2 + STEPS_RESERVED - 1)
     _wires, kept = _send_on_kept(store, [b"four"])
-    assert _raw_record(store) == (blob, 3) and kept.steps == 3
+    assert _raw_record(store) == (blob, 2 + STEPS_RESERVED - 1) and kept.steps == 3
     # Another process (or this one after a crash) reads the record with its steps replayed:
-    # exactly the session kept in memory.
+    # the session kept in memory, moved on to the end of its reservation (never behind it).
+    at_reservation = _ahead(store, kept, STEPS_RESERVED - 2)
     other = ProfileStore.open(tmp_path / "p")
     with other.snapshot() as state:
-        assert state.peer(*PEER).sessions[0].pickle == kept.session.pickle(store.session_pickle_key)
+        assert state.peer(*PEER).sessions[0].pickle == at_reservation
     with other.transaction() as state:
         peer, none_kept = state.sending_peers([PEER])[PEER]
         assert none_kept is None
-        assert peer.sessions[0].pickle == kept.session.pickle(store.session_pickle_key)
+        assert peer.sessions[0].pickle == at_reservation
     other.close()
     # Any other write of the record (a decrypt, a new session) holds the sessions as they
     # are, advanced: no steps are left over to replay twice.
@@ -194,13 +212,29 @@ def test_a_kept_session_that_sends_again_writes_its_steps_and_not_its_pickle(tmp
     new_blob, steps = _raw_record(store)
     assert new_blob != blob and steps is None
     with store.snapshot() as state:
-        assert state.peer(*PEER).sessions[0].pickle == kept.session.pickle(store.session_pickle_key)
+        assert state.peer(*PEER).sessions[0].pickle == at_reservation
+    store.close()
+
+
+def test_the_stored_count_stays_ahead_of_a_kept_session_and_is_written_in_runs(tmp_path) -> None:
+    store, _live = _open_session(tmp_path)
+    writes: list[str] = []
+    store._db.set_trace_callback(
+        lambda sql: writes.append(sql) if sql.startswith("INSERT INTO ratchet_steps") else None
+    )
+    for sent in range(1, MAX_UNPICKLED_STEPS + 1):
+        _wires, kept = _send_on_kept(store, [b"one more"])
+        assert kept.steps == sent
+        assert _raw_record(store)[1] >= kept.steps  # never a key a reader could use again
+    store._db.set_trace_callback(None)
+    assert len(writes) == MAX_UNPICKLED_STEPS // STEPS_RESERVED
     store.close()
 
 
 def test_after_a_crash_the_next_send_carries_on_the_chain(tmp_path) -> None:
     """Messages sent on kept sessions, a restart (nothing kept), more messages: the peer reads
-    every one in order, so no message key was used twice and none was skipped for good."""
+    every one in order, so no message key was used twice; the indices the stored count
+    reserved and nobody used cost the peer only a few kept keys."""
     store, me, them = _started(tmp_path)
     wires = []
     for round_ in range(3):
@@ -211,7 +245,7 @@ def test_after_a_crash_the_next_send_carries_on_the_chain(tmp_path) -> None:
                 batch.adopt(loaded, kept)
             wires += [batch.encrypt(loaded, f"before {round_}.{n}".encode()) for n in range(2)]
             state.save_peer(*PEER, loaded, batch.close()[id(loaded)])
-    assert _raw_record(store)[1] == 4
+    assert _raw_record(store)[1] == 2 + STEPS_RESERVED - 1  # 4 steps taken, fewer than that
     store.close()  # the process dies; its kept sessions with it
     store = ProfileStore.open(tmp_path / "p")
     with store.transaction() as state:
@@ -237,7 +271,7 @@ def test_a_kept_session_is_not_used_once_another_sender_stepped_it(tmp_path) -> 
     _send_on_kept(other, [b"and again"])
     other_steps = _raw_record(other)[1]
     other.close()
-    assert other_steps == 1
+    assert other_steps == STEPS_RESERVED  # one step, and the rest of its reservation
     with store.transaction() as state:
         _peer, kept = state.sending_peers([PEER])[PEER]
         assert kept is None  # our copy is behind the disk now
@@ -255,10 +289,11 @@ def test_steps_are_written_only_for_the_record_they_were_read_with(tmp_path) -> 
         peer, kept = state.sending_peers([PEER])[PEER]
         batch = OpenSessions(store.session_pickle_key)
         batch.adopt(peer, kept)
-        batch.encrypt(peer, b"never sent")
+        for _ in range(STEPS_RESERVED):  # past the reservation: a new count is written
+            batch.encrypt(peer, b"never sent")
         state.save_peer(*PEER, peer, batch.close()[id(peer)])
         raise RuntimeError("crash before commit")
-    assert _raw_record(store)[1] == 1  # the rolled-back steps never reached the disk
+    assert _raw_record(store)[1] == STEPS_RESERVED  # the rolled-back count never reached disk
     _send_on_kept(store, [b"three"], kept_or_not=True)  # nothing kept: pickled, then kept
     _send_on_kept(store, [b"four"])
     with pytest.raises(ValueError), store.transaction() as state:
