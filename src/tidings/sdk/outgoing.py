@@ -317,8 +317,8 @@ class Sender:
         `now` stamps a message without a history row."""
         ts = item.record.ts if item.record is not None else now
         envelopes: list[api.OutgoingEnvelope] = []
-        plaintexts = PlaintextWriter(item.message_id, ts, sender, item.to)
         content_for = item.content_for
+        plaintexts = PlaintextWriter(item.message_id, ts, sender, item.to, content_for)
         for phone, entry in targets:
             device_id = entry.device_id
             plaintext = plaintexts.write_for(content_for, phone, device_id)
@@ -337,7 +337,18 @@ class PlaintextWriter:
     changes its content per device is honoured. Anything the plain checks here do not vouch
     for goes through the model itself, which validates it or refuses it."""
 
-    def __init__(self, message_id: str, ts: int, sender: Address, to: str) -> None:
+    __slots__ = ("_fields", "_head", "_source", "_tail", "_to")
+
+    def __init__(
+        self,
+        message_id: str,
+        ts: int,
+        sender: Address,
+        to: str,
+        content_for: ContentFor | None = None,
+    ) -> None:
+        """`content_for`: what `write_for` will be given, if the caller knows it. A
+        `SameForAll` is serialised here, once for every device."""
         self._fields = (message_id, ts, sender, to)
         plain = type(message_id) is str and type(ts) is int and type(to) is str
         self._head = (
@@ -353,37 +364,32 @@ class PlaintextWriter:
             else None
         )
         self._to = to_json(to)
-        # For a `SameForAll`: everything after the recipient's device id, or None when the
-        # plain checks do not vouch for its content (then `write` takes it per device).
-        self._shared: tuple[SameForAll, bytes | None] | None = None
+        # Everything after the recipient's device id, when `_source` gives every device the
+        # same content and the plain checks vouch for it (otherwise `write` takes it).
+        self._source: SameForAll | None = None
+        self._tail = b""
+        if type(content_for) is SameForAll and self._head is not None:
+            kind, content = content_for.kind, content_for.content
+            if kind in _PLAIN_KINDS and _plain_content(content):
+                self._source = content_for
+                self._tail = b"".join(
+                    (self._to, b',"kind":"%s","content":' % kind.encode(), to_json(content), b"}")
+                )
 
     def write_for(self, content_for: ContentFor, phone: str, device_id: int) -> bytes:
         """`write` of what `content_for` gives this device. Content that is the same for every
-        device (`SameForAll`) is serialised once per message, not once per device."""
-        if type(content_for) is SameForAll and self._head is not None:
-            shared = self._shared
-            if shared is None or shared[0] is not content_for:
-                shared = self._shared = (content_for, self._shared_tail(content_for))
-            tail = shared[1]
-            if tail is not None and type(phone) is str and type(device_id) is int:
-                return b"".join(
-                    (
-                        self._head,
-                        self._to if phone == self._fields[3] else to_json(phone),
-                        b',"device_id":%d},"to":' % device_id,
-                        tail,
-                    )
+        device (`SameForAll`, handed to the constructor) is serialised once per message."""
+        if content_for is self._source and type(phone) is str and type(device_id) is int:
+            return b"".join(
+                (
+                    self._head or b"",
+                    self._to if phone == self._fields[3] else to_json(phone),
+                    b',"device_id":%d},"to":' % device_id,
+                    self._tail,
                 )
+            )
         kind, content = content_for(phone, device_id)
         return self.write(phone, device_id, kind, content)
-
-    def _shared_tail(self, shared: SameForAll) -> bytes | None:
-        kind, content = shared.kind, shared.content
-        if kind in _PLAIN_KINDS and _plain_content(content):
-            return b"".join(
-                (self._to, b',"kind":"%s","content":' % kind.encode(), to_json(content), b"}")
-            )
-        return None
 
     def write(self, phone: str, device_id: int, kind: PlainKind, content: dict[str, Any]) -> bytes:
         if (
@@ -419,7 +425,10 @@ class PlaintextWriter:
 
 def _plain_content(content: object) -> bool:
     """Whether `to_json` writes `content` as the model would: a dict with string keys."""
-    return type(content) is dict and all(type(key) is str for key in content)
+    return type(content) is dict and _STR_ONLY.issuperset(map(type, content))
+
+
+_STR_ONLY = frozenset({str})
 
 
 class SameForAll:

@@ -171,6 +171,9 @@ class ProfileStore:
         self.commits = 0
         self._live: OrderedDict[str, _LivePeer] = OrderedDict()
         self._live_limit = live_sessions
+        # Record names by (phone, device id): the send path names every device of a batch
+        # three times (checked, read, written), and a lookup costs less than formatting.
+        self._names: dict[tuple[str, int], str] = {}
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -230,8 +233,9 @@ class ProfileStore:
         self.commits += 1
         for name, live in state._kept.items():
             live.version = version
+            # At the end as the most recently used: `sending_peers` took it out, and a write
+            # of its record through this connection dropped it (`_forget_kept`).
             self._live[name] = live
-            self._live.move_to_end(name)
         while len(self._live) > self._live_limit:
             self._live.popitem(last=False)
 
@@ -249,11 +253,6 @@ class ProfileStore:
                 self._db.execute("ROLLBACK")
         finally:
             self._db.execute("PRAGMA query_only = OFF")
-
-    def _take_live(self, name: str) -> _LivePeer | None:
-        """Take a kept session out of the cache: it comes back only with the commit of the
-        transaction that writes its next state."""
-        return self._live.pop(name, None)
 
     def meta(self, name: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
@@ -413,7 +412,14 @@ class State:
         return found
 
     def _peer_names(self, peers: list[tuple[str, int]]) -> dict[str, tuple[str, int]]:
-        return {self._peer_name(phone, device_id): (phone, device_id) for phone, device_id in peers}
+        known = self._store._names
+        if len(known) > 4 * self._store._live_limit:
+            known.clear()
+        return {known.get(key) or self._name_of(key): key for key in peers}
+
+    def _name_of(self, key: tuple[str, int]) -> str:
+        name = self._store._names[key] = self._peer_name(*key)
+        return name
 
     def _stored_blobs(self, names: list[str]) -> dict[str, tuple[bytes, int]]:
         """The sealed records of `names` that exist, with their sessions' stored steps, in
@@ -438,26 +444,29 @@ class State:
         session still unpickled when an earlier send kept it and the stored record and steps
         are still the ones written with it."""
         names = self._peer_names(peers)
-        taken = {name: self._store._take_live(name) for name in names}
-        version = self._vouching_version(any(taken.values()))
-        unread = {
-            name
-            for name, live in taken.items()
-            if live is None or version is None or live.version != version
-        }
-        stored = self._stored_blobs(list(unread))
+        cache = self._store._live
+        version = self._vouching_version(bool(cache))
         found: dict[tuple[str, int], tuple[PeerSessions, LiveSession | None]] = {}
+        unread: dict[str, _LivePeer | None] = {}
         for name, key in names.items():
-            live = taken[name]
-            if name in unread:
-                if name not in stored:
-                    found[key] = (PeerSessions(), None)
-                    continue
-                blob, steps = stored[name]
-                if live is None or live.blob != blob or live.stored != steps:
-                    found[key] = (self._read_peer(name, blob, steps), None)
-                    continue
-            assert live is not None
+            # Taken out of the cache: a kept session comes back only with the commit of the
+            # transaction that writes its next state.
+            live = cache.pop(name, None)
+            if live is not None and version is not None and live.version == version:
+                self._taken[name] = live
+                found[key] = (live.peer, live.live)
+            else:
+                unread[name] = live
+        stored = self._stored_blobs(list(unread)) if unread else {}
+        for name, live in unread.items():
+            key = names[name]
+            if name not in stored:
+                found[key] = (PeerSessions(), None)
+                continue
+            blob, steps = stored[name]
+            if live is None or live.blob != blob or live.stored != steps:
+                found[key] = (self._read_peer(name, blob, steps), None)
+                continue
             self._taken[name] = live
             found[key] = (live.peer, live.live)
         return found
@@ -480,8 +489,10 @@ class State:
         its steps only when they pass the count stored (see `STEPS_RESERVED`)."""
         records = []
         advanced = []
+        known = self._store._names
         for phone, device_id, peer, live in peers:
-            name = self._peer_name(phone, device_id)
+            key = (phone, device_id)
+            name = known.get(key) or self._name_of(key)
             taken = self._taken.get(name)
             if live is not None and live.steps:
                 if taken is None or taken.peer is not peer:

@@ -24,10 +24,12 @@ def _per_device(kind, content):
 
 @pytest.mark.parametrize("content", CONTENTS)
 @pytest.mark.parametrize("kind", ["message", "typing"])
-@pytest.mark.parametrize("shared", [False, True], ids=["per-device", "same-for-all"])
+@pytest.mark.parametrize("shared", ["per-device", "same-for-all", "same-for-all-unannounced"])
 def test_the_template_writes_what_the_model_writes(content, kind, shared) -> None:
-    writer = PlaintextWriter('wamid."odd\\id', 1_700_000_000_123, SENDER, "+15550100002")
-    content_for = SameForAll(kind, content) if shared else _per_device(kind, content)
+    per_device = shared == "per-device"
+    content_for = _per_device(kind, content) if per_device else SameForAll(kind, content)
+    announced = None if shared == "same-for-all-unannounced" else content_for
+    writer = PlaintextWriter('wamid."odd\\id', 1_700_000_000_123, SENDER, "+15550100002", announced)
     for phone, device_id in [("+15550100002", 1), ("+15550100002", 7), ("+15550100001", 2)]:
         expected = Plaintext(
             id='wamid."odd\\id',
@@ -51,10 +53,11 @@ def test_the_template_validates_what_the_model_validates() -> None:
     with pytest.raises(ValidationError):
         writer.write("+15550100002", 1, "message", {1: "not a str key"})  # type: ignore[dict-item]
     odd = SameForAll("message", {1: "not a str key"})  # type: ignore[dict-item]
-    with pytest.raises(ValidationError):
-        writer.write_for(odd, "+15550100002", 1)
-    with pytest.raises(ValidationError):
-        writer.write_for(SameForAll("shout", {}), "+15550100002", 1)  # type: ignore[arg-type]
+    shout = SameForAll("shout", {})  # type: ignore[arg-type]
+    for content_for in (odd, shout):
+        announced = PlaintextWriter("wamid.x", 1, SENDER, "+15550100002", content_for)
+        with pytest.raises(ValidationError):
+            announced.write_for(content_for, "+15550100002", 1)
 
 
 def test_content_built_or_changed_per_device_is_written_as_it_is_then() -> None:
@@ -70,11 +73,11 @@ def test_content_built_or_changed_per_device_is_written_as_it_is_then() -> None:
 def test_content_the_same_for_all_is_written_for_each_message_as_it_is_then() -> None:
     content: dict[str, object] = {"n": 1}
     shared = SameForAll("message", content)  # type: ignore[arg-type]
-    first = PlaintextWriter("wamid.1", 1, SENDER, "+15550100002").write_for(
+    first = PlaintextWriter("wamid.1", 1, SENDER, "+15550100002", shared).write_for(
         shared, "+15550100002", 1
     )
     content["n"] = 2
-    second = PlaintextWriter("wamid.2", 1, SENDER, "+15550100002").write_for(
+    second = PlaintextWriter("wamid.2", 1, SENDER, "+15550100002", shared).write_for(
         shared, "+15550100002", 1
     )
     assert Plaintext.model_validate_json(first).content == {"n": 1}
