@@ -27,12 +27,15 @@ A kept session that encrypts again is usually not pickled: the transaction write
 steps its sending chain may be ahead of the record's pickle (`ratchet_steps`, see
 `tidings.crypto.sessions`), and every read of the record for use replays them. The count is
 a reservation, not the exact position: when a session steps past the stored count, the
-transaction stores `STEPS_RESERVED` more than it needs (up to `MAX_UNPICKLED_STEPS`), so a
-session that sends one message a batch writes its count once every few batches instead of in
-every one. The stored count is never below the steps taken, which is what keeps message keys
-from being used twice; a reader replays to the reservation and so starts a few message
-indices further on, which the peer's ratchet takes as messages it never got (it keeps their
-keys, a handful at most). The count is stored in the clear: it is at most
+transaction stores more than it needs, as many steps again as the session took since its
+pickle, up to `STEPS_RESERVED` - 1 more (and never past `MAX_UNPICKLED_STEPS`). A session
+that sends one message a batch without hearing back (a broadcast) writes its count at steps
+1, 2, 4, 8, 16, 24 and 32 instead of at every one; a session in a conversation, re-read and
+pickled after each reply, keeps an exact count, so reading it replays no step for nothing.
+The stored count is never below the steps taken, which is what keeps message keys from being
+used twice; a reader replays to the reservation and so starts a few message indices further
+on, which the peer's ratchet takes as messages it never got (it keeps their keys, 7 at
+most). The count is stored in the clear: it is at most
 `MAX_UNPICKLED_STEPS`, says no more than the message history's row count does, and lowering
 it would be a rollback of the record, which the sealing of single records does not prevent
 either (the whole file is the unit of trust).
@@ -112,9 +115,9 @@ SEEN_MESSAGES = "seen/messages"
 # Receipts (delivered, read) queued in the transaction that produced them, posted after.
 RECEIPT_OUTBOX = "outbox/receipts"
 
-# Steps stored ahead of a kept session's position when it steps past its stored count (see the
-# module's docstring): a row written every 8 batches instead of every batch, and at most 7
-# message indices a reader skips after a restart.
+# At most this many steps, less one, stored ahead of a kept session's position when it steps
+# past its stored count (see the module's docstring): each costs a reader one encryption
+# (10-25 µs) and the peer one kept key, if the session never gets that far.
 STEPS_RESERVED = 8
 
 # Peers whose active session the send path keeps unpickled (a few KB each). A business's API
@@ -486,7 +489,7 @@ class State:
         """`save_peer` for each (phone, device id, sessions, live session), in one statement
         each (the send path writes every device of a batch). A live session steps ahead of
         the record `sending_peers` handed it out with leaves that record as it is, and writes
-        its steps only when they pass the count stored (see `STEPS_RESERVED`)."""
+        its steps only when they pass the count stored (see the module's docstring)."""
         records = []
         advanced = []
         known = self._store._names
@@ -498,9 +501,8 @@ class State:
                 if taken is None or taken.peer is not peer:
                     raise ValueError("a session ahead of its record needs the record it came with")
                 if live.steps > taken.stored:
-                    reserved = max(
-                        live.steps, min(live.steps + STEPS_RESERVED - 1, MAX_UNPICKLED_STEPS)
-                    )
+                    extra = min(live.steps, STEPS_RESERVED) - 1
+                    reserved = max(min(live.steps + extra, MAX_UNPICKLED_STEPS), live.steps)
                     advanced.append((name, reserved))
                     taken.stored = reserved
                 # Out of the cache since `sending_peers` took it: changed in place, it is

@@ -190,13 +190,15 @@ def test_a_kept_session_that_sends_again_writes_its_steps_and_not_its_pickle(tmp
     blob, steps = _raw_record(store)
     assert steps is None
     _wires, kept = _send_on_kept(store, [b"two", b"three"])
-    # Two steps taken; the count stored reserves the next few as well.
-    assert _raw_record(store) == (blob, 2 + STEPS_RESERVED - 1)
+    # Two steps taken; the count stored reserves as many again, less one.
+    assert _raw_record(store) == (blob, 3)
     _wires, kept = _send_on_kept(store, [b"four"])
-    assert _raw_record(store) == (blob, 2 + STEPS_RESERVED - 1) and kept.steps == 3
+    assert _raw_record(store) == (blob, 3) and kept.steps == 3  # within it: nothing written
+    _wires, kept = _send_on_kept(store, [b"five"])
+    assert _raw_record(store) == (blob, 7) and kept.steps == 4
     # Another process (or this one after a crash) reads the record with its steps replayed:
     # the session kept in memory, moved on to the end of its reservation (never behind it).
-    at_reservation = _ahead(store, kept, STEPS_RESERVED - 2)
+    at_reservation = _ahead(store, kept, 3)
     other = ProfileStore.open(tmp_path / "p")
     with other.snapshot() as state:
         assert state.peer(*PEER).sessions[0].pickle == at_reservation
@@ -227,7 +229,21 @@ def test_the_stored_count_stays_ahead_of_a_kept_session_and_is_written_in_runs(t
         assert kept.steps == sent
         assert _raw_record(store)[1] >= kept.steps  # never a key a reader could use again
     store._db.set_trace_callback(None)
-    assert len(writes) == MAX_UNPICKLED_STEPS // STEPS_RESERVED
+    # At steps 1, 2, 4 and 8 (reserving as many again), then every STEPS_RESERVED.
+    assert len(writes) == 4 + (MAX_UNPICKLED_STEPS - 8) // STEPS_RESERVED
+    store.close()
+
+
+def test_a_session_in_a_conversation_keeps_an_exact_count(tmp_path) -> None:
+    """Sent on once after each reply (the record re-read and pickled in between), a session
+    reserves nothing: a reader replays no step it does not need."""
+    store, _live = _open_session(tmp_path)
+    for _reply in range(3):
+        _wires, kept = _send_on_kept(store, [b"answer"])
+        assert _raw_record(store)[1] == kept.steps == 1
+        with store.transaction() as state:  # the reply, decrypted: the record written anew
+            state.save_peer(*PEER, state.peer(*PEER))
+        _send_on_kept(store, [b"pickled again"], kept_or_not=True)
     store.close()
 
 
@@ -245,7 +261,7 @@ def test_after_a_crash_the_next_send_carries_on_the_chain(tmp_path) -> None:
                 batch.adopt(loaded, kept)
             wires += [batch.encrypt(loaded, f"before {round_}.{n}".encode()) for n in range(2)]
             state.save_peer(*PEER, loaded, batch.close()[id(loaded)])
-    assert _raw_record(store)[1] == 2 + STEPS_RESERVED - 1  # 4 steps taken, fewer than that
+    assert _raw_record(store)[1] == 7  # 4 steps taken, and as many again reserved, less one
     store.close()  # the process dies; its kept sessions with it
     store = ProfileStore.open(tmp_path / "p")
     with store.transaction() as state:
@@ -271,7 +287,7 @@ def test_a_kept_session_is_not_used_once_another_sender_stepped_it(tmp_path) -> 
     _send_on_kept(other, [b"and again"])
     other_steps = _raw_record(other)[1]
     other.close()
-    assert other_steps == STEPS_RESERVED  # one step, and the rest of its reservation
+    assert other_steps == 1
     with store.transaction() as state:
         _peer, kept = state.sending_peers([PEER])[PEER]
         assert kept is None  # our copy is behind the disk now
@@ -293,7 +309,7 @@ def test_steps_are_written_only_for_the_record_they_were_read_with(tmp_path) -> 
             batch.encrypt(peer, b"never sent")
         state.save_peer(*PEER, peer, batch.close()[id(peer)])
         raise RuntimeError("crash before commit")
-    assert _raw_record(store)[1] == STEPS_RESERVED  # the rolled-back count never reached disk
+    assert _raw_record(store)[1] == 1  # the rolled-back count never reached the disk
     _send_on_kept(store, [b"three"], kept_or_not=True)  # nothing kept: pickled, then kept
     _send_on_kept(store, [b"four"])
     with pytest.raises(ValueError), store.transaction() as state:
