@@ -462,6 +462,42 @@ class Stack:
 
         return asyncio.run(issue())
 
+    def outbound_statuses(self, sample: int = 20) -> dict[str, Any]:
+        """The server's outbound messages by status, and a sample of those not read (their
+        wamid, customer and status): where a run's missing `read` webhooks stopped."""
+        from sqlalchemy import text
+
+        from tidings.cli.server import settings_for
+        from tidings.runtime import build_runtime
+
+        settings = settings_for(self.data, self.store.tidings_url or None)
+
+        async def read() -> dict[str, Any]:
+            runtime = build_runtime(settings)
+            try:
+                async with runtime.database.unit_of_work() as uow:
+                    counts = await uow.session.execute(
+                        text(
+                            "SELECT status, count(*) FROM business_messages"
+                            " WHERE direction = 'out' GROUP BY status"
+                        )
+                    )
+                    unread = await uow.session.execute(
+                        text(
+                            "SELECT wamid, customer, status FROM business_messages"
+                            " WHERE direction = 'out' AND status != 'read' ORDER BY id LIMIT :n"
+                        ),
+                        {"n": sample},
+                    )
+                    return {
+                        "by_status": {status: int(n) for status, n in counts},
+                        "unread_sample": [list(row) for row in unread],
+                    }
+            finally:
+                await runtime.close()
+
+        return asyncio.run(read())
+
 
 @contextmanager
 def stack(store_kind: str) -> Iterator[Stack]:

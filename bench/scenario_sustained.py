@@ -139,6 +139,9 @@ def run(store: str, size: str, command: str) -> Report:
         drained = time.monotonic() - began - finished_at
         sent = load.result()
         cpu = cpu_seconds(server.pid) - cpu_before
+        # Where messages stopped, by the server's own record: a run that ends with reads
+        # missing says whether the platform recorded them (a webhook lost) or not.
+        recorded = made.outbound_statuses()
         receiver_errors = receiver_stats(receiver)["errors"]
         for listener in listeners:
             listener.stop()
@@ -173,6 +176,11 @@ def run(store: str, size: str, command: str) -> Report:
     )
     report.row("device failures", str(sum(len(h["failures"]) for h in heard)), "")
     report.row("failed statuses", str(sum(receiver_errors.values())), "")
+    report.row(
+        "outbound messages not read, by the server's record",
+        str(sum(n for status, n in recorded["by_status"].items() if status != "read")),
+        "",
+    )
     report.target(
         "sustained",
         f"{rate} messages/s for {seconds:.0f} s, backlog at the end ≤ 2 s of traffic ({limit})",
@@ -184,5 +192,6 @@ def run(store: str, size: str, command: str) -> Report:
         "baseline": {"send": bare, "cpu_seconds": bare_cpu},
         "device_failures": [f for h in heard for f in h["failures"]][:20],
         "failed_statuses": receiver_errors,
+        "server_outbound_statuses": recorded,
     }
     return report

@@ -77,6 +77,9 @@ def test_the_scenarios_really_drove_the_servers(reports) -> None:
     # status once read as none accepted, so the backlog looked drained at once).
     assert sustained["tidings"]["backlog"][-1]["accepted"] == 20
     assert sustained["tidings"]["cpu_seconds"] > 0
+    # The server's own record of where each message stopped: all 22 (20 and 2 warm-ups) read.
+    recorded = sustained["server_outbound_statuses"]
+    assert recorded == {"by_status": {"read": 22}, "unread_sample": []}
     connections = reports["connections"]["figures"]
     assert connections["connections"] == 10
     for side in ("tidings", "baseline"):
