@@ -19,17 +19,18 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from rich.console import Console
 from rich.table import Table
 
 ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 RESULTS = Path(os.environ.get("TIDINGS_BENCH_RESULTS", ROOT / "bench" / "results"))
 PG_ADMIN = os.environ.get("TIDINGS_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TIDINGS_BENCH_REDIS", "redis://127.0.0.1:6379/0")
@@ -444,59 +445,59 @@ class Stack:
 
     def invites(self, phones: list[str]) -> dict[str, str]:
         """One-time codes, issued as `tidings admin invite` does, from one runtime for speed."""
-        from tidings.cli.server import settings_for
-        from tidings.runtime import build_runtime
 
-        settings = settings_for(self.data, self.store.tidings_url or None)
+        async def issue(runtime: Any) -> dict[str, str]:
+            codes = {}
+            for phone in phones:
+                async with runtime.database.unit_of_work() as uow:
+                    codes[phone] = (await runtime.accounts.invite(uow, phone)).code
+            return codes
 
-        async def issue() -> dict[str, str]:
-            runtime = build_runtime(settings)
-            try:
-                codes = {}
-                for phone in phones:
-                    async with runtime.database.unit_of_work() as uow:
-                        codes[phone] = (await runtime.accounts.invite(uow, phone)).code
-                return codes
-            finally:
-                await runtime.close()
-
-        return asyncio.run(issue())
+        return self._with_runtime(issue)
 
     def outbound_statuses(self, sample: int = 20) -> dict[str, Any]:
         """The server's outbound messages by status, and a sample of those not read (their
         wamid, customer and status): where a run's missing `read` webhooks stopped."""
         from sqlalchemy import text
 
+        async def read(runtime: Any) -> dict[str, Any]:
+            async with runtime.database.unit_of_work() as uow:
+                counts = await uow.session.execute(
+                    text(
+                        "SELECT status, count(*) FROM business_messages"
+                        " WHERE direction = 'out' GROUP BY status"
+                    )
+                )
+                unread = await uow.session.execute(
+                    text(
+                        "SELECT wamid, customer, status FROM business_messages"
+                        " WHERE direction = 'out' AND status != 'read' ORDER BY id LIMIT :n"
+                    ),
+                    {"n": sample},
+                )
+                return {
+                    "by_status": {status: int(n) for status, n in counts},
+                    "unread_sample": [list(row) for row in unread],
+                }
+
+        return self._with_runtime(read)
+
+    def _with_runtime(self, work: Callable[[Any], Awaitable[T]]) -> T:
+        """`work` run on a runtime of this stack's settings (its own, beside the server's),
+        closed after."""
         from tidings.cli.server import settings_for
         from tidings.runtime import build_runtime
 
         settings = settings_for(self.data, self.store.tidings_url or None)
 
-        async def read() -> dict[str, Any]:
+        async def run() -> T:
             runtime = build_runtime(settings)
             try:
-                async with runtime.database.unit_of_work() as uow:
-                    counts = await uow.session.execute(
-                        text(
-                            "SELECT status, count(*) FROM business_messages"
-                            " WHERE direction = 'out' GROUP BY status"
-                        )
-                    )
-                    unread = await uow.session.execute(
-                        text(
-                            "SELECT wamid, customer, status FROM business_messages"
-                            " WHERE direction = 'out' AND status != 'read' ORDER BY id LIMIT :n"
-                        ),
-                        {"n": sample},
-                    )
-                    return {
-                        "by_status": {status: int(n) for status, n in counts},
-                        "unread_sample": [list(row) for row in unread],
-                    }
+                return await work(runtime)
             finally:
                 await runtime.close()
 
-        return asyncio.run(read())
+        return asyncio.run(run())
 
 
 @contextmanager

@@ -8,6 +8,7 @@ anything is posted, so a crash can never make us reuse a message key.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -337,7 +338,7 @@ class PlaintextWriter:
     changes its content per device is honoured. Anything the plain checks here do not vouch
     for goes through the model itself, which validates it or refuses it."""
 
-    __slots__ = ("_fields", "_head", "_source", "_tail", "_to")
+    __slots__ = ("_fields", "_head", "_plain", "_source", "_tail", "_to")
 
     def __init__(
         self,
@@ -350,66 +351,53 @@ class PlaintextWriter:
         """`content_for`: what `write_for` will be given, if the caller knows it. A
         `SameForAll` is serialised here, once for every device."""
         self._fields = (message_id, ts, sender, to)
-        plain = type(message_id) is str and type(ts) is int and type(to) is str
+        # Whether the plain checks vouch for the message's own fields (else the model writes).
+        self._plain = (
+            type(message_id) is str
+            and type(ts) is int
+            and type(to) is str
+            and type(sender) is Address
+        )
         self._head = (
             b"".join(
                 (
                     b'{"v":1,"id":',
                     to_json(message_id),
                     b',"ts":%d' % ts,
-                    _sender_json(sender),
+                    _sender_json(sender.phone, sender.device_id),
                 )
             )
-            if plain and type(sender) is Address
-            else None
+            if self._plain
+            else b""
         )
         self._to = to_json(to)
         # Everything after the recipient's device id, when `_source` gives every device the
         # same content and the plain checks vouch for it (otherwise `write` takes it).
         self._source: SameForAll | None = None
         self._tail = b""
-        if type(content_for) is SameForAll and self._head is not None:
+        if type(content_for) is SameForAll and self._plain:
             kind, content = content_for.kind, content_for.content
             if kind in _PLAIN_KINDS and _plain_content(content):
                 self._source = content_for
-                self._tail = b"".join(
-                    (self._to, b',"kind":"%s","content":' % kind.encode(), to_json(content), b"}")
-                )
+                self._tail = self._tail_of(kind, content)
 
     def write_for(self, content_for: ContentFor, phone: str, device_id: int) -> bytes:
         """`write` of what `content_for` gives this device. Content that is the same for every
         device (`SameForAll`, handed to the constructor) is serialised once per message."""
         if content_for is self._source and type(phone) is str and type(device_id) is int:
-            return b"".join(
-                (
-                    self._head or b"",
-                    self._to if phone == self._fields[3] else to_json(phone),
-                    b',"device_id":%d},"to":' % device_id,
-                    self._tail,
-                )
-            )
+            return self._with_tail(phone, device_id, self._tail)
         kind, content = content_for(phone, device_id)
         return self.write(phone, device_id, kind, content)
 
     def write(self, phone: str, device_id: int, kind: PlainKind, content: dict[str, Any]) -> bytes:
         if (
-            self._head is not None
+            self._plain
             and kind in _PLAIN_KINDS
             and type(phone) is str
             and type(device_id) is int
             and _plain_content(content)
         ):
-            return b"".join(
-                (
-                    self._head,
-                    to_json(phone),
-                    b',"device_id":%d},"to":' % device_id,
-                    self._to,
-                    b',"kind":"%s","content":' % kind.encode(),
-                    to_json(content),
-                    b"}",
-                )
-            )
+            return self._with_tail(phone, device_id, self._tail_of(kind, content))
         message_id, ts, sender, to = self._fields
         model = Plaintext(
             id=message_id,
@@ -421,6 +409,23 @@ class PlaintextWriter:
             content=content,
         )
         return model.model_dump_json().encode()
+
+    def _with_tail(self, phone: str, device_id: int, tail: bytes) -> bytes:
+        """The plaintext for a device, its fields vouched for by the plain checks."""
+        return b"".join(
+            (
+                self._head,
+                self._to if phone == self._fields[3] else to_json(phone),
+                b',"device_id":%d},"to":' % device_id,
+                tail,
+            )
+        )
+
+    def _tail_of(self, kind: PlainKind, content: dict[str, Any]) -> bytes:
+        """Everything after the recipient's device id."""
+        return b"".join(
+            (self._to, b',"kind":"%s","content":' % kind.encode(), to_json(content), b"}")
+        )
 
 
 def _plain_content(content: object) -> bool:
@@ -471,19 +476,13 @@ _set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
 _set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
-_SENDERS: dict[tuple[str, int], bytes] = {}
-
-
-def _sender_json(sender: Address) -> bytes:
+@functools.lru_cache(maxsize=64)
+def _sender_json(phone: str, device_id: int) -> bytes:
     """The plaintext from the sender to the recipient's phone, the same for every message of
-    a device. Kept by the sender's two fields: hashing them costs less than hashing the model."""
-    key = (sender.phone, sender.device_id)
-    written = _SENDERS.get(key)
-    if written is None:
-        if len(_SENDERS) >= 64:
-            _SENDERS.clear()
-        written = _SENDERS[key] = b',"sender":' + to_json(sender) + b',"recipient":{"phone":'
-    return written
+    a device. Cached by the sender's two fields (`Address` has no others): hashing them costs
+    less than hashing the model."""
+    sender = to_json(Address(phone=phone, device_id=device_id))
+    return b',"sender":' + sender + b',"recipient":{"phone":'
 
 
 @dataclass

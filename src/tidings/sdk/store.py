@@ -416,12 +416,15 @@ class State:
 
     def _peer_names(self, peers: list[tuple[str, int]]) -> dict[str, tuple[str, int]]:
         known = self._store._names
-        if len(known) > 4 * self._store._live_limit:
-            known.clear()
         return {known.get(key) or self._name_of(key): key for key in peers}
 
     def _name_of(self, key: tuple[str, int]) -> str:
-        name = self._store._names[key] = self._peer_name(*key)
+        """The record name of a peer not in the store's names yet (callers look there first:
+        one lookup per device instead of a call), remembered, the names kept bounded."""
+        known = self._store._names
+        if len(known) >= 4 * self._store._live_limit:
+            known.clear()
+        name = known[key] = self._peer_name(*key)
         return name
 
     def _stored_blobs(self, names: list[str]) -> dict[str, tuple[bytes, int]]:
