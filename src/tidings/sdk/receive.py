@@ -108,11 +108,21 @@ class Receiver:
                 # core, the status is asked for), so a sync costs no extra request for keys.
                 await client.maintain_keys(known=page.keys)
             processed, acks = await self.process(page.envelopes)
-            if acks:
-                await client.api.ack(acks)
-            await self.flush_receipts()
-            await client.maintain_keys(page.one_time_key_count)
             events.extend(processed)
+            try:
+                if acks:
+                    await client.api.ack(acks)
+                await self.flush_receipts()
+                await client.maintain_keys(page.one_time_key_count)
+            except SdkError as exc:
+                if not _passing(exc):
+                    raise
+                # The page's envelopes are stored: their events must reach the caller. What
+                # was not acknowledged comes back and is recognised as seen; a live
+                # listener syncs again after its retry delay.
+                log.warning("sync stopped after a stored page: %s", exc)
+                self.deferred = True
+                return [*events, *client.take_notices()]
             events.extend(client.take_notices())
             if not page.more or not page.envelopes:
                 return events
@@ -232,6 +242,8 @@ class Receiver:
         except ConnectionClosed as exc:
             if exc.rcvd is not None and exc.rcvd.code == CLOSE_REMOVED:
                 raise DeviceRemoved() from exc
+            if events:  # stored already: they would never be shown again (see `_on_frame`)
+                return events
             raise SdkError(errors.NETWORK_ERROR, f"connection closed: {exc}") from exc
         except InvalidStatus as exc:
             await self.client.api.whoami()
@@ -253,12 +265,23 @@ class Receiver:
             return []
         envelopes = [api.Envelope.model_validate(e) for e in frame.get("envelopes", [])]
         events, acks = await self.process(envelopes)
-        if acks:
-            await socket.send(json.dumps({"type": "ack", "seqs": acks}))
-        if flush:
-            await self.flush_receipts()
-        count = frame.get("one_time_key_count")
-        await self.client.maintain_keys(count if isinstance(count, int) else None)
+        # From here on the frame's envelopes are stored, so their events are returned whatever
+        # fails: an envelope left unacknowledged comes back (on this connection after a retry,
+        # or the next one) and is recognised as seen, and would never be shown again.
+        try:
+            if acks:
+                await socket.send(json.dumps({"type": "ack", "seqs": acks}))
+            if flush:
+                await self.flush_receipts()
+            count = frame.get("one_time_key_count")
+            await self.client.maintain_keys(count if isinstance(count, int) else None)
+        except ConnectionClosed:
+            pass  # the socket's next receive raises it again, after these events
+        except SdkError as exc:
+            if not _passing(exc):
+                raise
+            log.warning("keys not maintained after a frame: %s", exc)
+            self.deferred = True
         return [*events, *self.client.take_notices()]
 
     # -- envelopes --------------------------------------------------------------------------
