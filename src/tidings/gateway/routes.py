@@ -40,6 +40,12 @@ BAD_FRAME_REPLY = json.dumps(
 )
 
 
+# What the ASGI server raises for a send on a connection it has closed: uvicorn raises
+# RuntimeError ("Unexpected ASGI message 'websocket.send', after sending 'websocket.close'"),
+# servers following the ASGI spec's later versions an OSError.
+_CLOSED_UNDER_US = (RuntimeError, OSError)
+
+
 class Gateway:
     """The `/v1/ws` endpoint: authenticates, touches, accepts, hands the connection to the
     node's dispatcher, then answers the client's frames until it goes."""
@@ -60,7 +66,13 @@ class Gateway:
                 message = await receive()
                 if message["type"] == "websocket.disconnect":
                     return
-                await self._answer(connection, message.get("text"))
+                try:
+                    await self._answer(connection, message.get("text"))
+                except _CLOSED_UNDER_US:
+                    # The server closed the socket while the frame was handled (a keepalive
+                    # ping that timed out on a device too busy to read): what it acknowledged
+                    # is deleted, and nobody is left to tell.
+                    return
         finally:
             await self.dispatcher.detach(connection)
 
