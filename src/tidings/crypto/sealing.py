@@ -65,3 +65,7 @@ class Sealer:
     def pickle_key(self, record: str) -> bytes:
         """A key per record, so equal pickle prefixes never reveal anything across records."""
         return _hkdf(self._master, b"tidings/pickle/" + record.encode())
+
+    def hash_key(self, purpose: str) -> bytes:
+        """A key for keyed hashes (of ids kept as index entries), one per purpose."""
+        return _hkdf(self._master, b"tidings/hash/" + purpose.encode())

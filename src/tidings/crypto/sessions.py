@@ -261,6 +261,10 @@ class SeenMessages:
     def __len__(self) -> int:
         return len(self._ids)
 
+    def ids(self) -> list[str]:
+        """The ids, oldest first."""
+        return list(self._ids)
+
     def check_and_add(self, msg_id: str) -> bool:
         """True the first time an id is seen, False for a duplicate."""
         if msg_id in self._ids:

@@ -28,7 +28,6 @@ from tidings.crypto import (
     DeviceEntry,
     DuplicateMessage,
     PeerSessions,
-    SeenMessages,
     SessionManager,
     unb64,
 )
@@ -46,6 +45,7 @@ from tidings.sdk.events import (
     StoredMessage,
     TypingEvent,
 )
+from tidings.sdk.seen import SeenIds
 from tidings.sdk.store import RECEIPT_OUTBOX, SEEN_ENVELOPES, SEEN_MESSAGES, State
 
 if TYPE_CHECKING:
@@ -307,7 +307,6 @@ class Receiver:
                     seen = state.seen(SEEN_ENVELOPES)
                     for envelope in envelopes[index:end]:
                         events.extend(self._receipt(state, seen, envelope))
-                    state.save_seen(SEEN_ENVELOPES, seen)
                 acks.extend(envelope.seq for envelope in envelopes[index:end])
                 index = end
                 continue
@@ -335,18 +334,19 @@ class Receiver:
         return events, acks
 
     async def _messages(self, run: list[api.Envelope]) -> tuple[list[Event], list[int]]:
-        """Decrypt a run of message envelopes in one store transaction: the Olm account, each
-        sender's sessions and the seen set are loaded once and written once, and the whole run
-        costs one commit to disk (before any of it is acknowledged)."""
+        """Decrypt a run of message envelopes in one store transaction: the Olm account and
+        each sender's sessions are loaded once and written once, and the whole run costs one
+        commit to disk (before any of it is acknowledged)."""
         client = self.client
         events: list[Event] = []
         acks: list[int] = []
-        with client.store.transaction() as state:
+        with client.store.snapshot() as state:
             seen = state.seen(SEEN_ENVELOPES)
+            processed = {e.seq for e in run if _envelope_key(e) in seen}
         senders: dict[int, DeviceEntry] = {}  # by seq
         known: dict[tuple[str, int], DeviceEntry | None] = {}  # one look-up per sender device
         for envelope in run:
-            if _envelope_key(envelope) in seen:
+            if envelope.seq in processed:
                 acks.append(envelope.seq)  # processed before a crash or lost ack
                 continue
             try:
@@ -406,7 +406,6 @@ class Receiver:
                 # key): persist both whatever the plaintext turns out to say.
                 advanced.add(address)
                 events.extend(self._accept(state, envelope, data))
-            state.save_seen(SEEN_ENVELOPES, seen)
             for phone, device_id in advanced:
                 state.save_peer(phone, device_id, peers[(phone, device_id)])
             if advanced:
@@ -452,7 +451,6 @@ class Receiver:
         seen = state.seen(SEEN_MESSAGES)
         if not seen.check_and_add(f"{plaintext.sender.phone}/{plaintext.id}"):
             return []  # a replay (e.g. on the fallback key) of a message already shown
-        state.save_seen(SEEN_MESSAGES, seen)
         if self.client.keep_history:
             state.put_message(
                 StoredMessage(
@@ -514,7 +512,7 @@ class Receiver:
         message = f"a message from {phone} (device {device.device_id}) could not be decrypted"
         return [SecurityNotice(phone, message + "; the secure session was reset")]
 
-    def _receipt(self, state: State, seen: SeenMessages, envelope: api.Envelope) -> list[Event]:
+    def _receipt(self, state: State, seen: SeenIds, envelope: api.Envelope) -> list[Event]:
         try:
             body = api.ReceiptBody.model_validate_json(unb64(envelope.body))
         except (ValidationError, CryptoError):

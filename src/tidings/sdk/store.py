@@ -61,7 +61,6 @@ from tidings.crypto import (
     PeerSessions,
     Sealer,
     SealError,
-    SeenMessages,
     new_master_key,
     replay_steps,
 )
@@ -69,6 +68,8 @@ from tidings.kit import jsonutil
 from tidings.sdk import errors
 from tidings.sdk.errors import SdkError
 from tidings.sdk.events import StoredMessage
+from tidings.sdk.seen import SCHEMA as SEEN_SCHEMA
+from tidings.sdk.seen import SeenIds, import_sealed_set
 from tidings.sdk.trust import ContactTrust
 
 _MESSAGE_FIELDS = dataclasses.fields(StoredMessage)
@@ -168,7 +169,8 @@ class ProfileStore:
         )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(_SCHEMA + SEEN_SCHEMA)
+        self.seen_key = self._sealer.hash_key("seen")
         # Transactions committed through this handle: each is an fsync, so the send path's
         # cost shows in this count (tests and benchmarks read it).
         self.commits = 0
@@ -177,6 +179,7 @@ class ProfileStore:
         # Record names by (phone, device id): the send path names every device of a batch
         # three times (checked, read, written), and a lookup costs less than formatting.
         self._names: dict[tuple[str, int], str] = {}
+        self._import_sealed_seen_sets()
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -217,6 +220,19 @@ class ProfileStore:
 
     def close(self) -> None:
         self._db.close()
+
+    def _import_sealed_seen_sets(self) -> None:
+        """Seen sets an earlier version kept as sealed records move into their table once."""
+        names = (SEEN_ENVELOPES, SEEN_MESSAGES)
+        marks = ",".join("?" * len(names))
+        if not self._db.execute(f"SELECT 1 FROM records WHERE name IN ({marks})", names).fetchone():
+            return
+        with self.transaction() as state:
+            for name in names:
+                data = state.get(name)
+                if data is not None:
+                    import_sealed_set(self._db, name, self.seen_key, data.decode())
+                    state.delete(name)
 
     # -- transactions -----------------------------------------------------------------------
 
@@ -547,12 +563,9 @@ class State:
     def save_trust(self, phone: str, trust: ContactTrust) -> None:
         self.put(f"trust/{phone}", trust.to_json().encode())
 
-    def seen(self, name: str) -> SeenMessages:
-        data = self.get(name)
-        return SeenMessages() if data is None else SeenMessages.from_json(data.decode())
-
-    def save_seen(self, name: str, seen: SeenMessages) -> None:
-        self.put(name, seen.to_json().encode())
+    def seen(self, name: str) -> SeenIds:
+        """The seen-id set `name`; its additions are written at once, in this transaction."""
+        return SeenIds(self._db, name, self._store.seen_key)
 
     def append(self, name: str, item: Any) -> None:
         """Append to a small sealed list (pending receipts, notices)."""
