@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -11,6 +14,7 @@ from network_support import Listener, link_companion, messages, receipts, regist
 from tidings.protocol import api
 from tidings.sdk import DeviceClient, IncomingMessage, ReceiptEvent, SdkError, SecurityNotice
 from tidings.sdk import errors as sdk_errors
+from tidings.sdk.store import STATE_FILE
 
 ALICE = "+15550100001"
 BOB = "+15550100002"
@@ -279,6 +283,7 @@ async def test_a_run_of_messages_is_decrypted_in_one_profile_commit(
     try:
         await alice.send_text(BOB, "hello")  # the first one starts the session
         assert texts(await bob.sync()) == ["hello"]
+        account = _sealed_record(tmp_path / "bob", "account")
         costs = []
         for run in (["one"], ["two", "three", "four"]):
             for text in run:
@@ -289,11 +294,20 @@ async def test_a_run_of_messages_is_decrypted_in_one_profile_commit(
         # Three messages cost Bob's profile what one does: their ratchets, the seen set and
         # the history are written in one transaction, before any of them is acknowledged.
         assert costs[0] == costs[1]
+        # Only the first message used up a one-time key: the account was not written again
+        # (each write seals under a fresh nonce, so any rewrite would change the bytes).
+        assert _sealed_record(tmp_path / "bob", "account") == account
         # Acknowledged: nothing comes back on the next sync.
         assert texts(await bob.sync()) == []
     finally:
         await alice.close()
         await bob.close()
+
+
+def _sealed_record(profile: Path, name: str) -> bytes:
+    with contextlib.closing(sqlite3.connect(profile / STATE_FILE)) as db:
+        (blob,) = db.execute("SELECT blob FROM records WHERE name = ?", (name,)).fetchone()
+    return bytes(blob)
 
 
 async def test_listen_yields_a_message_before_its_receipt_and_coalesces_receipts(

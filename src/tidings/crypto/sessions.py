@@ -17,6 +17,7 @@ is always pickled after it encrypts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -129,11 +130,31 @@ def _json_str(text: str) -> str:
 class SessionManager:
     """Encrypts and decrypts for one own device, over `PeerSessions` records passed in."""
 
-    def __init__(self, device: DeviceCrypto, pickle_key: bytes) -> None:
+    def __init__(
+        self, device: DeviceCrypto | Callable[[], DeviceCrypto], pickle_key: bytes
+    ) -> None:
+        """`device` may be a loader, called the first time the account is needed: only
+        opening a session (outbound, or inbound from a pre-key message on a new one-time
+        key) uses it, and unpickling an account costs about 1.3 ms (its one-time keys'
+        public halves are derived again), more than decrypting a frame of messages."""
         if not isinstance(pickle_key, bytes) or len(pickle_key) != 32:
             raise CryptoError("pickle key must be 32 bytes")
-        self._device = device
+        self._device: DeviceCrypto | None = None
+        self._load_device: Callable[[], DeviceCrypto] | None = None
+        if isinstance(device, DeviceCrypto):
+            self._device = device
+        else:
+            self._load_device = device
         self._key = pickle_key
+        # Set once an inbound session used up a one-time key: the account must be saved.
+        self.account_changed = False
+
+    @property
+    def device(self) -> DeviceCrypto:
+        if self._device is None:
+            assert self._load_device is not None
+            self._device = self._load_device()
+        return self._device
 
     def _load(self, record: SessionRecord) -> vodozemac.Session:
         return _unpickle(record, self._key)
@@ -152,7 +173,7 @@ class SessionManager:
     def start_session(self, peer: PeerSessions, peer_identity_key: str, one_time_key: str) -> None:
         """Open an outbound session and make it active. Verify the key's signature first."""
         self._check_identity(peer, peer_identity_key)
-        session = self._device.create_outbound_session(peer_identity_key, one_time_key)
+        session = self.device.create_outbound_session(peer_identity_key, one_time_key)
         peer.identity_key = peer_identity_key
         peer._promote(self._record(session))
 
@@ -210,10 +231,11 @@ class SessionManager:
                 except vodozemac.OlmDecryptionException as exc:
                     raise DuplicateMessage("pre-key message was already decrypted") from exc
         try:
-            session, plaintext = self._device.create_inbound_session(identity_key, pre_key)
+            session, plaintext = self.device.create_inbound_session(identity_key, pre_key)
         except (CryptoError, ValueError) as exc:
             # Typically a one-time key we no longer hold: the sender's session is dead.
             raise DecryptionFailed(f"cannot create inbound session: {exc}", wedged=True) from exc
+        self.account_changed = True
         return plaintext, session
 
     def _decrypt_normal(

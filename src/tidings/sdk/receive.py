@@ -372,8 +372,7 @@ class Receiver:
         wedged: list[tuple[str, DeviceEntry]] = []
         with client.store.transaction() as state:
             seen = state.seen(SEEN_ENVELOPES)
-            device = state.account()
-            manager = SessionManager(device, client.store.session_pickle_key)
+            manager = SessionManager(state.account, client.store.session_pickle_key)
             peers: dict[tuple[str, int], PeerSessions] = {}
             advanced: set[tuple[str, int]] = set()  # peers whose ratchet moved
             for envelope in run:
@@ -408,8 +407,8 @@ class Receiver:
                 events.extend(self._accept(state, envelope, data))
             for phone, device_id in advanced:
                 state.save_peer(phone, device_id, peers[(phone, device_id)])
-            if advanced:
-                state.save_account(device)
+            if manager.account_changed:  # a one-time key used up
+                state.save_account(manager.device)
         acks.extend(e.seq for e in run if e.seq in senders)
         for phone, sender_entry in wedged:
             try:

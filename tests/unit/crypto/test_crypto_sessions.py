@@ -436,3 +436,30 @@ def test_pickles_vodozemac_writes_need_no_json_escaping() -> None:
     again = PeerSessions.from_json(a.peer.to_json())
     assert not again.sessions[0].from_vodozemac and again == a.peer
     assert again.to_json() == a.peer.to_json()
+
+
+def test_the_account_is_loaded_and_changed_only_by_a_new_inbound_session() -> None:
+    """A manager given a loader unpickles the account only to open a session: decrypting on
+    sessions it holds (normal messages, and pre-key messages of a session it already has)
+    neither loads it nor changes it, so the receive path saves it only after a new one."""
+    a, b = Party(), Party()
+    a.start(b, b.publish_otk())
+    loads: list[DeviceCrypto] = []
+
+    def load() -> DeviceCrypto:
+        loads.append(b.device)
+        return b.device
+
+    receiving = SessionManager(load, b.pickle_key)
+    first, again = a.send("first"), a.send("again")  # both pre-key: A has not heard back
+    assert receiving.decrypt(b.peer, a.device.identity_key, *first) == b"first"
+    assert (len(loads), receiving.account_changed) == (1, True)  # a one-time key used up
+
+    holding = SessionManager(load, b.pickle_key)
+    assert holding.decrypt(b.peer, a.device.identity_key, *again) == b"again"
+    reply = holding.encrypt(b.peer, b"reply")
+    assert a.receive(b, reply) == "reply"
+    normal = a.send("normal")
+    assert normal[0] == 1
+    assert holding.decrypt(b.peer, a.device.identity_key, *normal) == b"normal"
+    assert (len(loads), holding.account_changed) == (1, False)
