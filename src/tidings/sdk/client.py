@@ -54,6 +54,8 @@ if TYPE_CHECKING:
 ONE_TIME_KEY_TARGET = api.MAX_ONE_TIME_KEYS // 2
 ONE_TIME_KEY_LOW_WATER = ONE_TIME_KEY_TARGET // 2
 NOTICES = "notices"
+# A journal reader's applied entries are deleted once this many positions have passed.
+JOURNAL_TRIM_EVERY = 256
 
 
 DEVICE_LIST_CACHE = timedelta(seconds=60)
@@ -110,6 +112,7 @@ class DeviceClient:
         from tidings.sdk.receive import Receiver  # receive.py builds on this module
 
         self.receiver = Receiver(self)
+        self._journal_trimmed = 0  # the position of this process's last journal trim
         self.sender = Sender(self)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -380,12 +383,20 @@ class DeviceClient:
             state.set_meta("journal", "on")
 
     def journal_after(self, position: int, limit: int = 100) -> list[tuple[int, dict[str, Any]]]:
-        with self.store.transaction() as state:
+        with self.store.snapshot() as state:
             return state.journal_after(position, limit)
 
     def journal_trim(self, up_to: int) -> None:
+        """Forget the journal's entries up to `up_to`, which the reader has applied; done
+        once `JOURNAL_TRIM_EVERY` positions have passed since the last trim. The reader never
+        reads behind its cursor, so an entry kept longer costs only its row, while a trim
+        after every page cost a commit with its fsync (the API device's drain runs on the
+        server's event loop, several times a second)."""
+        if up_to - self._journal_trimmed < JOURNAL_TRIM_EVERY:
+            return
         with self.store.transaction() as state:
             state.journal_trim(up_to)
+        self._journal_trimmed = up_to
 
     async def fan_out(
         self, to: str, message_id: str, content_for: ContentFor, record: StoredMessage | None = None
