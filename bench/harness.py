@@ -307,13 +307,17 @@ class Business:
         return {"Authorization": f"Bearer {self.access_token}"}
 
 
-# The server runs as an operator would run it for a load test: the number at the top
-# throughput tier (Meta's 1,000 messages/s after the upgrade), and the per-customer pair rate
-# (one message every 6 s after a burst of 45) and the API device's one-time key claims (120 a
-# minute) lifted, because the scenarios send hundreds of messages to each customer and start
-# sessions with hundreds of customers at once. Every send is still evaluated by the policy.
+# The server runs as an operator would run it for a load test: the number's throughput, the
+# per-customer pair rate (one message every 6 s after a burst of 45) and the API device's
+# one-time key claims (120 a minute) lifted out of the way, because the scenarios measure the
+# server rather than a policy's ceiling: they send hundreds of messages to each customer and
+# start sessions with hundreds of customers at once, and on a quiet machine the accept run
+# goes past Meta's top tier of 1,000 messages/s per number (37% of its sends were refused
+# with 130429 when that was the bench's throughput). Every send is still evaluated by the
+# policy.
 BENCH_SETTINGS = {
-    "TIDINGS_MESSAGING_LIMITS__THROUGHPUT_PER_SECOND": "1000",
+    "TIDINGS_MESSAGING_LIMITS__THROUGHPUT_PER_SECOND": "1000000",
+    "TIDINGS_MESSAGING_LIMITS__HIGH_THROUGHPUT_PER_SECOND": "1000000",
     "TIDINGS_MESSAGING_LIMITS__PAIR_INTERVAL_SECONDS": "0.001",
     "TIDINGS_MESSAGING_LIMITS__PAIR_BURST": "1000000",
     "TIDINGS_LIMITS__KEY_CLAIMS_PER_MINUTE": "1000000",
