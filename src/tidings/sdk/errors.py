@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tidings.protocol.codes import ErrorCode
+
 # Codes raised by the client itself (the server's codes are in tidings.protocol.codes).
 NETWORK_ERROR = "network_error"
 PROTOCOL_ERROR = "protocol_error"
@@ -51,3 +53,13 @@ class TrustError(SdkError):
 class DeviceRemoved(SdkError):
     def __init__(self, message: str = "this device was removed from its account") -> None:
         super().__init__(DEVICE_REMOVED, message, status=401)
+
+
+# Failures worth retrying later (an envelope stays unacknowledged, a receipt queued).
+_TRANSIENT = (NETWORK_ERROR, TIMEOUT, ErrorCode.RATE_LIMITED, "http_error")
+
+
+def is_passing(exc: SdkError) -> bool:
+    """A failure worth another try: the network, a rate limit, or the server's own fault
+    (any 5xx, whatever its code: a 500 or a proxy's 503 says nothing against the request)."""
+    return exc.code in _TRANSIENT or (exc.status is not None and exc.status >= 500)

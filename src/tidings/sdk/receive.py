@@ -32,10 +32,9 @@ from tidings.crypto import (
     unb64,
 )
 from tidings.protocol import api
-from tidings.protocol.codes import ErrorCode
 from tidings.protocol.e2e import Address, Plaintext
 from tidings.sdk import errors
-from tidings.sdk.errors import DeviceRemoved, SdkError
+from tidings.sdk.errors import DeviceRemoved, SdkError, is_passing
 from tidings.sdk.events import (
     DeviceListChanged,
     Event,
@@ -45,6 +44,7 @@ from tidings.sdk.events import (
     StoredMessage,
     TypingEvent,
 )
+from tidings.sdk.receipts import ReceiptFlusher, post_receipt_outbox
 from tidings.sdk.seen import SeenIds
 from tidings.sdk.store import RECEIPT_OUTBOX, SEEN_ENVELOPES, SEEN_MESSAGES, State
 
@@ -62,14 +62,6 @@ RECONNECT_MAX_SECONDS = 30.0
 # doubling up to RECONNECT_MAX_SECONDS while they still fail: nothing else would bring them
 # back before the next reconnect.
 DEFERRED_RETRY_SECONDS = 1.0
-# Failures that are worth retrying later: the envelope stays unacknowledged.
-_TRANSIENT = (errors.NETWORK_ERROR, errors.TIMEOUT, ErrorCode.RATE_LIMITED, "http_error")
-
-
-def _passing(exc: SdkError) -> bool:
-    """A failure worth another try: the network, a rate limit, or the server's own fault
-    (any 5xx, whatever its code: a 500 or a proxy's 503 says nothing against the request)."""
-    return exc.code in _TRANSIENT or (exc.status is not None and exc.status >= 500)
 
 
 def _envelope_key(envelope: api.Envelope) -> str:
@@ -115,7 +107,7 @@ class Receiver:
                 await self.flush_receipts()
                 await client.maintain_keys(page.one_time_key_count)
             except SdkError as exc:
-                if not _passing(exc):
+                if not is_passing(exc):
                     raise
                 # The page's envelopes are stored: their events must reach the caller. What
                 # was not acknowledged comes back and is recognised as seen; a live
@@ -278,7 +270,7 @@ class Receiver:
         except ConnectionClosed:
             pass  # the socket's next receive raises it again, after these events
         except SdkError as exc:
-            if not _passing(exc):
+            if not is_passing(exc):
                 raise
             log.warning("keys not maintained after a frame: %s", exc)
             self.deferred = True
@@ -325,7 +317,7 @@ class Receiver:
                 if envelope.kind == "device_list":
                     events.extend(await self._device_list(envelope))
             except SdkError as exc:
-                if _passing(exc):
+                if is_passing(exc):
                     log.warning("envelope %s deferred: %s", envelope.seq, exc)
                     self.deferred = True
                     continue
@@ -361,7 +353,7 @@ class Receiver:
                         " is not in their signed list",
                     )
             except SdkError as exc:
-                if _passing(exc):
+                if is_passing(exc):
                     log.warning("envelope %s deferred: %s", envelope.seq, exc)
                     self.deferred = True
                     continue  # not acknowledged: it comes back (see `listen`)
@@ -547,67 +539,7 @@ class Receiver:
     # -- receipts ---------------------------------------------------------------------------
 
     async def flush_receipts(self) -> None:
-        """Post pending receipts (delivered, and read: `DeviceClient.mark_read`), one request
-        per sender and type; keep what fails for a passing reason."""
-        with self.client.store.transaction() as state:
-            pending: list[dict[str, Any]] = state.get_json(RECEIPT_OUTBOX) or []
-        if not pending:
-            return
-        grouped: dict[tuple[str, str], list[str]] = {}
-        for item in pending:
-            grouped.setdefault((item["to"], item["type"]), []).extend(item["ids"])
-        sent: set[tuple[str, str]] = set()  # (to, type) groups that went out
-        for (to, kind), ids in grouped.items():
-            try:
-                for start in range(0, len(ids), 100):
-                    request = api.ReceiptRequest(
-                        to=to,
-                        type="read" if kind == "read" else "delivered",
-                        message_ids=ids[start : start + 100],
-                    )
-                    await self.client.api.receipt(request)
-            except SdkError as exc:
-                if _passing(exc):
-                    self.deferred = True  # a live listener tries again (see `listen`)
-                    continue
-                log.warning("receipt to %s dropped: %s", to, exc)
-            sent.add((to, kind))
-        with self.client.store.transaction() as state:
-            # Only drop what was read above: items queued meanwhile must survive.
-            flushed = [item for item in pending if (item["to"], item["type"]) in sent]
-            remaining = [
-                item for item in state.get_json(RECEIPT_OUTBOX) or [] if item not in flushed
-            ]
-            state.put_json(RECEIPT_OUTBOX, remaining)
-
-
-class ReceiptFlusher:
-    """Posts the outbox's receipts in the background while `Receiver.listen` runs: one flush
-    at a time, and one more after it whenever receipts were queued meanwhile. A flush that
-    fails leaves its receipts in the outbox for the next one (or the next sync)."""
-
-    def __init__(self, receiver: Receiver) -> None:
-        self._receiver = receiver
-        self._again = False
-        self._closed = False
-        self._task: asyncio.Task[None] | None = None
-
-    def wanted(self) -> None:
-        self._again = True
-        if not self._closed and (self._task is None or self._task.done()):
-            self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        while self._again:
-            self._again = False
-            try:
-                await self._receiver.flush_receipts()
-            except Exception:  # kept in the outbox: the next flush or sync posts them
-                log.warning("posting receipts failed; they stay queued", exc_info=True)
-                return
-
-    def close(self) -> None:
-        """Stop flushing: whatever is still queued goes out with the next sync or listen."""
-        self._closed = True
-        if self._task is not None:
-            self._task.cancel()
+        """Post pending receipts (delivered, and read: `DeviceClient.mark_read`); what fails
+        for a passing reason stays queued, and a live listener tries again (see `listen`)."""
+        if await post_receipt_outbox(self.client):
+            self.deferred = True
