@@ -326,9 +326,10 @@ class Receiver:
         return events, acks
 
     async def _messages(self, run: list[api.Envelope]) -> tuple[list[Event], list[int]]:
-        """Decrypt a run of message envelopes in one store transaction: the Olm account and
-        each sender's sessions are loaded once and written once, and the whole run costs one
-        commit to disk (before any of it is acknowledged)."""
+        """Decrypt a run of message envelopes in one store transaction: each sender's
+        sessions are loaded once and written once (the Olm account only if a pre-key message
+        opens a session on one of its one-time keys), and the whole run costs one commit to
+        disk (before any of it is acknowledged)."""
         client = self.client
         events: list[Event] = []
         acks: list[int] = []

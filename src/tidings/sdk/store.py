@@ -6,9 +6,10 @@ A profile is a folder (for example ~/.tidings/alice) holding:
     state.db     SQLite (WAL, synchronous=FULL)
 
 Every secret record (the Olm account pickle, the account private key, each peer's sessions,
-seen-message ids, pinned keys, the device token and the message history) is an AES-GCM blob
-whose associated data names the record, so a blob moved to another record fails to open.
-Only non-secret facts (server URL, phone, device id, primary flag) are stored in the clear.
+pinned keys, the device token and the message history) is an AES-GCM blob whose associated
+data names the record, so a blob moved to another record fails to open. The ids a device has
+seen are keyed hashes (`tidings.sdk.seen`). Only non-secret facts (server URL, phone, device
+id, primary flag) are stored in the clear.
 
 Every change happens inside `ProfileStore.transaction()`, which takes SQLite's write lock
 (BEGIN IMMEDIATE), so a `listen` and a `send` running in two processes on one profile never
