@@ -82,6 +82,29 @@ async def test_units_of_work_in_a_row_let_other_tasks_run_between_them(
     assert order.index("other 1") < order.index("unit 4")
 
 
+async def test_a_read_for_a_push_hands_its_rows_over_before_the_loop_moves_on(
+    local: Runtime,
+) -> None:
+    """`read_only(then_yield=False)`: the caller acts on what it read before any other task
+    runs (a push sends the page at once); by default the loop is passed on first."""
+    database = local.database
+    if database.dialect != "sqlite":
+        pytest.skip("on PostgreSQL every statement suspends: there is no loop to pass on")
+    ran: list[str] = []
+
+    async def other() -> None:
+        ran.append("other")
+
+    for then_yield, expected in ((False, ["caller", "other"]), (True, ["other", "caller"])):
+        ran.clear()
+        waiting = asyncio.create_task(other())
+        async with database.read_only(then_yield=then_yield) as uow:
+            await uow.session.execute(text("SELECT 1"))
+        ran.append("caller")
+        await waiting
+        assert ran == expected
+
+
 async def test_actions_registered_once_per_key_run_once_after_commit(local: Runtime) -> None:
     ran: list[str] = []
 

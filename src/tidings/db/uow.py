@@ -144,14 +144,18 @@ class Database:
         return self._write_lock if self._write_lock is not None else contextlib.nullcontext()
 
     @asynccontextmanager
-    async def read_only(self) -> AsyncIterator[UnitOfWork]:
-        """A unit of work for reads only: never commits, so nothing runs after it."""
+    async def read_only(self, *, then_yield: bool = True) -> AsyncIterator[UnitOfWork]:
+        """A unit of work for reads only: never commits, so nothing runs after it. With
+        `then_yield` False it does not pass the loop on (see `_pass_the_loop`): for a short
+        read whose caller acts on it at once and ends (a push to a device's socket), where
+        the two rounds of a busy loop would only delay the delivery."""
         async with self._read_sessions() as session:
             try:
                 yield UnitOfWork(session)
             finally:
                 await session.rollback()
-        await self._pass_the_loop()
+        if then_yield:
+            await self._pass_the_loop()
 
     async def first(self, statement: Any, params: dict[str, Any]) -> Any:
         """The first row of one Core select (or None), as a `read_only` unit would read it,

@@ -176,10 +176,15 @@ class Dispatcher:
 
     async def _push_pages(self, group: DeviceGroup) -> None:
         """Page through the mailbox from the lowest cursor of the device's connections; each
-        connection gets the envelopes after its own cursor, in order."""
+        connection gets the envelopes after its own cursor, in order. The first page goes out
+        as soon as it is read (what a ring brings is usually one page: new messages, on the
+        e2e path); a backlog's further pages pass the loop on between them, as other units
+        of work do."""
+        first = True
         while group.connections:
             start = min(c.cursor for c in group.connections)
-            page = await self._mailbox.fetch(group.ctx, start)
+            page = await self._mailbox.fetch(group.ctx, start, push=first)
+            first = False
             if page.envelopes:
                 await self._deliver(group, page, start)
             if not page.more:

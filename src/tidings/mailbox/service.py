@@ -248,10 +248,12 @@ class MailboxService:
     # -- receiving --------------------------------------------------------------------------
 
     async def fetch(
-        self, ctx: DeviceContext, after: int, limit: int | None = None
+        self, ctx: DeviceContext, after: int, limit: int | None = None, *, push: bool = False
     ) -> api.MailboxPage:
+        """A page of the device's mailbox after `after`. `push`: read for the gateway's push,
+        which sends it at once, so the read does not pass the loop on first."""
         size = min(limit or self._limits.mailbox_page, self._limits.mailbox_page)
-        async with self._database.read_only() as uow:
+        async with self._database.read_only(then_yield=not push) as uow:
             rows = await MailboxRepository(uow.session).page(ctx.device_pk, after, size + 1)
             keys = None
             if after == 0:  # a sync starts here: its client checks its keys once
