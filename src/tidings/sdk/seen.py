@@ -11,8 +11,8 @@ an index seek and an add one insert.
 
 An id is stored as a keyed hash, not in the clear: envelope ids name their sender, and the
 profile keeps who talked to whom sealed. The key is derived from the profile's master key.
-The bound is kept loosely: once in `_EVICT_EVERY` additions a set is trimmed back to its
-newest `limit` ids, so it holds at most `limit + _EVICT_EVERY - 1`.
+The bound is kept loosely: once in `_EVICT_EVERY` additions (to any set) every set is trimmed
+back to its newest `limit` ids, so a set holds at most `limit + _EVICT_EVERY - 1`.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ _DIGEST_BYTES = 16
 
 _ADD = "INSERT OR IGNORE INTO seen (kind, digest) VALUES (?, ?)"
 _HAS = "SELECT 1 FROM seen WHERE kind = ? AND digest = ?"
+_KINDS = "SELECT DISTINCT kind FROM seen"
 # Every id of the set older than its `limit` newest (the OFFSET row is the oldest kept).
 _EVICT = (
     "DELETE FROM seen WHERE kind = ?1 AND position < ("
@@ -72,7 +73,10 @@ class SeenIds:
         if cursor.rowcount != 1:
             return False
         if cursor.lastrowid is not None and cursor.lastrowid % _EVICT_EVERY == 0:
-            self._db.execute(_EVICT, (self._kind, self._limit - 1))
+            # Every set, not only this one: positions are shared, so sets filled in turn (an
+            # envelope's id, then its message's) would leave one set never trimmed.
+            for (kind,) in self._db.execute(_KINDS).fetchall():
+                self._db.execute(_EVICT, (kind, self._limit - 1))
         return True
 
 

@@ -79,6 +79,25 @@ def test_a_set_forgets_its_oldest_ids_past_its_bound(tmp_path) -> None:
     store.close()
 
 
+def test_sets_filled_in_turn_are_both_kept_within_their_bound(tmp_path) -> None:
+    """A device adds an envelope's id, then its message's, for every message: positions
+    alternate between the two sets, and each must still be trimmed."""
+    store = ProfileStore.create(tmp_path / "p")
+    limit = 50
+    with store.transaction() as state:
+        envelopes = SeenIds(state._db, SEEN_ENVELOPES, store.seen_key, limit=limit)
+        shown = SeenIds(state._db, SEEN_MESSAGES, store.seen_key, limit=limit)
+        for n in range(2000):
+            assert envelopes.check_and_add(f"+15550100002:1:{n}")
+            assert shown.check_and_add(f"+15550100002/{n}")
+    db = sqlite3.connect(tmp_path / "p" / STATE_FILE)
+    held = dict(db.execute("SELECT kind, count(*) FROM seen GROUP BY kind").fetchall())
+    db.close()
+    assert set(held) == {SEEN_ENVELOPES, SEEN_MESSAGES}
+    assert all(limit <= count < limit + 256 for count in held.values()), held
+    store.close()
+
+
 def test_a_profile_of_an_earlier_version_keeps_what_it_saw(tmp_path) -> None:
     store = ProfileStore.create(tmp_path / "p")
     before = SeenMessages()
