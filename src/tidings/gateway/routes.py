@@ -66,8 +66,9 @@ class Gateway:
                 message = await receive()
                 if message["type"] == "websocket.disconnect":
                     return
+                reply = await self._answer(connection, message.get("text"))
                 try:
-                    await self._answer(connection, message.get("text"))
+                    await connection.send({"type": "websocket.send", "text": reply})
                 except _CLOSED_UNDER_US:
                     # The server closed the socket while the frame was handled (a keepalive
                     # ping that timed out on a device too busy to read): what it acknowledged
@@ -98,21 +99,19 @@ class Gateway:
         await send({"type": "websocket.accept"})
         return await self.dispatcher.attach(ctx, send, max(after, 0))
 
-    async def _answer(self, connection: Connection, text: str | None) -> None:
-        send = connection.send
+    async def _answer(self, connection: Connection, text: str | None) -> str:
+        """Apply a client's frame; the reply to send it."""
         try:
             frame: Any = json.loads(text) if text is not None else None
             if not isinstance(frame, dict) or frame.get("type") != "ack":
                 raise ValueError("unknown frame")
             ack = api.AckRequest.model_validate({"seqs": frame.get("seqs")})
         except (ValueError, ValidationError):
-            await send({"type": "websocket.send", "text": BAD_FRAME_REPLY})
-            return
+            return BAD_FRAME_REPLY
         deleted = await self._mailbox.ack(connection.group.ctx, ack.seqs)
-        reply = json.dumps(
+        return json.dumps(
             {"type": "acked", "deleted": deleted, "seqs": ack.seqs}, separators=(",", ":")
         )
-        await send({"type": "websocket.send", "text": reply})
 
 
 def close(code: int, reason: str) -> dict[str, Any]:
