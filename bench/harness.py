@@ -465,7 +465,7 @@ class Stack:
         from sqlalchemy import text
 
         async def read(runtime: Any) -> dict[str, Any]:
-            async with runtime.database.unit_of_work() as uow:
+            async with runtime.database.read_only() as uow:
                 counts = await uow.session.execute(
                     text(
                         "SELECT status, count(*) FROM business_messages"

@@ -265,10 +265,12 @@ class SessionManager:
 
 
 class SeenMessages:
-    """A bounded set of message ids, oldest forgotten first.
+    """A bounded set of message ids, oldest forgotten first, in memory.
 
     Olm itself rejects duplicates within a session, but a pre-key message on the fallback key
-    decrypts again in a fresh session, so the application must de-duplicate by id.
+    decrypts again in a fresh session, so the application must de-duplicate by id. The SDK's
+    profile keeps its sets as rows (`tidings.sdk.seen.SeenIds`); this class's JSON is the
+    sealed record earlier versions kept, which `tidings.sdk.seen` imports once.
     """
 
     def __init__(self, limit: int = 10_000) -> None:

@@ -220,8 +220,7 @@ class ProfileStore:
     def _import_sealed_seen_sets(self) -> None:
         """Seen sets an earlier version kept as sealed records move into their table once."""
         names = (SEEN_ENVELOPES, SEEN_MESSAGES)
-        marks = ",".join("?" * len(names))
-        if not self._db.execute(f"SELECT 1 FROM records WHERE name IN ({marks})", names).fetchone():
+        if not self._db.execute("SELECT 1 FROM records WHERE name IN (?, ?)", names).fetchone():
             return
         with self.transaction() as state:
             for name in names:
