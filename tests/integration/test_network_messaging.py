@@ -9,12 +9,12 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from network_support import Listener, link_companion, messages, receipts, register, texts
+from network_support import WAIT, Listener, link_companion, messages, receipts, register, texts
 
 from tidings.protocol import api
 from tidings.sdk import DeviceClient, IncomingMessage, ReceiptEvent, SdkError, SecurityNotice
 from tidings.sdk import errors as sdk_errors
-from tidings.sdk.store import STATE_FILE
+from tidings.sdk.store import RECEIPT_OUTBOX, STATE_FILE
 
 ALICE = "+15550100001"
 BOB = "+15550100002"
@@ -310,49 +310,57 @@ def _sealed_record(profile: Path, name: str) -> bytes:
     return bytes(blob)
 
 
-async def test_listen_yields_a_message_before_its_receipt_and_coalesces_receipts(
-    server, invite, tmp_path
-) -> None:
-    """A live device shows a message as soon as it is stored and acknowledged; the delivered
-    receipt follows in the background, and receipts queued while one request is in flight
-    leave together in the next."""
+async def test_listen_sends_delivered_receipts_with_the_ack(server, invite, tmp_path) -> None:
+    """A live device shows a message as soon as it is stored and acknowledged; its delivered
+    receipt rides on the websocket ack (no request of its own), and the server's reply takes
+    it out of the outbox."""
     alice = await register(server, invite, tmp_path, ALICE, "alice")
     bob = await register(server, invite, tmp_path, BOB, "bob")
-    posted: list[list[str]] = []
-    gate, all_out = asyncio.Event(), asyncio.Event()
-    expected: set[str] = set()
+    posted: list[api.ReceiptRequest] = []
     real_receipt = bob.api.receipt
 
-    async def held_receipt(request: api.ReceiptRequest) -> int:
-        await gate.wait()
-        posted.append(list(request.message_ids))
-        filed = await real_receipt(request)
-        if expected and expected <= {i for ids in posted for i in ids}:
-            all_out.set()
-        return filed
+    async def counted_receipt(request: api.ReceiptRequest) -> int:
+        posted.append(request)
+        return await real_receipt(request)
 
-    bob.api.receipt = held_receipt  # type: ignore[method-assign]
+    bob.api.receipt = counted_receipt  # type: ignore[method-assign]
+    replies: asyncio.Queue[dict] = asyncio.Queue()
+    real_answered = bob.receiver.outbox.answered
+
+    def answered(frame: dict) -> None:
+        real_answered(frame)
+        replies.put_nowait(frame)
+
+    bob.receiver.outbox.answered = answered  # type: ignore[method-assign]
     bob_live = Listener(bob)
     try:
-        first = await alice.send_text(BOB, "one")
-        got = await bob_live.next_where(lambda e: isinstance(e, IncomingMessage))
-        assert isinstance(got, IncomingMessage) and got.id == first
-        assert posted == []  # yielded while its receipt was still held back
-        later = [await alice.send_text(BOB, text) for text in ("two", "three")]
-        for message_id in later:
+        sent = [await alice.send_text(BOB, text) for text in ("one", "two", "three")]
+        for message_id in sent:
             got = await bob_live.next_where(lambda e: isinstance(e, IncomingMessage))
             assert isinstance(got, IncomingMessage) and got.id == message_id
-        expected.update([first, *later])
-        gate.set()
-        await asyncio.wait_for(all_out.wait(), 30)
-        assert posted == [[first], later]
-        events = await alice.sync()
-        delivered = {i for r in receipts(events) if r.type == "delivered" for i in r.message_ids}
-        assert delivered == {first, *later}
+        delivered: set[str] = set()
+        while delivered != set(sent):
+            events = await alice.receive_once(timeout=WAIT)
+            delivered |= {
+                i for r in receipts(events) if r.type == "delivered" for i in r.message_ids
+            }
+        while _outbox(bob):  # each ack's reply settles the receipts it carried
+            await asyncio.wait_for(replies.get(), WAIT)
+        assert posted == []
     finally:
         await bob_live.stop()
         await alice.close()
         await bob.close()
+
+
+def _no_ride_along(client: DeviceClient) -> None:
+    """The client's acks carry no receipts, so its listener posts them in the background."""
+    client.receiver.outbox.ride_along = lambda: ([], None)  # type: ignore[method-assign]
+
+
+def _outbox(client: DeviceClient) -> list[dict]:
+    with client.store.snapshot() as state:
+        return state.get_json(RECEIPT_OUTBOX) or []
 
 
 async def test_listen_fetches_a_deferred_envelope_again_without_another_frame(
@@ -441,8 +449,11 @@ async def test_listen_posts_a_receipt_the_network_refused_without_another_messag
 ) -> None:
     alice = await register(server, invite, tmp_path, ALICE, "alice")
     bob = await register(server, invite, tmp_path, BOB, "bob")
-    # Two failures: the posts the message's frame and the ack's confirmation ask for. After
-    # them no frame comes; only the listener's own retry can post the receipt.
+    # The receipt left to the background post, as when the connection its ack went out on
+    # ended before the reply. Two failures: the posts the message's frame and the ack's
+    # confirmation ask for. After them no frame comes; only the listener's own retry can
+    # post the receipt.
+    _no_ride_along(bob)
     bob.api.receipt, seen = _failing(bob.api.receipt, 2)  # type: ignore[method-assign]
     bob.receiver.deferred_retry_seconds = 0.05
     bob_live, alice_live = Listener(bob), Listener(alice)
@@ -476,6 +487,7 @@ async def test_closing_a_listening_client_keeps_its_unposted_receipts(
         return 1  # as if the server filed it: a flush still running would now clear the outbox
 
     bob.api.receipt = answered_late  # type: ignore[method-assign]
+    _no_ride_along(bob)  # the receipt left to the background post
     bob_live = Listener(bob)
     try:
         sent = await alice.send_text(BOB, "one")

@@ -4,7 +4,12 @@ Query: `after` (optional integer): the client's cursor; the backlog after it com
 Server frames: `{"type": "envelopes", "envelopes": [...], "one_time_key_count": n}`,
 `{"type": "acked", "deleted": n, "seqs": [...]}`, `{"type": "error", ...}` for a frame it could
 not read, and `{"type": "removed"}` (then close 4403, see dispatcher.py).
-Client frames: `{"type": "ack", "seqs": [...]}`.
+Client frames: `{"type": "ack", "seqs": [...], "receipts": [...], "ref": "..."}`, where
+`receipts` (optional, up to 100, each a `POST /v1/receipts` body) are filed in the same unit of
+work as the deletion, and `ref` (optional) comes back in the `acked` reply; with receipts the
+reply also carries `"receipts": [{"filed": n} or {"error": {...}}]`, one per receipt in order,
+and `seqs` may be empty. A device sends the receipts its envelopes queued with their ack, which
+saves a request and a unit of work per frame; it keeps them queued until the reply comes.
 Refusals, before the handshake completes (the client sees HTTP 403 or the close code): 4401 for
 missing, invalid or revoked credentials, 4400 for an `after` that is not an integer.
 The bus only rings the bell; every push is read from the database after the cursor, so a lost
@@ -36,9 +41,15 @@ PATH = "/v1/ws"
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_BAD_REQUEST = 4400
 BAD_FRAME_REPLY = json.dumps(
-    {"type": "error", "code": "validation_failed", "message": "expected {type: ack, seqs: [int]}"}
+    {
+        "type": "error",
+        "code": "validation_failed",
+        "message": "expected {type: ack, seqs: [int], receipts?: [receipt], ref?: string}",
+    }
 )
 
+
+_ACK_FIELDS = tuple(api.AckFrame.model_fields)
 
 # What the ASGI server raises for a send on a connection it has closed: uvicorn raises
 # RuntimeError ("Unexpected ASGI message 'websocket.send', after sending 'websocket.close'"),
@@ -105,13 +116,25 @@ class Gateway:
             frame: Any = json.loads(text) if text is not None else None
             if not isinstance(frame, dict) or frame.get("type") != "ack":
                 raise ValueError("unknown frame")
-            ack = api.AckRequest.model_validate({"seqs": frame.get("seqs")})
+            # Fields it does not know are ignored, as they always were on this socket.
+            ack = api.AckFrame.model_validate({k: frame[k] for k in _ACK_FIELDS if k in frame})
         except (ValueError, ValidationError):
             return BAD_FRAME_REPLY
-        deleted = await self._mailbox.ack(connection.group.ctx, ack.seqs)
-        return json.dumps(
-            {"type": "acked", "deleted": deleted, "seqs": ack.seqs}, separators=(",", ":")
-        )
+        ctx = connection.group.ctx
+        reply: dict[str, Any] = {"type": "acked"}
+        if ack.receipts:
+            done = await self._mailbox.ack_and_file(ctx, ack.seqs, ack.receipts)
+            reply["deleted"] = done.deleted
+            reply["receipts"] = [
+                outcome.to_body() if isinstance(outcome, AppError) else {"filed": outcome}
+                for outcome in done.filed
+            ]
+        else:
+            reply["deleted"] = await self._mailbox.ack(ctx, ack.seqs)
+        reply["seqs"] = ack.seqs
+        if ack.ref is not None:
+            reply["ref"] = ack.ref
+        return json.dumps(reply, separators=(",", ":"))
 
 
 def close(code: int, reason: str) -> dict[str, Any]:

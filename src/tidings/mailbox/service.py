@@ -51,6 +51,7 @@ class MailboxService:
         self._limits = limits
         self._receipts = SharedUnits(database, self._file_receipts)
         self._acks = SharedUnits(database, self._delete_acked)
+        self._acks_with_receipts = SharedUnits(database, self._ack_and_file)
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -171,34 +172,43 @@ class MailboxService:
     ) -> list[int | AppError]:
         """File each receipt, or answer the error that refuses it; a refused one files
         nothing (its devices are looked up before anything is written)."""
-        now = self._clock.now()
         rows: list[dict[str, Any]] = []
-        answers: list[int | AppError] = []
-        for ctx, request in receipts:
-            try:
-                sender_id = await self._accounts.id_of(uow, request.to)
-            except AppError as refused:
-                answers.append(refused)
-                continue
-            devices = await self._devices.active_device_pks(uow, sender_id)
-            if request.type == "read" and sender_id != ctx.account_id:
-                devices += await self._devices.active_device_pks(uow, ctx.account_id)
-            devices = [pk for pk in devices if pk != ctx.device_pk]
-            body = (
-                api.ReceiptBody(
-                    type=request.type,
-                    message_ids=request.message_ids,
-                    by=ctx.phone,
-                    by_device=ctx.device_id,
-                )
-                .model_dump_json()
-                .encode()
+        answers = [await self._receipt_rows(uow, ctx, request, rows) for ctx, request in receipts]
+        await self._insert_notices(uow, rows)
+        return answers
+
+    async def _receipt_rows(
+        self,
+        uow: UnitOfWork,
+        ctx: DeviceContext,
+        request: api.ReceiptRequest,
+        rows: list[dict[str, Any]],
+    ) -> int | AppError:
+        """Add the notices of one receipt to `rows`: how many, or the error that refuses it."""
+        try:
+            sender_id = await self._accounts.id_of(uow, request.to)
+        except AppError as refused:
+            return refused
+        devices = await self._devices.active_device_pks(uow, sender_id)
+        if request.type == "read" and sender_id != ctx.account_id:
+            devices += await self._devices.active_device_pks(uow, ctx.account_id)
+        devices = [pk for pk in devices if pk != ctx.device_pk]
+        body = (
+            api.ReceiptBody(
+                type=request.type,
+                message_ids=request.message_ids,
+                by=ctx.phone,
+                by_device=ctx.device_id,
             )
-            rows += _notices(devices, "receipt", ctx.phone, ctx.device_id, body, now)
-            answers.append(len(devices))
+            .model_dump_json()
+            .encode()
+        )
+        rows += _notices(devices, "receipt", ctx.phone, ctx.device_id, body, self._clock.now())
+        return len(devices)
+
+    async def _insert_notices(self, uow: UnitOfWork, rows: list[dict[str, Any]]) -> None:
         if rows:
             self._ring(uow, await self._insert(MailboxRepository(uow.session), rows))
-        return answers
 
     async def notify_device_list(self, phone: str, version: int, publisher_pk: int) -> None:
         """Tell an account's other devices that its device list changed."""
@@ -280,6 +290,33 @@ class MailboxService:
         repository = MailboxRepository(uow.session)
         return [await repository.delete(device_pk, seqs) for device_pk, seqs in acks]
 
+    async def ack_and_file(
+        self,
+        ctx: DeviceContext,
+        seqs: Sequence[int],
+        receipts: Sequence[api.ReceiptRequest],
+    ) -> AckedWithReceipts:
+        """Delete the device's envelopes at `seqs` and file `receipts` from it in one unit of
+        work (a websocket ack carrying the receipts its envelopes queued): how many envelopes
+        were deleted and, per receipt, how many notices it filed or the error that refused it.
+        Frames that arrive together share the unit."""
+        return await self._acks_with_receipts.run((ctx, sorted(set(seqs)), list(receipts)))
+
+    async def _ack_and_file(
+        self,
+        uow: UnitOfWork,
+        items: Sequence[tuple[DeviceContext, list[int], list[api.ReceiptRequest]]],
+    ) -> list[AckedWithReceipts | AppError]:
+        repository = MailboxRepository(uow.session)
+        rows: list[dict[str, Any]] = []
+        answers: list[AckedWithReceipts | AppError] = []
+        for ctx, seqs, receipts in items:
+            deleted = await repository.delete(ctx.device_pk, seqs) if seqs else 0
+            filed = [await self._receipt_rows(uow, ctx, request, rows) for request in receipts]
+            answers.append(AckedWithReceipts(deleted, filed))
+        await self._insert_notices(uow, rows)
+        return answers
+
     async def purge_devices(self, uow: UnitOfWork, device_pks: list[int]) -> None:
         """Removal hook: a removed device's mailbox goes, and its live connections are told."""
         await MailboxRepository(uow.session).purge(device_pks)
@@ -291,6 +328,14 @@ class MailboxService:
                 )
 
         uow.after_commit(disconnect)
+
+
+@dataclass(frozen=True)
+class AckedWithReceipts:
+    """What `ack_and_file` did: envelopes deleted, and per receipt its notices or refusal."""
+
+    deleted: int
+    filed: list[int | AppError]
 
 
 @dataclass

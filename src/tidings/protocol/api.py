@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # Limits that both sides enforce. The server is the authority; clients check early.
 MAX_ENVELOPE_BYTES = 64 * 1024  # base64 text of one envelope body
 MAX_ENVELOPES_PER_SEND = 16
 MAX_SENDS_PER_BATCH = 100
+MAX_RECEIPTS_PER_FRAME = 100  # receipts riding on one websocket ack frame
+MAX_FRAME_REF = 64
 MAX_ONE_TIME_KEYS = 50
 MAX_COMPANIONS = 4
 MAX_MESSAGE_ID = 64
@@ -302,6 +304,23 @@ class AckRequest(Wire):
 
 class AckResponse(Wire):
     deleted: int
+
+
+class AckFrame(Wire):
+    """A device's `ack` frame on its websocket: envelopes to delete and, riding along, the
+    receipts that processing them queued, filed in the same unit of work. `ref` is echoed in
+    the `acked` reply, which tells the device its receipts were filed (or refused) and may
+    leave its outbox."""
+
+    seqs: list[int] = Field(default_factory=list, max_length=1000)
+    receipts: list[ReceiptRequest] = Field(default_factory=list, max_length=MAX_RECEIPTS_PER_FRAME)
+    ref: str | None = Field(default=None, max_length=MAX_FRAME_REF)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> AckFrame:
+        if not self.seqs and not self.receipts:
+            raise ValueError("an ack frame needs seqs or receipts")
+        return self
 
 
 class ReceiptBody(Wire):

@@ -1,10 +1,19 @@
 """Receipts a device sends (delivered, read): queued in the sealed outbox in the transaction
-that produced them, posted after, and kept there when posting fails for a passing reason."""
+that produced them, sent after, and kept there until the server has answered for them.
+
+They leave two ways. A live listener sends the receipts its envelopes queued with their
+websocket ack (`ride_along`): one frame and one unit of work on the server instead of a
+request of their own; the `acked` reply, echoing the frame's ref, lets them leave the outbox
+(`settle`). Whatever is not on its way so (a read, or a frame whose connection died before
+the reply) is posted over HTTP (`post`), one request per sender and type. An item is on one
+way at a time; a connection that ends gives its items back for the next flush."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from tidings.protocol import api
@@ -17,40 +26,161 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+IDS_PER_RECEIPT = 100  # api.ReceiptRequest.message_ids
 
-async def post_receipt_outbox(client: DeviceClient) -> bool:
-    """Post the outbox's receipts, one request per sender and type (100 ids each); keep what
-    fails for a passing reason. True when something was kept."""
-    deferred = False
-    with client.store.transaction() as state:
-        pending: list[dict[str, Any]] = state.get_json(RECEIPT_OUTBOX) or []
-    if not pending:
-        return False
-    grouped: dict[tuple[str, str], list[str]] = {}
-    for item in pending:
-        grouped.setdefault((item["to"], item["type"]), []).extend(item["ids"])
-    sent: set[tuple[str, str]] = set()  # (to, type) groups that went out
-    for (to, kind), ids in grouped.items():
+Item = dict[str, Any]  # {"to": phone, "type": "delivered" | "read", "ids": [message id, ...]}
+
+
+def _key(item: Item) -> tuple[str, str, tuple[str, ...]]:
+    return item["to"], item["type"], tuple(item["ids"])
+
+
+def _grouped(items: list[Item]) -> dict[tuple[str, str], list[str]]:
+    groups: dict[tuple[str, str], list[str]] = {}
+    for item in items:
+        groups.setdefault((item["to"], item["type"]), []).extend(item["ids"])
+    return groups
+
+
+def _requests(to: str, kind: str, ids: list[str]) -> list[api.ReceiptRequest]:
+    return [
+        api.ReceiptRequest(
+            to=to,
+            type="read" if kind == "read" else "delivered",
+            message_ids=ids[start : start + IDS_PER_RECEIPT],
+        )
+        for start in range(0, len(ids), IDS_PER_RECEIPT)
+    ]
+
+
+def _receipt_count(groups: dict[tuple[str, str], list[str]]) -> int:
+    return sum(-(-len(ids) // IDS_PER_RECEIPT) for ids in groups.values())
+
+
+class ReceiptOutbox:
+    """The device's queued receipts, and which of them are on their way out."""
+
+    def __init__(self, client: DeviceClient) -> None:
+        self._client = client
+        self._in_flight: Counter[tuple[str, str, tuple[str, ...]]] = Counter()
+        self._frames: dict[str, list[Item]] = {}  # ref of an ack frame -> its receipts' items
+        self._refs = itertools.count(1)
+
+    def _pending(self) -> list[Item]:
+        with self._client.store.snapshot() as state:
+            pending: list[Item] = state.get_json(RECEIPT_OUTBOX) or []
+        return pending
+
+    def _take(self, pending: list[Item]) -> list[Item]:
+        """The items of `pending` not yet on their way (an item queued twice counts twice)."""
+        skip = Counter(self._in_flight)
+        fresh: list[Item] = []
+        for item in pending:
+            key = _key(item)
+            if skip[key] > 0:
+                skip[key] -= 1
+            else:
+                fresh.append(item)
+        return fresh
+
+    def _mark(self, items: list[Item]) -> None:
+        self._in_flight.update(_key(item) for item in items)
+
+    def _release(self, items: list[Item]) -> None:
+        self._in_flight.subtract(_key(item) for item in items)
+        self._in_flight += Counter()  # drop the keys that reached zero
+
+    def _settle(self, items: list[Item]) -> None:
+        """The server answered for `items`: out of the outbox (items queued since survive)."""
+        self._release(items)
+        answered = Counter(_key(item) for item in items)
+        with self._client.store.transaction() as state:
+            remaining: list[Item] = []
+            for item in state.get_json(RECEIPT_OUTBOX) or []:
+                key = _key(item)
+                if answered[key] > 0:
+                    answered[key] -= 1
+                else:
+                    remaining.append(item)
+            state.put_json(RECEIPT_OUTBOX, remaining)
+
+    # -- with an ack, over the websocket ---------------------------------------------------
+
+    def ride_along(self) -> tuple[list[dict[str, Any]], str | None]:
+        """Receipts for the next ack frame (as many items as fit its limit) and the frame's
+        ref; ([], None) when nothing waits."""
+        fresh = self._take(self._pending())
+        chosen: list[Item] = []
+        for item in fresh:
+            if _receipt_count(_grouped([*chosen, item])) > api.MAX_RECEIPTS_PER_FRAME:
+                break
+            chosen.append(item)
+        if not chosen:
+            return [], None
+        ref = f"r{next(self._refs)}"
+        self._frames[ref] = chosen
+        self._mark(chosen)
+        receipts = [
+            request.model_dump()
+            for (to, kind), ids in _grouped(chosen).items()
+            for request in _requests(to, kind, ids)
+        ]
+        return receipts, ref
+
+    def answered(self, frame: dict[str, Any]) -> None:
+        """The server's `acked` reply to a frame that carried receipts: each was filed or
+        refused for good (a refusal is logged), so they all leave the outbox. A reply that
+        says nothing of them (a server that ignored them) hands them to the next post."""
+        ref = frame.get("ref")
+        items = self._frames.pop(ref, None) if isinstance(ref, str) else None
+        if items is None:
+            return
+        outcomes = frame.get("receipts")
+        if not isinstance(outcomes, list):
+            self._release(items)
+            return
+        for outcome in outcomes:
+            if isinstance(outcome, dict) and "error" in outcome:
+                log.warning("a receipt was refused: %s", outcome["error"])
+        self._settle(items)
+
+    def connection_ended(self) -> None:
+        """The frames sent on a connection that ended will get no reply: their receipts go
+        out with the next post (the server may have filed them: a receipt twice is harmless)."""
+        for items in self._frames.values():
+            self._release(items)
+        self._frames.clear()
+
+    # -- over HTTP --------------------------------------------------------------------------
+
+    async def post(self) -> bool:
+        """Post the receipts not already on their way, one request per sender and type (100
+        ids each); keep what fails for a passing reason. True when something was kept."""
+        fresh = self._take(self._pending())
+        if not fresh:
+            return False
+        self._mark(fresh)
+        deferred = False
+        answered: list[Item] = []
         try:
-            for start in range(0, len(ids), 100):
-                request = api.ReceiptRequest(
-                    to=to,
-                    type="read" if kind == "read" else "delivered",
-                    message_ids=ids[start : start + 100],
-                )
-                await client.api.receipt(request)
-        except SdkError as exc:
-            if is_passing(exc):
-                deferred = True
-                continue
-            log.warning("receipt to %s dropped: %s", to, exc)
-        sent.add((to, kind))
-    with client.store.transaction() as state:
-        # Only drop what was read above: items queued meanwhile must survive.
-        flushed = [item for item in pending if (item["to"], item["type"]) in sent]
-        remaining = [item for item in state.get_json(RECEIPT_OUTBOX) or [] if item not in flushed]
-        state.put_json(RECEIPT_OUTBOX, remaining)
-    return deferred
+            for (to, kind), ids in _grouped(fresh).items():
+                group = [item for item in fresh if (item["to"], item["type"]) == (to, kind)]
+                try:
+                    for request in _requests(to, kind, ids):
+                        await self._client.api.receipt(request)
+                except SdkError as exc:
+                    if is_passing(exc):
+                        deferred = True
+                        continue
+                    log.warning("receipt to %s dropped: %s", to, exc)
+                answered.extend(group)
+        finally:
+            # Whatever happened (even a cancelled flush), what was answered leaves the outbox
+            # and the rest is free for the next try.
+            self._release([item for item in fresh if item not in answered])
+            if answered:
+                self._settle(answered)
+        return deferred
 
 
 class ReceiptFlusher:

@@ -3,7 +3,7 @@
 The order matters for crash safety. For each envelope, one store transaction holds the
 advanced ratchet (and the Olm account, after a pre-key message), the history entry, the
 seen-ids and any receipt still to send. Only after that commits is the envelope acknowledged,
-and only after the ack are receipts posted (from a sealed outbox, so a crash loses none). A
+and receipts go out with the ack or after it (from a sealed outbox, so a crash loses none). A
 crash before the ack means redelivery: the envelope's id is in the seen set, so it is
 acknowledged without touching the ratchet and the message is not shown twice.
 """
@@ -44,7 +44,7 @@ from tidings.sdk.events import (
     StoredMessage,
     TypingEvent,
 )
-from tidings.sdk.receipts import ReceiptFlusher, post_receipt_outbox
+from tidings.sdk.receipts import ReceiptFlusher, ReceiptOutbox
 from tidings.sdk.seen import SeenIds
 from tidings.sdk.store import RECEIPT_OUTBOX, SEEN_ENVELOPES, SEEN_MESSAGES, State
 
@@ -73,6 +73,7 @@ class Receiver:
         self.client = client
         self.me = Address(phone=client.phone, device_id=client.device_id)
         self._flushers: set[ReceiptFlusher] = set()
+        self.outbox = ReceiptOutbox(client)
         # Set when an envelope is left unacknowledged, or a receipt unposted, for a passing
         # reason; cleared by a sync (which reads every unacknowledged envelope again and
         # posts the receipts' outbox).
@@ -151,14 +152,17 @@ class Receiver:
                     open_timeout=30,
                 ) as socket:
                     delay = RECONNECT_MIN_SECONDS
-                    async for raw in self._frames_and_retries(socket):
-                        if raw is None:  # deferred envelopes are due for another try
-                            events = await self.sync()
-                        else:
-                            events = await self._on_frame(socket, raw, flush=False)
-                        receipts.wanted()
-                        for event in events:
-                            yield event
+                    try:
+                        async for raw in self._frames_and_retries(socket):
+                            if raw is None:  # deferred envelopes are due for another try
+                                events = await self.sync()
+                            else:
+                                events = await self._on_frame(socket, raw, flush=False)
+                            receipts.wanted()
+                            for event in events:
+                                yield event
+                    finally:
+                        self.outbox.connection_ended()
             except ConnectionClosed as exc:
                 code = exc.rcvd.code if exc.rcvd is not None else None
                 if code == CLOSE_REMOVED:
@@ -246,13 +250,16 @@ class Receiver:
 
     async def _on_frame(self, socket: Any, raw: str | bytes, *, flush: bool = True) -> list[Event]:
         """The events of one websocket frame, its envelopes persisted and acknowledged; with
-        `flush`, after the receipts they queued have been posted."""
+        `flush`, after the receipts they queued have been posted, without it the receipts
+        ride on the ack (a listener: the `acked` reply takes them out of the outbox)."""
         frame = json.loads(raw)
         kind = frame.get("type")
         if kind == "removed":
             raise DeviceRemoved()
         if kind != "envelopes":
-            if kind == "error":
+            if kind == "acked":
+                self.outbox.answered(frame)
+            elif kind == "error":
                 log.warning("server refused a frame: %s", frame.get("message"))
             return []
         envelopes = [api.Envelope.model_validate(e) for e in frame.get("envelopes", [])]
@@ -262,7 +269,12 @@ class Receiver:
         # or the next one) and is recognised as seen, and would never be shown again.
         try:
             if acks:
-                await socket.send(json.dumps({"type": "ack", "seqs": acks}))
+                ack: dict[str, Any] = {"type": "ack", "seqs": acks}
+                if not flush:
+                    receipts, ref = self.outbox.ride_along()
+                    if receipts:
+                        ack["receipts"], ack["ref"] = receipts, ref
+                await socket.send(json.dumps(ack))
             if flush:
                 await self.flush_receipts()
             count = frame.get("one_time_key_count")
@@ -542,5 +554,5 @@ class Receiver:
     async def flush_receipts(self) -> None:
         """Post pending receipts (delivered, and read: `DeviceClient.mark_read`); what fails
         for a passing reason stays queued, and a live listener tries again (see `listen`)."""
-        if await post_receipt_outbox(self.client):
+        if await self.outbox.post():
             self.deferred = True
