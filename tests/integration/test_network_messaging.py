@@ -355,7 +355,13 @@ async def test_listen_sends_delivered_receipts_with_the_ack(server, invite, tmp_
 
 def _no_ride_along(client: DeviceClient) -> None:
     """The client's acks carry no receipts, so its listener posts them in the background."""
-    client.receiver.outbox.ride_along = lambda: ([], None)  # type: ignore[method-assign]
+    outbox = client.receiver.outbox
+
+    def left_behind() -> tuple[list[dict], None]:
+        outbox.loose = True
+        return [], None
+
+    outbox.ride_along = left_behind  # type: ignore[method-assign,assignment]
 
 
 def _outbox(client: DeviceClient) -> list[dict]:

@@ -53,10 +53,6 @@ def _requests(to: str, kind: str, ids: list[str]) -> list[api.ReceiptRequest]:
     ]
 
 
-def _receipt_count(groups: dict[tuple[str, str], list[str]]) -> int:
-    return sum(-(-len(ids) // IDS_PER_RECEIPT) for ids in groups.values())
-
-
 class ReceiptOutbox:
     """The device's queued receipts, and which of them are on their way out."""
 
@@ -65,6 +61,10 @@ class ReceiptOutbox:
         self._in_flight: Counter[tuple[str, str, tuple[str, ...]]] = Counter()
         self._frames: dict[str, list[Item]] = {}  # ref of an ack frame -> its receipts' items
         self._refs = itertools.count(1)
+        # Receipts may wait on no way out (left over by a full frame, or given back): a
+        # listener posts them. Cleared when a look at the whole outbox took everything, so a
+        # listener whose receipts all ride on its acks reads the outbox once per frame.
+        self.loose = True
 
     def _pending(self) -> list[Item]:
         with self._client.store.snapshot() as state:
@@ -86,13 +86,19 @@ class ReceiptOutbox:
     def _mark(self, items: list[Item]) -> None:
         self._in_flight.update(_key(item) for item in items)
 
-    def _release(self, items: list[Item]) -> None:
+    def _unmark(self, items: list[Item]) -> None:
         self._in_flight.subtract(_key(item) for item in items)
         self._in_flight += Counter()  # drop the keys that reached zero
 
+    def _release(self, items: list[Item]) -> None:
+        """`items` are on no way out any more, but still queued."""
+        if items:
+            self.loose = True
+        self._unmark(items)
+
     def _settle(self, items: list[Item]) -> None:
         """The server answered for `items`: out of the outbox (items queued since survive)."""
-        self._release(items)
+        self._unmark(items)
         answered = Counter(_key(item) for item in items)
         with self._client.store.transaction() as state:
             remaining: list[Item] = []
@@ -111,10 +117,18 @@ class ReceiptOutbox:
         ref; ([], None) when nothing waits."""
         fresh = self._take(self._pending())
         chosen: list[Item] = []
+        sizes: dict[tuple[str, str], int] = {}  # ids per (sender, type) so far
+        count = 0
         for item in fresh:
-            if _receipt_count(_grouped([*chosen, item])) > api.MAX_RECEIPTS_PER_FRAME:
+            group = (item["to"], item["type"])
+            before = sizes.get(group, 0)
+            after = before + len(item["ids"])
+            added = -(-after // IDS_PER_RECEIPT) - -(-before // IDS_PER_RECEIPT)
+            if count + added > api.MAX_RECEIPTS_PER_FRAME:
                 break
+            sizes[group], count = after, count + added
             chosen.append(item)
+        self.loose = len(chosen) < len(fresh)
         if not chosen:
             return [], None
         ref = f"r{next(self._refs)}"
@@ -157,16 +171,19 @@ class ReceiptOutbox:
         """Post the receipts not already on their way, one request per sender and type (100
         ids each); keep what fails for a passing reason. True when something was kept."""
         fresh = self._take(self._pending())
+        self.loose = False  # all of it is on its way now; what fails is given back
         if not fresh:
             return False
         self._mark(fresh)
         deferred = False
+        groups: dict[tuple[str, str], list[Item]] = {}
+        for item in fresh:
+            groups.setdefault((item["to"], item["type"]), []).append(item)
         answered: list[Item] = []
         try:
-            for (to, kind), ids in _grouped(fresh).items():
-                group = [item for item in fresh if (item["to"], item["type"]) == (to, kind)]
+            for (to, kind), group in groups.items():
                 try:
-                    for request in _requests(to, kind, ids):
+                    for request in _requests(to, kind, [i for item in group for i in item["ids"]]):
                         await self._client.api.receipt(request)
                 except SdkError as exc:
                     if is_passing(exc):
@@ -177,7 +194,8 @@ class ReceiptOutbox:
         finally:
             # Whatever happened (even a cancelled flush), what was answered leaves the outbox
             # and the rest is free for the next try.
-            self._release([item for item in fresh if item not in answered])
+            done = {id(item) for item in answered}
+            self._release([item for item in fresh if id(item) not in done])
             if answered:
                 self._settle(answered)
         return deferred

@@ -158,11 +158,13 @@ class Receiver:
                                 events = await self.sync()
                             else:
                                 events = await self._on_frame(socket, raw, flush=False)
-                            receipts.wanted()
+                            if self.outbox.loose:
+                                receipts.wanted()
                             for event in events:
                                 yield event
                     finally:
                         self.outbox.connection_ended()
+                        receipts.wanted()
             except ConnectionClosed as exc:
                 code = exc.rcvd.code if exc.rcvd is not None else None
                 if code == CLOSE_REMOVED:

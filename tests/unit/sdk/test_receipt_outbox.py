@@ -133,3 +133,28 @@ def test_a_post_keeps_what_failed_for_a_passing_reason_and_drops_a_refusal(tmp_p
     server.refusal = SdkError("unknown_account", "no such account")
     assert asyncio.run(outbox.post()) is False
     assert _queued(store) == []
+
+
+def test_loose_says_whether_a_listener_must_post(tmp_path) -> None:
+    """A listener posts only when receipts wait on no way out: left over by a full frame,
+    given back by an ended connection or a failed post; not when every one rode along."""
+    outbox, store, server = _outbox(tmp_path)
+    assert outbox.loose  # nothing looked at yet
+    _queue(store, _delivered(ALICE, "m1"))
+    outbox.ride_along()
+    assert not outbox.loose
+    outbox.connection_ended()
+    assert outbox.loose
+    _receipts, ref = outbox.ride_along()
+    outbox.answered({"type": "acked", "ref": ref, "receipts": [{"filed": 1}]})
+    assert not outbox.loose and _queued(store) == []
+    senders = [f"+1555020{n:04d}" for n in range(api.MAX_RECEIPTS_PER_FRAME + 1)]
+    _queue(store, *(_delivered(phone, "m") for phone in senders))
+    outbox.ride_along()
+    assert outbox.loose  # one left behind
+    server.refusal = SdkError(sdk_errors.NETWORK_ERROR, "cannot reach the server")
+    assert asyncio.run(outbox.post()) is True
+    assert outbox.loose  # given back
+    server.refusal = None
+    assert asyncio.run(outbox.post()) is False
+    assert not outbox.loose and [r.to for r in server.posted] == senders[-1:]
