@@ -64,10 +64,11 @@ async def test_every_device_sees_every_message_and_receipt(server, invite, tmp_p
         (copy,) = messages(laptop_events)
         assert (copy.id, copy.own, copy.to, copy.conversation) == (first, True, BOB, BOB)
 
-        # Bob's delivered receipt (posted behind `got`), then his read receipt, reach both of
-        # Alice's devices.
-        await bob.post_receipts()
+        # Bob's delivered receipt (on the ack behind `got`), then his read receipt (on his
+        # live socket), reach both of Alice's devices: `post_receipts` returns once every
+        # receipt queued is filed, those on frames not yet answered too.
         await bob.mark_read(ALICE, [first])
+        await bob.post_receipts()
         for device, earlier in ((alice, []), (laptop, laptop_events)):
             events = earlier + await device.sync()
             kinds = {(r.type, r.message_ids, r.by) for r in receipts(events)}
@@ -310,10 +311,10 @@ def _sealed_record(profile: Path, name: str) -> bytes:
     return bytes(blob)
 
 
-async def test_listen_sends_delivered_receipts_with_the_ack(server, invite, tmp_path) -> None:
+async def test_a_listener_sends_its_receipts_on_its_websocket(server, invite, tmp_path) -> None:
     """A live device shows a message as soon as it is stored and acknowledged; its delivered
-    receipt rides on the websocket ack (no request of its own), and the server's reply takes
-    it out of the outbox."""
+    receipt rides on the websocket ack, and a read goes out on the same socket (no request
+    of its own for either); the server's replies take them out of the outbox."""
     alice = await register(server, invite, tmp_path, ALICE, "alice")
     bob = await register(server, invite, tmp_path, BOB, "bob")
     posted: list[api.ReceiptRequest] = []
@@ -346,7 +347,15 @@ async def test_listen_sends_delivered_receipts_with_the_ack(server, invite, tmp_
             }
         while _outbox(bob):  # each ack's reply settles the receipts it carried
             await asyncio.wait_for(replies.get(), WAIT)
+        await bob.mark_read(ALICE, sent[:2])
+        read: set[str] = set()
+        while read != set(sent[:2]):
+            events = await alice.receive_once(timeout=WAIT)
+            read |= {i for r in receipts(events) if r.type == "read" for i in r.message_ids}
+        while _outbox(bob):
+            await asyncio.wait_for(replies.get(), WAIT)
         assert posted == []
+        assert [m.status for m in alice.history()] == ["read", "read", "delivered"]
     finally:
         await bob_live.stop()
         await alice.close()

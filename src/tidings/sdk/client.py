@@ -425,9 +425,10 @@ class DeviceClient:
 
     async def mark_read(self, peer: str, message_ids: list[str]) -> None:
         """Tell `peer` (and our other devices) that we read these messages. The receipt is
-        queued in the same transaction as the local change and posted at once; if the
-        network fails it stays queued, and the next flush, sync or a live listener's retry
-        posts it."""
+        queued in the same transaction as the local change and sent at once: on a running
+        listener's websocket (it leaves the queue when the server's reply comes), or else
+        posted. If the network fails it stays queued, and the next flush, sync or a live
+        listener's retry sends it."""
         peer = check_phone(peer)
         if not message_ids:
             return
@@ -485,9 +486,10 @@ class DeviceClient:
         return self.receiver.listen(reconnect=reconnect)
 
     async def post_receipts(self) -> None:
-        """Post the delivered receipts still queued in the outbox, and return once they are
-        out (or kept for later, when the server cannot be reached)."""
-        await self.receiver.flush_receipts()
+        """Post the receipts still queued in the outbox (delivered, and reads sent on a
+        listener's websocket and not yet answered), and return once they are filed (or kept
+        for later, when the server cannot be reached)."""
+        await self.receiver.post_receipts()
 
     async def receive_once(self, timeout: float = 10.0) -> list[Event]:
         """What is waiting, or else the first batch to arrive within `timeout` seconds."""

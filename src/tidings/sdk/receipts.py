@@ -97,8 +97,8 @@ class ReceiptOutbox:
         self._unmark(items)
 
     def _settle(self, items: list[Item]) -> None:
-        """The server answered for `items`: out of the outbox (items queued since survive)."""
-        self._unmark(items)
+        """The server answered for `items`: out of the outbox (items queued since survive;
+        items already gone, posted while their frame was out, are not looked for)."""
         answered = Counter(_key(item) for item in items)
         with self._client.store.transaction() as state:
             remaining: list[Item] = []
@@ -156,6 +156,7 @@ class ReceiptOutbox:
         for outcome in outcomes:
             if isinstance(outcome, dict) and "error" in outcome:
                 log.warning("a receipt was refused: %s", outcome["error"])
+        self._unmark(items)
         self._settle(items)
 
     def connection_ended(self) -> None:
@@ -167,17 +168,21 @@ class ReceiptOutbox:
 
     # -- over HTTP --------------------------------------------------------------------------
 
-    async def post(self) -> bool:
-        """Post the receipts not already on their way, one request per sender and type (100
-        ids each); keep what fails for a passing reason. True when something was kept."""
-        fresh = self._take(self._pending())
+    async def post(self, *, riding_too: bool = False) -> bool:
+        """Post the receipts not already on their way (`riding_too`: and those in frames not
+        yet answered, for a caller that must know they were filed), one request per sender
+        and type (100 ids each); keep what fails for a passing reason. True when something
+        was kept."""
+        pending = self._pending()
+        fresh = self._take(pending)
         self.loose = False  # all of it is on its way now; what fails is given back
-        if not fresh:
+        chosen = pending if riding_too else fresh
+        if not chosen:
             return False
         self._mark(fresh)
         deferred = False
         groups: dict[tuple[str, str], list[Item]] = {}
-        for item in fresh:
+        for item in chosen:
             groups.setdefault((item["to"], item["type"]), []).append(item)
         answered: list[Item] = []
         try:
@@ -195,7 +200,9 @@ class ReceiptOutbox:
             # Whatever happened (even a cancelled flush), what was answered leaves the outbox
             # and the rest is free for the next try.
             done = {id(item) for item in answered}
-            self._release([item for item in fresh if id(item) not in done])
+            self._unmark(fresh)
+            if any(id(item) not in done for item in fresh):
+                self.loose = True
             if answered:
                 self._settle(answered)
         return deferred

@@ -74,6 +74,7 @@ class Receiver:
         self.me = Address(phone=client.phone, device_id=client.device_id)
         self._flushers: set[ReceiptFlusher] = set()
         self.outbox = ReceiptOutbox(client)
+        self._live_socket: Any = None  # a listener's open websocket: receipts ride on it
         # Set when an envelope is left unacknowledged, or a receipt unposted, for a passing
         # reason; cleared by a sync (which reads every unacknowledged envelope again and
         # posts the receipts' outbox).
@@ -152,6 +153,7 @@ class Receiver:
                     open_timeout=30,
                 ) as socket:
                     delay = RECONNECT_MIN_SECONDS
+                    self._live_socket = socket
                     try:
                         async for raw in self._frames_and_retries(socket):
                             if raw is None:  # deferred envelopes are due for another try
@@ -163,6 +165,7 @@ class Receiver:
                             for event in events:
                                 yield event
                     finally:
+                        self._live_socket = None
                         self.outbox.connection_ended()
                         receipts.wanted()
             except ConnectionClosed as exc:
@@ -553,8 +556,29 @@ class Receiver:
 
     # -- receipts ---------------------------------------------------------------------------
 
+    async def post_receipts(self) -> None:
+        """Post every queued receipt, those riding on a listener's frames not yet answered
+        too, so that all of them are filed when this returns (or kept, when the server
+        cannot be reached); one filed twice is harmless."""
+        if await self.outbox.post(riding_too=True):
+            self.deferred = True
+
     async def flush_receipts(self) -> None:
-        """Post pending receipts (delivered, and read: `DeviceClient.mark_read`); what fails
-        for a passing reason stays queued, and a live listener tries again (see `listen`)."""
+        """Send pending receipts (delivered, and read: `DeviceClient.mark_read`): on the live
+        listener's websocket when one is open (in ack frames without envelopes; the replies
+        take them out of the outbox, and a connection that ends first hands them back to a
+        post), otherwise posted. What fails for a passing reason stays queued, and a live
+        listener tries again (see `listen`)."""
+        socket = self._live_socket
+        while socket is not None:
+            receipts, ref = self.outbox.ride_along()
+            if not receipts:
+                break  # nothing rides (or nothing may): the post sees what is left
+            try:
+                await socket.send(json.dumps({"type": "ack", "receipts": receipts, "ref": ref}))
+            except ConnectionClosed:
+                break  # the listener gives the frame's receipts back; a post takes them
+            if not self.outbox.loose:
+                return
         if await self.outbox.post():
             self.deferred = True

@@ -158,3 +158,17 @@ def test_loose_says_whether_a_listener_must_post(tmp_path) -> None:
     server.refusal = None
     assert asyncio.run(outbox.post()) is False
     assert not outbox.loose and [r.to for r in server.posted] == senders[-1:]
+
+
+def test_a_post_for_a_caller_who_must_know_takes_riding_receipts_too(tmp_path) -> None:
+    outbox, store, server = _outbox(tmp_path)
+    _queue(store, _delivered(ALICE, "m1"))
+    _receipts, ref = outbox.ride_along()
+    assert asyncio.run(outbox.post()) is False and server.posted == []
+    assert asyncio.run(outbox.post(riding_too=True)) is False
+    assert [r.message_ids for r in server.posted] == [["m1"]] and _queued(store) == []
+    _queue(store, _delivered(ALICE, "m1"))  # the same receipt queued again meanwhile
+    outbox.answered({"type": "acked", "ref": ref, "receipts": [{"filed": 1}]})
+    # The frame's late answer takes out an item equal to what it carried: here the copy
+    # queued again, a receipt the server filed twice already. Nothing stays on its way.
+    assert _queued(store) == [] and outbox.ride_along() == ([], None)
