@@ -6,7 +6,9 @@ malformed or hostile request it is about.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -122,3 +124,15 @@ def error_code(response: httpx.Response) -> str:
     assert set(body) == {"error"}, body
     assert body["error"]["message"], body
     return str(body["error"]["code"])
+
+
+async def registered(
+    client: httpx.Client, invite: Callable[[str], str], *phones: str
+) -> list[RawDevice]:
+    """`register` each phone from an async test: in a worker thread, as every blocking call
+    there must be (the server may answer on the test's own loop)."""
+
+    def each() -> list[RawDevice]:
+        return [register(client, phone, invite(phone)) for phone in phones]
+
+    return await asyncio.to_thread(each)

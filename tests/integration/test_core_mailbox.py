@@ -7,7 +7,15 @@ import json
 
 import httpx
 import websockets
-from core_helpers import device_keys, envelope, error_code, link_companion, publish, register
+from core_helpers import (
+    device_keys,
+    envelope,
+    error_code,
+    link_companion,
+    publish,
+    register,
+    registered,
+)
 from sqlalchemy import event
 
 from conftest import ServerThread, run_in_thread
@@ -298,9 +306,7 @@ async def test_gateway_pushes_backlog_then_live_envelopes_and_takes_acks(server,
 
 async def test_gateway_refuses_bad_credentials_and_drops_removed_devices(server, invite) -> None:
     with httpx.Client(base_url=server.url) as client:
-        alice = await asyncio.to_thread(
-            register, client, ALICE, await asyncio.to_thread(invite, ALICE)
-        )
+        [alice] = await registered(client, invite, ALICE)
         laptop = await asyncio.to_thread(link_companion, client, alice)
     try:
         async with websockets.connect(
@@ -546,9 +552,7 @@ async def test_concurrent_batches_to_the_same_mailboxes_follow_commit_order(serv
 async def test_a_batch_rings_each_mailbox_once_after_commit(server, invite, local) -> None:
     with httpx.Client(base_url=server.url) as client:
         alice, bob = await asyncio.to_thread(people, client, invite)
-        carol = await asyncio.to_thread(
-            register, client, CAROL, await asyncio.to_thread(invite, CAROL)
-        )
+        [carol] = await registered(client, invite, CAROL)
     # The batch goes through a runtime on this test's loop (another node on the same store),
     # whose in-process bus this test can listen to.
     ctx = await local.devices.authenticate(alice.token)
@@ -733,9 +737,7 @@ async def test_a_batch_looks_its_recipients_up_in_the_same_statements_whatever_t
     server, invite, local
 ) -> None:
     with httpx.Client(base_url=server.url) as client:
-        alice = await asyncio.to_thread(
-            register, client, ALICE, await asyncio.to_thread(invite, ALICE)
-        )
+        [alice] = await registered(client, invite, ALICE)
         people_ = await asyncio.to_thread(recipients, client, invite, 12)
         assert (
             await asyncio.to_thread(client.put, f"/v1/blocks/{ALICE}", headers=people_[-1].headers)

@@ -8,7 +8,7 @@ import asyncio
 from typing import Any
 
 import httpx
-from core_helpers import envelope, register
+from core_helpers import envelope, registered
 
 from tidings.app import create_app
 
@@ -46,10 +46,7 @@ async def test_an_ack_answered_on_a_socket_the_server_closed_ends_the_handler(
     server, invite, local
 ) -> None:
     with httpx.Client(base_url=server.url) as client:
-        alice = await asyncio.to_thread(
-            register, client, ALICE, await asyncio.to_thread(invite, ALICE)
-        )
-        bob = await asyncio.to_thread(register, client, BOB, await asyncio.to_thread(invite, BOB))
+        alice, bob = await registered(client, invite, ALICE, BOB)
         body = {"message_id": "one", "to": BOB, "envelopes": [envelope(BOB, bob.device_id)]}
         sent = await asyncio.to_thread(
             client.post, "/v1/messages", json=body, headers=alice.headers

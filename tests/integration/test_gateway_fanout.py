@@ -11,7 +11,7 @@ import os
 import httpx
 import pytest
 import websockets
-from core_helpers import envelope, link_companion, publish, register
+from core_helpers import envelope, link_companion, publish, register, registered
 
 from conftest import ServerThread, invite_code, issue_invite, serving
 from tidings.config import load_settings
@@ -33,10 +33,7 @@ async def ids(socket) -> list[str]:
 
 async def test_each_connection_gets_what_follows_its_own_cursor(server, invite) -> None:
     with httpx.Client(base_url=server.url) as client:
-        alice = await asyncio.to_thread(
-            register, client, ALICE, await asyncio.to_thread(invite, ALICE)
-        )
-        bob = await asyncio.to_thread(register, client, BOB, await asyncio.to_thread(invite, BOB))
+        alice, bob = await registered(client, invite, ALICE, BOB)
     url = f"{server.ws_url}/v1/ws"
     async with httpx.AsyncClient(base_url=server.url) as client:
 
@@ -74,9 +71,7 @@ async def test_each_connection_gets_what_follows_its_own_cursor(server, invite) 
 
 async def test_a_removed_device_loses_every_connection_with_4403(server, invite) -> None:
     with httpx.Client(base_url=server.url) as client:
-        alice = await asyncio.to_thread(
-            register, client, ALICE, await asyncio.to_thread(invite, ALICE)
-        )
+        [alice] = await registered(client, invite, ALICE)
         laptop = await asyncio.to_thread(link_companion, client, alice)
     url = f"{server.ws_url}/v1/ws"
     async with (
@@ -154,9 +149,7 @@ async def test_heartbeats_keep_a_live_client_and_drop_a_silent_one(database_url,
 
 async def test_a_bad_cursor_is_refused_and_unreadable_frames_get_an_error(server, invite) -> None:
     with httpx.Client(base_url=server.url) as client:
-        alice = await asyncio.to_thread(
-            register, client, ALICE, await asyncio.to_thread(invite, ALICE)
-        )
+        [alice] = await registered(client, invite, ALICE)
     url = f"{server.ws_url}/v1/ws"
     try:
         async with websockets.connect(f"{url}?after=soon", additional_headers=alice.headers) as ws:

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import websockets
-from core_helpers import envelope, register
+from core_helpers import envelope, registered
 
 from tidings.kit.ids import b64decode
 
@@ -17,11 +17,8 @@ ALICE, BOB, NOBODY = "+15550100001", "+15550100002", "+15550100009"
 
 
 async def _alice_and_bob(server, invite):  # type: ignore[no-untyped-def]
-    def both():  # type: ignore[no-untyped-def]
-        with httpx.Client(base_url=server.url) as client:
-            return register(client, ALICE, invite(ALICE)), register(client, BOB, invite(BOB))
-
-    return await asyncio.to_thread(both)
+    with httpx.Client(base_url=server.url) as client:
+        return await registered(client, invite, ALICE, BOB)
 
 
 async def _send(client: httpx.AsyncClient, sender, to: str, device_id: int, message_id: str):  # type: ignore[no-untyped-def]
