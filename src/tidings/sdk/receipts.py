@@ -100,7 +100,8 @@ class ReceiptOutbox:
         """The server answered for `items`: out of the outbox (items queued since survive;
         items already gone, posted while their frame was out, are not looked for)."""
         answered = Counter(_key(item) for item in items)
-        with self._client.store.transaction() as state:
+        # Not synced: a removal lost to a power cut only sends these receipts again.
+        with self._client.store.transaction(synced=False) as state:
             remaining: list[Item] = []
             for item in state.get_json(RECEIPT_OUTBOX) or []:
                 key = _key(item)

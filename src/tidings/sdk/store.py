@@ -232,18 +232,28 @@ class ProfileStore:
     # -- transactions -----------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[State]:
-        self._db.execute("BEGIN IMMEDIATE")
-        state = State(self._db, self)
+    def transaction(self, *, synced: bool = True) -> Iterator[State]:
+        """One write transaction. `synced=False` commits without waiting for the disk: for
+        changes whose loss to a power cut only repeats harmless work (receipts the server
+        answered, sent again); a process crash loses nothing (the log is in the file), and
+        the next synced commit takes them to the disk with it."""
+        if not synced:  # SQLite takes the setting only outside a transaction
+            self._db.execute("PRAGMA synchronous=NORMAL")
         try:
-            yield state
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        # Read before the commit, while nobody else can write: our own commit leaves
-        # data_version as it is, so the value still vouches for what we keep.
-        version = state.data_version() if state._kept else None
-        self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            state = State(self._db, self)
+            try:
+                yield state
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            # Read before the commit, while nobody else can write: our own commit leaves
+            # data_version as it is, so the value still vouches for what we keep.
+            version = state.data_version() if state._kept else None
+            self._db.execute("COMMIT")
+        finally:
+            if not synced:
+                self._db.execute("PRAGMA synchronous=FULL")
         self.commits += 1
         for name, live in state._kept.items():
             live.version = version

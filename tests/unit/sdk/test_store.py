@@ -436,3 +436,27 @@ def test_a_snapshot_reads_what_was_committed_and_refuses_writes(tmp_path) -> Non
     with store.snapshot() as state:
         assert state.token() == "t3"
     store.close()
+
+
+def test_an_unsynced_transaction_commits_without_the_fsync_and_leaves_the_rest_synced(
+    tmp_path,
+) -> None:
+    store = ProfileStore.create(tmp_path / "p")
+
+    def synchronous() -> int:
+        return int(store._db.execute("PRAGMA synchronous").fetchone()[0])
+
+    assert synchronous() == 2  # FULL: every commit waits for the disk
+    with store.transaction(synced=False) as state:
+        assert synchronous() == 1  # NORMAL: this commit does not
+        state.put_json("outbox/test", ["kept"])
+    assert synchronous() == 2
+    with pytest.raises(RuntimeError), store.transaction(synced=False) as state:
+        state.put_json("outbox/test", ["rolled back"])
+        raise RuntimeError("boom")
+    assert synchronous() == 2
+    store.close()
+    reopened = ProfileStore.open(tmp_path / "p")
+    with reopened.snapshot() as state:
+        assert state.get_json("outbox/test") == ["kept"]
+    reopened.close()
