@@ -47,6 +47,19 @@ def receipts(events: list[Event]) -> list[ReceiptEvent]:
     return [e for e in events if isinstance(e, ReceiptEvent)]
 
 
+async def await_receipts(client: DeviceClient, kind: str, message_ids: set[str]) -> None:
+    """Receive on `client` until its `kind` receipts name exactly `message_ids`; fails after
+    WAIT."""
+
+    async def gather() -> None:
+        named: set[str] = set()
+        while named != message_ids:
+            events = await client.receive_once(timeout=WAIT)
+            named |= {i for r in receipts(events) if r.type == kind for i in r.message_ids}
+
+    await asyncio.wait_for(gather(), WAIT)
+
+
 class Listener:
     """Runs `client.listen()` in a task and lets a test await the events it yields."""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from network_support import WAIT, messages, receipts, register, texts
+from network_support import WAIT, await_receipts, messages, register, texts
 
 from tidings.sdk import DeviceClient, IncomingMessage, SdkError
 from tidings.sdk import errors as sdk_errors
@@ -124,12 +124,7 @@ async def test_a_listener_shows_a_message_whose_connection_dropped_before_the_ac
         assert (await asyncio.wait_for(shown.get(), WAIT)).id == after
         # Every delivered receipt reached Alice: the dropped frame's rode on an ack that
         # never left, so the listener posted it once the connection had ended.
-        delivered: set[str] = set()
-        while delivered != {warm, dropped, after}:
-            events = await alice.receive_once(timeout=WAIT)
-            delivered |= {
-                i for r in receipts(events) if r.type == "delivered" for i in r.message_ids
-            }
+        await await_receipts(alice, "delivered", {warm, dropped, after})
         await _stop(listening)
         assert shown.empty()
         assert texts(await bob.sync()) == []  # nothing left to show, whatever was acknowledged

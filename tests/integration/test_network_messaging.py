@@ -9,7 +9,16 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from network_support import WAIT, Listener, link_companion, messages, receipts, register, texts
+from network_support import (
+    WAIT,
+    Listener,
+    await_receipts,
+    link_companion,
+    messages,
+    receipts,
+    register,
+    texts,
+)
 
 from tidings.protocol import api
 from tidings.sdk import DeviceClient, IncomingMessage, ReceiptEvent, SdkError, SecurityNotice
@@ -339,19 +348,11 @@ async def test_a_listener_sends_its_receipts_on_its_websocket(server, invite, tm
         for message_id in sent:
             got = await bob_live.next_where(lambda e: isinstance(e, IncomingMessage))
             assert isinstance(got, IncomingMessage) and got.id == message_id
-        delivered: set[str] = set()
-        while delivered != set(sent):
-            events = await alice.receive_once(timeout=WAIT)
-            delivered |= {
-                i for r in receipts(events) if r.type == "delivered" for i in r.message_ids
-            }
+        await await_receipts(alice, "delivered", set(sent))
         while _outbox(bob):  # each ack's reply settles the receipts it carried
             await asyncio.wait_for(replies.get(), WAIT)
         await bob.mark_read(ALICE, sent[:2])
-        read: set[str] = set()
-        while read != set(sent[:2]):
-            events = await alice.receive_once(timeout=WAIT)
-            read |= {i for r in receipts(events) if r.type == "read" for i in r.message_ids}
+        await await_receipts(alice, "read", set(sent[:2]))
         while _outbox(bob):
             await asyncio.wait_for(replies.get(), WAIT)
         assert posted == []

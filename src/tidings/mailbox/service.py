@@ -173,7 +173,10 @@ class MailboxService:
         """File each receipt, or answer the error that refuses it; a refused one files
         nothing (its devices are looked up before anything is written)."""
         rows: list[dict[str, Any]] = []
-        answers = [await self._receipt_rows(uow, ctx, request, rows) for ctx, request in receipts]
+        now = self._clock.now()
+        answers = [
+            await self._receipt_rows(uow, ctx, request, rows, now) for ctx, request in receipts
+        ]
         await self._insert_notices(uow, rows)
         return answers
 
@@ -183,6 +186,7 @@ class MailboxService:
         ctx: DeviceContext,
         request: api.ReceiptRequest,
         rows: list[dict[str, Any]],
+        now: datetime,
     ) -> int | AppError:
         """Add the notices of one receipt to `rows`: how many, or the error that refuses it."""
         try:
@@ -203,7 +207,7 @@ class MailboxService:
             .model_dump_json()
             .encode()
         )
-        rows += _notices(devices, "receipt", ctx.phone, ctx.device_id, body, self._clock.now())
+        rows += _notices(devices, "receipt", ctx.phone, ctx.device_id, body, now)
         return len(devices)
 
     async def _insert_notices(self, uow: UnitOfWork, rows: list[dict[str, Any]]) -> None:
@@ -309,10 +313,11 @@ class MailboxService:
     ) -> list[AckedWithReceipts | AppError]:
         repository = MailboxRepository(uow.session)
         rows: list[dict[str, Any]] = []
+        now = self._clock.now()
         answers: list[AckedWithReceipts | AppError] = []
         for ctx, seqs, receipts in items:
             deleted = await repository.delete(ctx.device_pk, seqs) if seqs else 0
-            filed = [await self._receipt_rows(uow, ctx, request, rows) for request in receipts]
+            filed = [await self._receipt_rows(uow, ctx, request, rows, now) for request in receipts]
             answers.append(AckedWithReceipts(deleted, filed))
         await self._insert_notices(uow, rows)
         return answers

@@ -4,9 +4,10 @@ that produced them, sent after, and kept there until the server has answered for
 They leave two ways. A live listener sends the receipts its envelopes queued with their
 websocket ack (`ride_along`): one frame and one unit of work on the server instead of a
 request of their own; the `acked` reply, echoing the frame's ref, lets them leave the outbox
-(`settle`). Whatever is not on its way so (a read, or a frame whose connection died before
-the reply) is posted over HTTP (`post`), one request per sender and type. An item is on one
-way at a time; a connection that ends gives its items back for the next flush."""
+(`settle`); a listener's reads leave on its socket too, in ack frames without envelopes.
+Whatever is not on its way so (nothing listens, or a frame's connection died before the
+reply) is posted over HTTP (`post`), one request per sender and type. An item is on one way
+at a time; a connection that ends gives its items back for the next flush."""
 
 from __future__ import annotations
 
@@ -35,14 +36,16 @@ def _key(item: Item) -> tuple[str, str, tuple[str, ...]]:
     return item["to"], item["type"], tuple(item["ids"])
 
 
-def _grouped(items: list[Item]) -> dict[tuple[str, str], list[str]]:
-    groups: dict[tuple[str, str], list[str]] = {}
+def _grouped(items: list[Item]) -> dict[tuple[str, str], list[Item]]:
+    """The items by (sender, type), in order: each group leaves as one run of requests."""
+    groups: dict[tuple[str, str], list[Item]] = {}
     for item in items:
-        groups.setdefault((item["to"], item["type"]), []).extend(item["ids"])
+        groups.setdefault((item["to"], item["type"]), []).append(item)
     return groups
 
 
-def _requests(to: str, kind: str, ids: list[str]) -> list[api.ReceiptRequest]:
+def _requests(to: str, kind: str, group: list[Item]) -> list[api.ReceiptRequest]:
+    ids = [message_id for item in group for message_id in item["ids"]]
     return [
         api.ReceiptRequest(
             to=to,
@@ -137,8 +140,8 @@ class ReceiptOutbox:
         self._mark(chosen)
         receipts = [
             request.model_dump()
-            for (to, kind), ids in _grouped(chosen).items()
-            for request in _requests(to, kind, ids)
+            for (to, kind), group in _grouped(chosen).items()
+            for request in _requests(to, kind, group)
         ]
         return receipts, ref
 
@@ -182,14 +185,11 @@ class ReceiptOutbox:
             return False
         self._mark(fresh)
         deferred = False
-        groups: dict[tuple[str, str], list[Item]] = {}
-        for item in chosen:
-            groups.setdefault((item["to"], item["type"]), []).append(item)
         answered: list[Item] = []
         try:
-            for (to, kind), group in groups.items():
+            for (to, kind), group in _grouped(chosen).items():
                 try:
-                    for request in _requests(to, kind, [i for item in group for i in item["ids"]]):
+                    for request in _requests(to, kind, group):
                         await self._client.api.receipt(request)
                 except SdkError as exc:
                     if is_passing(exc):
